@@ -1,0 +1,36 @@
+# Streamline: `make run` and `make test` set everything up on a fresh Debian/Ubuntu machine.
+SHELL := /bin/bash
+SWIFT ?= swift
+THREADS ?= $(shell nproc)
+APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BIN := .build/release/streamline
+
+.PHONY: deps build test run bench clean
+
+## deps: install the system packages Streamline needs (quick no-op when they are there).
+deps:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "make deps: installing $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+	@command -v $(SWIFT) >/dev/null || { echo "make deps: swift not found; install Swift 6 (https://swift.org/install)"; exit 1; }
+
+## build: release build of the streamline executable.
+build: deps
+	$(SWIFT) build -c release --product streamline
+
+## test: every test suite.
+test: deps
+	$(SWIFT) test
+
+## bench: engine benchmarks (tokens/s, GFLOP/s against cblas_sgemm, peak memory).
+bench: build
+	$(BIN) bench engine --threads $(THREADS)
+
+## run: the default job.
+run: build
+	$(BIN) bench engine --threads $(THREADS)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+// Streamline: DReSS-style structured pruning of transformer LMs, run as cached declarative pipelines.
+import PackageDescription
+
+/// Kernels are hot loops: in release builds drop bounds/overflow checks so they vectorise
+/// (design.md: plain -O blocks vectorisation, 6x on a naive loop).
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Streamline",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "streamline", targets: ["streamline"]),
+        .library(name: "StreamlineKit", targets: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
+    ],
+    targets: [
+        // MARK: - C shims
+
+        /// HDF5 (serial build), plus static-inline helpers for macros Swift cannot import.
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+        /// CBLAS from OpenBLAS (pthread build).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // MARK: - Numerics
+
+        /// Float32 tensors, cblas_sgemm, vectorised kernels with paired backward, seeded RNG, threading.
+        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        /// HDF5 files of named tensors with JSON metadata, content digests and atomic writes.
+        .target(name: "TensorStore", dependencies: ["Tensor", "CHDF5", .product(name: "Crypto", package: "swift-crypto")]),
+
+        // MARK: - Models and training
+
+        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
+        .target(name: "Model", dependencies: ["Tensor", "TensorStore"], swiftSettings: kernelSettings),
+        /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
+        .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], swiftSettings: kernelSettings),
+        /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
+        .target(name: "Data", dependencies: ["Tensor", "TensorStore", .product(name: "Crypto", package: "swift-crypto")]),
+
+        // MARK: - Pipelines
+
+        /// Specs, schema validation, sweeps, planner, fingerprints, cache, executors.
+        .target(name: "Pipeline", dependencies: ["TensorStore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
+        /// One type per stage kind (import, dataset, train, regularize, prune, finetune, evaluate, report).
+        .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"]),
+
+        // MARK: - Command line
+
+        /// The `streamline` commands as types; thin over the libraries.
+        .target(name: "StreamlineCLI", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "streamline", dependencies: ["StreamlineCLI"]),
+
+        // MARK: - Tests
+
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Tensor", "TensorStore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"]),
+        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Stages module: see README.

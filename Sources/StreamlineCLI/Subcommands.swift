@@ -1,0 +1,9 @@
+// The flat table of subcommands: adding a command is one file in Commands/ and one line here.
+
+import ArgumentParser
+
+extension Streamline {
+    static let registeredSubcommands: [any ParsableCommand.Type] = [
+        BenchCommand.self,
+    ]
+}

@@ -1,0 +1,1 @@
+// TensorStore module: see README.
