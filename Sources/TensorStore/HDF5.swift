@@ -103,46 +103,49 @@ enum HDF5 {
         return names.list
     }
 
-    /// Reads scalar string attribute `name` (variable or fixed length); nil if absent or not a string.
-    static func readStringAttribute(_ object: hid_t, _ name: String) -> String? {
+    /// Opens attribute `name` of `object` with its file type for `body`; nil if the attribute is absent.
+    private static func withAttribute<T>(_ object: hid_t, _ name: String, _ body: (_ attribute: hid_t, _ fileType: hid_t) -> T?) -> T? {
         guard H5Aexists(object, name) > 0 else { return nil }
         let attribute = H5Aopen(object, name, streamline_h5p_default())
         guard attribute >= 0 else { return nil }
         defer { H5Aclose(attribute) }
         let fileType = H5Aget_type(attribute)
         defer { H5Tclose(fileType) }
-        guard H5Tget_class(fileType) == H5T_STRING else { return nil }
-        if H5Tis_variable_str(fileType) > 0 {
-            let memoryType = utf8StringType()
+        return body(attribute, fileType)
+    }
+
+    /// Reads scalar string attribute `name` (variable or fixed length); nil if absent or not a string.
+    static func readStringAttribute(_ object: hid_t, _ name: String) -> String? {
+        withAttribute(object, name) { attribute, fileType in
+            guard H5Tget_class(fileType) == H5T_STRING else { return nil }
+            if H5Tis_variable_str(fileType) > 0 {
+                let memoryType = utf8StringType()
+                defer { H5Tclose(memoryType) }
+                var pointer: UnsafeMutablePointer<CChar>?
+                guard H5Aread(attribute, memoryType, &pointer) >= 0, let pointer else { return nil }
+                defer { H5free_memory(pointer) }
+                return String(cString: pointer)
+            }
+            // Fixed-length strings (h5py writes these for numpy bytes): read into a NUL-terminated
+            // memory type one byte longer, so a string that fills its whole width is not cut short.
+            let size = H5Tget_size(fileType)
+            let memoryType = H5Tcopy(streamline_h5t_c_s1())
             defer { H5Tclose(memoryType) }
-            var pointer: UnsafeMutablePointer<CChar>?
-            guard H5Aread(attribute, memoryType, &pointer) >= 0, let pointer else { return nil }
-            defer { H5free_memory(pointer) }
-            return String(cString: pointer)
+            H5Tset_size(memoryType, size + 1)
+            var bytes = [UInt8](repeating: 0, count: size + 1)
+            guard H5Aread(attribute, memoryType, &bytes) >= 0 else { return nil }
+            let end = bytes.firstIndex(of: 0) ?? size
+            return String(decoding: bytes[..<end], as: UTF8.self)
         }
-        // Fixed-length strings (h5py writes these for numpy bytes): read into a NUL-terminated
-        // memory type one byte longer, so a string that fills its whole width is not cut short.
-        let size = H5Tget_size(fileType)
-        let memoryType = H5Tcopy(streamline_h5t_c_s1())
-        defer { H5Tclose(memoryType) }
-        H5Tset_size(memoryType, size + 1)
-        var bytes = [UInt8](repeating: 0, count: size + 1)
-        guard H5Aread(attribute, memoryType, &bytes) >= 0 else { return nil }
-        let end = bytes.firstIndex(of: 0) ?? size
-        return String(decoding: bytes[..<end], as: UTF8.self)
     }
 
     /// Reads a scalar integer attribute; nil if absent or not an integer.
     static func readIntAttribute(_ object: hid_t, _ name: String) -> Int64? {
-        guard H5Aexists(object, name) > 0 else { return nil }
-        let attribute = H5Aopen(object, name, streamline_h5p_default())
-        guard attribute >= 0 else { return nil }
-        defer { H5Aclose(attribute) }
-        let fileType = H5Aget_type(attribute)
-        defer { H5Tclose(fileType) }
-        guard H5Tget_class(fileType) == H5T_INTEGER else { return nil }
-        var value: Int64 = 0
-        guard H5Aread(attribute, streamline_h5t_native_int64(), &value) >= 0 else { return nil }
-        return value
+        withAttribute(object, name) { attribute, fileType in
+            guard H5Tget_class(fileType) == H5T_INTEGER else { return nil }
+            var value: Int64 = 0
+            guard H5Aread(attribute, streamline_h5t_native_int64(), &value) >= 0 else { return nil }
+            return value
+        }
     }
 }
