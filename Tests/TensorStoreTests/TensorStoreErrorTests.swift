@@ -178,6 +178,53 @@ import Tensor
         #expect(throws: TensorStoreError.writerClosed(path: abandoned.url.path)) { try abandoned.commit() }
     }
 
+    @Test func editsAfterCommitAreCaughtByTheStoreDigest() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("s.h5")
+        let committed = try SampleStore().write(to: url)
+        #expect(try TensorStoreReader.digest(ofStoreAt: url) == committed)
+
+        // Change one metadata value in place, as a user with h5py might.
+        let file = H5Fopen(url.path, streamline_h5f_acc_rdwr(), streamline_h5p_default())
+        try #require(file >= 0)
+        H5Adelete(file, "streamline.metadata.note")
+        #expect(HDF5.writeStringAttribute(file, "streamline.metadata.note", #""edited""#))
+        H5Fclose(file)
+
+        let reader = try TensorStoreReader(url: url)
+        #expect(reader.recordedDigest == committed && reader.digest != committed)
+        #expect(try reader.verificationProblems() == [.storeDigestMismatch(path: reader.url.path, recorded: committed,
+                                                                            computed: reader.digest)])
+        #expect(throws: TensorStoreError.storeDigestMismatch(path: reader.url.path, recorded: committed,
+                                                             computed: reader.digest)) {
+            try TensorStoreReader.digest(ofStoreAt: url)
+        }
+    }
+
+    @Test func aForeignMarkerWrittenAsAFixedLengthStringIsNamed() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("other.h5")
+        try writeForeignHDF5(url)
+        // h5py writes numpy bytes attributes as fixed-length strings; read those too.
+        let file = H5Fopen(url.path, streamline_h5f_acc_rdwr(), streamline_h5p_default())
+        try #require(file >= 0)
+        let type = H5Tcopy(streamline_h5t_c_s1())
+        H5Tset_size(type, 9)
+        let space = H5Screate(H5S_SCALAR)
+        let attribute = H5Acreate2(file, "streamline.format", type, space, streamline_h5p_default(), streamline_h5p_default())
+        var text = Array("other-app".utf8)
+        H5Awrite(attribute, type, &text)
+        H5Aclose(attribute)
+        H5Sclose(space)
+        H5Tclose(type)
+        H5Fclose(file)
+        expectOpenFails(url) {
+            if case .notAStore(_, let detail) = $0 { detail == "'streamline.format' is 'other-app'" } else { false }
+        }
+    }
+
     /// An HDF5 file that Streamline did not write (one dataset, no store attributes).
     func writeForeignHDF5(_ url: URL) throws {
         let file = H5Fcreate(url.path, streamline_h5f_acc_trunc(), streamline_h5p_default(), streamline_h5p_default())
