@@ -177,14 +177,10 @@ public final class TensorStoreReader: @unchecked Sendable {
     }
 
     private func check(_ info: TensorInfo, _ bytes: UnsafeRawBufferPointer) throws {
-        if let problem = digestProblem(info, bytes) { throw problem }
-    }
-
-    /// A `digestMismatch` if `bytes` do not hash to the digest recorded for `info`.
-    private func digestProblem(_ info: TensorInfo, _ bytes: UnsafeRawBufferPointer) -> TensorStoreError? {
         let computed = TensorDigest.compute(dtype: info.dtype, shape: info.shape, bytes: bytes)
-        guard computed != info.digest else { return nil }
-        return .digestMismatch(path: url.path, name: info.name, recorded: info.digest, computed: computed)
+        guard computed == info.digest else {
+            throw TensorStoreError.digestMismatch(path: url.path, name: info.name, recorded: info.digest, computed: computed)
+        }
     }
 
     // MARK: - Verification
@@ -200,24 +196,19 @@ public final class TensorStoreReader: @unchecked Sendable {
     /// cannot be read at all.
     public func verificationProblems() throws -> [TensorStoreError] {
         var problems: [TensorStoreError] = []
-        // Two scratch buffers sized for the largest tensor: tensor i is read into one while
-        // tensor i-1 is hashed from the other.
-        let largest = max(tensors.map(\.byteCount).max() ?? 0, 1)
-        let scratch = [UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096),
-                       UnsafeMutableRawPointer.allocate(byteCount: largest, alignment: 4096)]
-        defer { scratch.forEach { $0.deallocate() } }
-        var pending: (info: TensorInfo, bytes: UnsafeRawBufferPointer)?
-        for (i, info) in tensors.enumerated() {
-            let buffer = scratch[i % 2]
-            // Only the hashing thread touches `pending`'s buffer, only this one the other buffer.
-            let previous = UncheckedSendableBox(pending)
-            let problem = try concurrently({ previous.value.flatMap { self.digestProblem($0.info, $0.bytes) } }, {
-                try readData(info, into: buffer)
-            })
-            if let problem { problems.append(problem) }
-            pending = (info, UnsafeRawBufferPointer(start: buffer, count: info.byteCount))
+        // One scratch buffer sized for the largest tensor, reused for all of them.
+        let largest = tensors.map(\.byteCount).max() ?? 0
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(largest, 1), alignment: 4096)
+        defer { scratch.deallocate() }
+        for info in tensors {
+            let buffer = UnsafeMutableRawBufferPointer(start: scratch, count: info.byteCount)
+            do {
+                try read(info, into: buffer, verify: true)
+            } catch let error as TensorStoreError {
+                guard case .digestMismatch = error else { throw error }
+                problems.append(error)
+            }
         }
-        if let last = pending, let problem = digestProblem(last.info, last.bytes) { problems.append(problem) }
         if digest != recordedDigest {
             problems.append(.storeDigestMismatch(path: url.path, recorded: recordedDigest, computed: digest))
         }

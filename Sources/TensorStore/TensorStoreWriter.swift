@@ -81,30 +81,27 @@ public final class TensorStoreWriter {
     /// Names written so far, in UTF-8 order.
     public var names: [String] { tensorDigests.keys.sorted(by: utf8Less) }
 
-    /// The core write: checks the name, then hashes the bytes (outside the HDF5 lock) while HDF5
-    /// creates any missing groups and one contiguous dataset, then records the digest on it.
-    /// A failed HDF5 call abandons the whole store: the file may now hold a half-written dataset.
+    /// The core write: checks the name, hashes the bytes (outside the HDF5 lock), then creates any
+    /// missing groups and one contiguous dataset with its digest attribute. A failed HDF5 call
+    /// abandons the whole store, because the file may now hold a half-written dataset.
+    /// Why not hash on a second thread while HDF5 writes: measured on this 2-core machine under
+    /// build load, it gained nothing (both halves compete for the same cores) and cost a thread hop.
     private func writeRaw(_ name: String, dtype: TensorDType, shape: [Int], bytes: UnsafeRawBufferPointer) throws {
         let newGroups = try checkNewTensor(name)
-        // `bytes` stays valid until this function returns, and `concurrently` joins before that.
-        let input = UncheckedSendableBox(bytes)
+        let digest = TensorDigest.compute(dtype: dtype, shape: shape, bytes: bytes)
         do {
-            let digest = try concurrently({ TensorDigest.compute(dtype: dtype, shape: shape, bytes: input.value) }, {
-                try createDataset(name, dtype: dtype, shape: shape, bytes: bytes, newGroups: newGroups)
-            })
-            try recordDigest(digest, of: name)
-            tensorDigests[name] = digest
-            groups.formUnion(newGroups)
+            try createDataset(name, dtype: dtype, shape: shape, bytes: bytes, digest: digest, newGroups: newGroups)
         } catch {
             abandon()
             throw error
         }
+        tensorDigests[name] = digest
+        groups.formUnion(newGroups)
     }
 
     private func createDataset(_ name: String, dtype: TensorDType, shape: [Int], bytes: UnsafeRawBufferPointer,
-                               newGroups: [String]) throws {
+                               digest: String, newGroups: [String]) throws {
         let (file, path) = (self.file, temporaryURL.path)
-        let source = UncheckedSendableBox(bytes.baseAddress)
         try HDF5.locked {
             func fail(_ operation: String) -> TensorStoreError {
                 .hdf5(operation: operation, path: path, detail: HDF5.errorStackSummary())
@@ -130,23 +127,13 @@ public final class TensorStoreWriter {
                                      streamline_h5p_default())
             guard dataset >= 0 else { throw fail("create dataset '\(name)'") }
             defer { H5Dclose(dataset) }
-            if let data = source.value, bytes.count > 0 {
+            if bytes.count > 0 {
                 guard H5Dwrite(dataset, dtype.memoryType, streamline_h5s_all(), streamline_h5s_all(),
-                               streamline_h5p_default(), data) >= 0
+                               streamline_h5p_default(), bytes.baseAddress) >= 0
                 else { throw fail("write tensor '\(name)'") }
             }
-        }
-    }
-
-    private func recordDigest(_ digest: String, of name: String) throws {
-        let (file, path) = (self.file, temporaryURL.path)
-        try HDF5.locked {
-            let dataset = H5Dopen2(file, name, streamline_h5p_default())
-            defer { if dataset >= 0 { H5Dclose(dataset) } }
-            guard dataset >= 0, HDF5.writeStringAttribute(dataset, StoreFormat.tensorDigestAttribute, digest) else {
-                throw TensorStoreError.hdf5(operation: "record the digest of '\(name)'", path: path,
-                                            detail: HDF5.errorStackSummary())
-            }
+            guard HDF5.writeStringAttribute(dataset, StoreFormat.tensorDigestAttribute, digest)
+            else { throw fail("record the digest of '\(name)'") }
         }
     }
 
