@@ -15,10 +15,13 @@ struct InspectCommand: ParsableCommand {
             (model, dataset, …), its content digest (what the pipeline cache keys on), its content \
             metadata such as the model configuration, where it came from, and one line per tensor.
 
+            --verify re-reads every tensor and checks it against the digest recorded when it was \
+            written; the exit status is 1 if anything is corrupted.
+
             Examples:
               streamline inspect runs/model.h5
-              streamline inspect runs/model.h5 --verify     re-hash every tensor; exit 1 if corrupted
-              streamline inspect runs/model.h5 --json       machine-readable output
+              streamline inspect runs/model.h5 --verify
+              streamline inspect runs/model.h5 --json > model.json
             """)
 
     @Argument(help: "Path to the store (an .h5 file written by Streamline).")
