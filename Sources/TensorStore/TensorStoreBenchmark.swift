@@ -16,6 +16,8 @@ public enum TensorStoreBenchmark {
         public var readColdSeconds: Double
         public var verifySeconds: Double
         public var hashSeconds: Double
+        /// Time of `TensorStoreReader.digest(ofStoreAt:)` (open and read the index, no tensor data).
+        public var indexSeconds: Double
 
         public var writeMBps: Double { megabytes / writeSeconds }
         public var readWarmMBps: Double { megabytes / readWarmSeconds }
@@ -26,7 +28,7 @@ public enum TensorStoreBenchmark {
         /// One line per measurement, for terminals.
         public var report: String {
             func line(_ what: String, _ seconds: Double, _ rate: Double) -> String {
-                "  \(what.padding(toLength: 34, withPad: " ", startingAt: 0))"
+                "  \(what.padding(toLength: 38, withPad: " ", startingAt: 0))"
                     + "\(String(format: "%7.2f s  %8.0f MB/s", seconds, rate))"
             }
             return """
@@ -36,6 +38,7 @@ public enum TensorStoreBenchmark {
                 \(line("read, cold (file evicted)", readColdSeconds, readColdMBps))
                 \(line("verify (read + re-hash)", verifySeconds, verifyMBps))
                 \(line("SHA-256 in memory", hashSeconds, hashMBps))
+                  \("store digest from the index".padding(toLength: 38, withPad: " ", startingAt: 0))\(String(format: "%7.1f ms", indexSeconds * 1000))
                 """
         }
     }
@@ -75,6 +78,7 @@ public enum TensorStoreBenchmark {
         try evictFromPageCache(url)
         let readCold = try seconds { try TensorStoreReader(url: url).read(into: destination) }
         let verify = try seconds { try TensorStoreReader(url: url).verify() }
+        let index = try seconds { _ = try TensorStoreReader.digest(ofStoreAt: url) }
         let hash = try seconds {
             for spec in specs {
                 let value = parameters.value(spec.name)
@@ -84,7 +88,7 @@ public enum TensorStoreBenchmark {
         }
         return Result(tensors: specs.count, megabytes: Double(parameters.values.byteCount) / 1e6,
                       writeSeconds: write, readWarmSeconds: readWarm, readColdSeconds: readCold,
-                      verifySeconds: verify, hashSeconds: hash)
+                      verifySeconds: verify, hashSeconds: hash, indexSeconds: index)
     }
 
     private static func seconds(_ body: () throws -> Void) throws -> Double {
