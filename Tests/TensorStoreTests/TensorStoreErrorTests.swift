@@ -117,6 +117,11 @@ import Tensor
         }
         #expect(throws: TensorStoreError.self) { try reader.metadata("note", as: SampleConfig.self) }
 
+        #expect(throws: TensorStoreError.wrongKind(path: reader.url.path, expected: "dataset", found: "model")) {
+            try TensorStoreReader(url: folder.file("s.h5"), expectingKind: "dataset")
+        }
+        #expect(try TensorStoreReader(url: folder.file("s.h5"), expectingKind: "model").kind == "model")
+
         let message = "\(TensorStoreError.missingTensor(path: "m.h5", name: "x", available: ["a", "b"], suggestion: "a"))"
         #expect(message.contains("a, b") && message.contains("Did you mean 'a'?"))
     }
