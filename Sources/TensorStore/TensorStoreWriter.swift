@@ -216,6 +216,33 @@ public final class TensorStoreWriter {
         unlink(temporaryURL.path)
     }
 
+    /// Deletes temporary files that crashed or killed writers left in `folder` (hidden files named
+    /// `.<store>.tmp-<pid>-<hex>`) and that have not been modified for `age` seconds; returns their
+    /// names. Live writers touch their file as they write, so the default day leaves them alone.
+    @discardableResult
+    public static func removeStaleTemporaryFiles(in folder: URL, olderThan age: TimeInterval = 86_400) -> [String] {
+        let fileManager = FileManager.default
+        guard let entries = try? fileManager.contentsOfDirectory(atPath: folder.path) else { return [] }
+        let cutoff = Date().addingTimeInterval(-age)
+        var removed: [String] = []
+        for name in entries.sorted() where isTemporaryName(name) {
+            let path = folder.appendingPathComponent(name).path
+            guard let modified = (try? fileManager.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  modified < cutoff, unlink(path) == 0 else { continue }
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// Whether `name` has the shape of a writer's temporary file: `.<store>.tmp-<pid>-<hex>`.
+    static func isTemporaryName(_ name: String) -> Bool {
+        guard name.hasPrefix("."), let marker = name.range(of: ".tmp-", options: .backwards),
+              marker.lowerBound > name.index(after: name.startIndex) else { return false }
+        let parts = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        return parts.count == 2 && !parts[0].isEmpty && parts[0].allSatisfy(\.isNumber)
+            && !parts[1].isEmpty && parts[1].allSatisfy(\.isHexDigit)
+    }
+
     private func writeRootAttributes(digest: String, provenanceJSON: String) throws {
         let (file, path, kind, metadata) = (self.file, temporaryURL.path, self.kind, self.metadata)
         try HDF5.locked {

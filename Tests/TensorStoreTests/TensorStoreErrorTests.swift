@@ -230,6 +230,26 @@ import Tensor
         }
     }
 
+    @Test func staleTemporaryFilesOfCrashedWritersAreRemovedAndLiveOnesKept() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let live = try TensorStoreWriter(url: folder.file("live.h5"), kind: "model")
+        try live.write("w", Tensor(zeros: [2]))
+        let crashed = ".model.h5.tmp-4242-9f3ab"
+        try Data("partial".utf8).write(to: folder.file(crashed))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                              ofItemAtPath: folder.file(crashed).path)
+        for keep in [".notes.tmp-x-1", "model.h5", ".model.h5.tmp-12-zz"] {
+            try Data().write(to: folder.file(keep))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                                  ofItemAtPath: folder.file(keep).path)
+        }
+        #expect(TensorStoreWriter.removeStaleTemporaryFiles(in: folder.url) == [crashed])
+        #expect(try folder.contents() == [".model.h5.tmp-12-zz", ".notes.tmp-x-1", live.temporaryURL.lastPathComponent,
+                                          "model.h5"].sorted())
+        try live.commit()
+    }
+
     /// An HDF5 file that Streamline did not write (one dataset, no store attributes).
     func writeForeignHDF5(_ url: URL) throws {
         let file = H5Fcreate(url.path, streamline_h5f_acc_trunc(), streamline_h5p_default(), streamline_h5p_default())
