@@ -82,7 +82,9 @@ import Testing
         backward(op, .fast, dinp: dinpF, dout: dout, inp: x)
         backward(op, .reference, dinp: dinpR, dout: dout, inp: x)
         checkTensor("\(op) long out", outF, outR, tolerance: 1e-6)
-        checkTensor("\(op) long dinp", dinpF, dinpR, tolerance: 1e-6)
+        // 1e-5: the reference GELU gradient's 1 − tanh² loses digits near saturation; the fast one
+        // (sigmoid form) does not, and both pass the finite-difference check above.
+        checkTensor("\(op) long dinp", dinpF, dinpR, tolerance: 1e-5)
     }
 
     func swiglu(_ variant: Variant, out: Tensor, gate: Tensor, up: Tensor) {

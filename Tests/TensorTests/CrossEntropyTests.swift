@@ -10,7 +10,9 @@ import Testing
     /// Rows 2 and 5 are ignored.
     let targets: [Int32] = [4, 0, -1, 22, 9, -1]
 
-    func reference(_ logits: [Double]) -> [Double] {
+    func reference(_ logits: [Double]) -> [Double] { reference(logits, targets: targets, N: N, V: V) }
+
+    func reference(_ logits: [Double], targets: [Int32], N: Int, V: Int) -> [Double] {
         (0..<N).map { n in
             let target = Int(targets[n])
             if target < 0 { return 0 }
@@ -59,7 +61,9 @@ import Testing
         #expect(shared.array == dlogits.array)
     }
 
-    @Test func fastMatchesReferenceOnVocabularyRows() {
+    /// Vocabulary-sized rows against Double: the plain loop's running float sum over 49k terms is
+    /// itself off by ~2e-5, the 16-lane sum much less.
+    @Test func fastMatchesDoubleOnVocabularyRows() {
         let n = 4, v = 49_157
         let manyTargets: [Int32] = [0, 49_156, -1, 12_345]
         let logits = randomTensor(n * v, seed: 116, scale: 4), dlosses = randomTensor(n, seed: 117)
@@ -69,7 +73,9 @@ import Testing
         crossEntropyBackward(dlogits: dF.data, logits: logits.data, targets: manyTargets, dlosses: dlosses.data, N: n, V: v)
         crossEntropyBackwardReference(dlogits: dR.data, logits: logits.data, targets: manyTargets, dlosses: dlosses.data,
                                       N: n, V: v)
-        checkTensor("cross-entropy vocabulary losses", lossF, lossR, tolerance: 1e-5)
-        checkTensor("cross-entropy vocabulary dlogits", dF, dR, tolerance: 1e-5)
+        let expected = reference(doubles(logits), targets: manyTargets, N: n, V: v)
+        checkTensor("cross-entropy vocabulary losses (fast)", lossF, expected, tolerance: 1e-6)
+        checkTensor("cross-entropy vocabulary losses (reference)", lossR, expected, tolerance: 1e-5)
+        checkTensor("cross-entropy vocabulary dlogits", dF, dR, tolerance: 1e-4)
     }
 }

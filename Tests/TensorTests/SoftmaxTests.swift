@@ -37,12 +37,14 @@ import Testing
         checkTensor("softmax \(variant) in place V=\(V)", inPlace, out, tolerance: 0)
     }
 
-    @Test func fastMatchesReferenceOnVocabularyRows() {
+    /// Vocabulary-sized rows (and a tail). Compared with Double: the plain loop's running float sum
+    /// over 49k terms is itself off by ~5e-5, the 16-lane sum much less.
+    @Test(arguments: Variant.allCases) func vocabularyRows(variant: Variant) {
         let N = 3, V = 49_157
         let x = randomTensor(N * V, seed: 102, scale: 5)
-        let fast = zeros(N * V), ref = zeros(N * V)
-        forward(.fast, out: fast, inp: x, N: N, V: V)
-        forward(.reference, out: ref, inp: x, N: N, V: V)
-        checkTensor("softmax vocabulary rows", fast, ref, tolerance: 1e-5)
+        let out = zeros(N * V)
+        forward(variant, out: out, inp: x, N: N, V: V)
+        checkTensor("softmax \(variant) vocabulary rows", out, reference(doubles(x), N: N, V: V),
+                    tolerance: variant == .fast ? 1e-5 : 1e-4)
     }
 }

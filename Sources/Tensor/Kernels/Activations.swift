@@ -11,48 +11,78 @@ let geluCubic: Float = 0.044_715
 
 /// out = inp · sigmoid(inp). out, inp: (N); out may alias inp.
 public func siluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
-    siluForwardReference(out: out, inp: inp, N: N)
+    parallelVectorLoop(N) { i, count in
+        let x = load16(inp + i, count)
+        store16(x * sigmoid16(x), out + i, count)
+    }
 }
 
 /// dinp += dout · silu′(inp). dinp, dout, inp: (N).
 public func siluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
-    siluBackwardReference(dinp: dinp, dout: dout, inp: inp, N: N)
+    parallelVectorLoop(N) { i, count in
+        let x = load16(inp + i, count), s = sigmoid16(x)
+        store16(load16(dinp + i, count) + load16(dout + i, count) * s * (1 + x * (1 - s)), dinp + i, count)
+    }
 }
 
 /// out = ½ · inp · (1 + tanh(√(2/π) · (inp + 0.044715 · inp³))). out, inp: (N); out may alias inp.
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
-    geluForwardReference(out: out, inp: inp, N: N)
+    // ½ x (1 + tanh(y)) = x · sigmoid(2y): one exp and no cancellation near tanh = −1.
+    parallelVectorLoop(N) { i, count in
+        let x = load16(inp + i, count)
+        store16(x * sigmoid16((2 * geluScale) * x * (1 + geluCubic * x * x)), out + i, count)
+    }
 }
 
 /// dinp += dout · gelu′(inp). dinp, dout, inp: (N).
 public func geluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
-    geluBackwardReference(dinp: dinp, dout: dout, inp: inp, N: N)
+    // With s = sigmoid(2y): gelu = x·s and gelu′ = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²).
+    parallelVectorLoop(N) { i, count in
+        let x = load16(inp + i, count), x2 = x * x
+        let s = sigmoid16((2 * geluScale) * x * (1 + geluCubic * x2))
+        let slope: Vec16 = (2 * geluScale) * (1 + (3 * geluCubic) * x2)
+        let grad: Vec16 = s + x * s * (1 - s) * slope
+        store16(load16(dinp + i, count) + load16(dout + i, count) * grad, dinp + i, count)
+    }
 }
 
 /// out = max(inp, 0). out, inp: (N); out may alias inp.
 public func reluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
-    reluForwardReference(out: out, inp: inp, N: N)
+    parallelVectorLoop(N) { i, count in
+        let x = load16(inp + i, count)
+        store16(x.replacing(with: 0, where: x .<= 0), out + i, count)
+    }
 }
 
 /// dinp += dout where inp > 0. dinp, dout, inp: (N).
 public func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
-    reluBackwardReference(dinp: dinp, dout: dout, inp: inp, N: N)
+    parallelVectorLoop(N) { i, count in
+        let g = load16(dout + i, count).replacing(with: 0, where: load16(inp + i, count) .<= 0)
+        store16(load16(dinp + i, count) + g, dinp + i, count)
+    }
 }
 
 /// out = silu(gate) · up (LLaMA MLP). out, gate, up: (N); out may alias gate or up.
 public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
                           up: UnsafePointer<Float>, N: Int) {
-    swigluForwardReference(out: out, gate: gate, up: up, N: N)
+    parallelVectorLoop(N) { i, count in
+        let g = load16(gate + i, count)
+        store16(g * sigmoid16(g) * load16(up + i, count), out + i, count)
+    }
 }
 
 /// dgate += dout · up · silu′(gate); dup += dout · silu(gate). All (N).
 public func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
                            dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                            up: UnsafePointer<Float>, N: Int) {
-    swigluBackwardReference(dgate: dgate, dup: dup, dout: dout, gate: gate, up: up, N: N)
+    parallelVectorLoop(N) { i, count in
+        let g = load16(gate + i, count), s = sigmoid16(g), dy = load16(dout + i, count)
+        store16(load16(dgate + i, count) + dy * load16(up + i, count) * s * (1 + g * (1 - s)), dgate + i, count)
+        store16(load16(dup + i, count) + dy * g * s, dup + i, count)
+    }
 }
 
 // MARK: - Reference (plain loops; the fast versions are tested against these)

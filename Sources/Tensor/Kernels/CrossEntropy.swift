@@ -10,7 +10,15 @@ import Foundation
 /// - targets: (N), in 0..<V or −1
 public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                 targets: UnsafePointer<Int32>, N: Int, V: Int) {
-    crossEntropyForwardReference(losses: losses, logits: logits, targets: targets, N: N, V: V)
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
+        for n in rows {
+            let target = crossEntropyTarget(targets, n, V: V)
+            if target < 0 { losses[n] = 0; continue }
+            let x = logits + n * V
+            let maxValue = rowMax(x, V)
+            losses[n] = log(rowSumExp(x, V, shift: maxValue)) + maxValue - x[target]
+        }
+    }
 }
 
 /// dlogits[n] = (softmax(logits[n]) − onehot(targets[n])) · dlosses[n]; ignored rows get 0.
@@ -19,7 +27,21 @@ public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logits: Uns
 /// - targets, dlosses: (N)
 public func crossEntropyBackward(dlogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                  targets: UnsafePointer<Int32>, dlosses: UnsafePointer<Float>, N: Int, V: Int) {
-    crossEntropyBackwardReference(dlogits: dlogits, logits: logits, targets: targets, dlosses: dlosses, N: N, V: V)
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
+        for n in rows {
+            let target = crossEntropyTarget(targets, n, V: V)
+            let x = logits + n * V, dx = dlogits + n * V
+            if target < 0 {
+                dx.update(repeating: 0, count: V)
+                continue
+            }
+            let maxValue = rowMax(x, V)
+            let scale = dlosses[n] / rowSumExp(x, V, shift: maxValue)
+            // Each vector is read before it is written: dlogits may be the logits' own memory.
+            vectorLoop(0..<V) { i, count in store16(exp16(load16(x + i, count) - maxValue) * scale, dx + i, count) }
+            dx[target] -= dlosses[n]
+        }
+    }
 }
 
 @inline(__always)

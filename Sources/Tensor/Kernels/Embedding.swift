@@ -7,7 +7,9 @@
 /// - table: (rows, C)
 public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>,
                              table: UnsafePointer<Float>, N: Int, C: Int) {
-    embeddingForwardReference(out: out, ids: ids, table: table, N: N, C: C)
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
+        for n in rows { (out + n * C).update(from: table + Int(ids[n]) * C, count: C) }
+    }
 }
 
 /// dtable[ids[n]] += dout[n], in increasing n so repeated ids sum in a fixed order (deterministic).
@@ -16,7 +18,13 @@ public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointe
 /// - ids: (N)
 public func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               ids: UnsafePointer<Int32>, N: Int, C: Int) {
-    embeddingBackwardReference(dtable: dtable, dout: dout, ids: ids, N: N, C: C)
+    // Threads split the columns, never the rows: every element still sums its rows in increasing n.
+    parallelColumns(C, rows: N) { columns in
+        for n in 0..<N {
+            let row = dtable + Int(ids[n]) * C, dy = dout + n * C
+            for i in columns { row[i] += dy[i] }
+        }
+    }
 }
 
 // MARK: - Reference (plain loops; the fast versions are tested against these)

@@ -14,8 +14,27 @@ public func layernormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
                              rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                              N: Int, C: Int, D: Int, eps: Float) {
-    layernormForwardReference(out: out, mean: mean, rstd: rstd, inp: inp, weight: weight, bias: bias,
-                              N: N, C: C, D: D, eps: eps)
+    precondition(D > 0, "layernormForward: divisor D must be positive, got \(D)")
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
+        for n in rows {
+            let x = inp + n * C, y = out + n * C
+            var sum = Vec16(), sumSq = Vec16()
+            vectorLoop(0..<C) { i, count in
+                let v = load16(x + i, count)
+                sum += v
+                sumSq += v * v
+            }
+            let m = sum.sum() / Float(D)
+            // Clamp at zero: the one-pass variance can round slightly negative for near-constant rows.
+            let r = 1 / (max(sumSq.sum() / Float(D) - m * m, 0) + eps).squareRoot()
+            mean[n] = m
+            rstd[n] = r
+            vectorLoop(0..<C) { i, count in
+                let xhat = (load16(x + i, count) - m) * r
+                store16(xhat * load16(weight + i, count) + load16(bias + i, count), y + i, count)
+            }
+        }
+    }
 }
 
 /// Backward of `layernormForward`; accumulates into `dinp`, and into `dweight`/`dbias` when given.
@@ -27,8 +46,32 @@ public func layernormBackward(dinp: UnsafeMutablePointer<Float>, dweight: Unsafe
                               inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                               N: Int, C: Int, D: Int) {
-    layernormBackwardReference(dinp: dinp, dweight: dweight, dbias: dbias, dout: dout, inp: inp, weight: weight,
-                               mean: mean, rstd: rstd, N: N, C: C, D: D)
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
+        for n in rows {
+            let x = inp + n * C, dy = dout + n * C, dx = dinp + n * C
+            let m = mean[n], r = rstd[n]
+            var sumG = Vec16(), sumGX = Vec16()
+            vectorLoop(0..<C) { i, count in
+                let g = load16(dy + i, count) * load16(weight + i, count)
+                sumG += g
+                sumGX += g * (load16(x + i, count) - m)
+            }
+            let meanG = sumG.sum() / Float(D), meanGX = sumGX.sum() * r / Float(D)
+            vectorLoop(0..<C) { i, count in
+                let xhat = (load16(x + i, count) - m) * r
+                let g = load16(dy + i, count) * load16(weight + i, count)
+                store16(load16(dx + i, count) + r * (g - meanG - xhat * meanGX), dx + i, count)
+            }
+        }
+    }
+    if dweight == nil && dbias == nil { return }
+    parallelColumns(C, rows: N) { columns in
+        for n in 0..<N {
+            let x = inp + n * C, dy = dout + n * C, m = mean[n], r = rstd[n]
+            if let dweight { for i in columns { dweight[i] += dy[i] * ((x[i] - m) * r) } }
+            if let dbias { for i in columns { dbias[i] += dy[i] } }
+        }
+    }
 }
 
 // MARK: - Reference (plain loops; the fast versions are tested against these)

@@ -12,7 +12,9 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
                           N: Int, IN: Int, OUT: Int) {
     if let bias {
         // Broadcast the bias into out first, then let sgemm add the product on top (beta = 1).
-        for n in 0..<N { (out + n * OUT).update(from: bias, count: OUT) }
+        Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(OUT, 1))) { rows in
+            for n in rows { (out + n * OUT).update(from: bias, count: OUT) }
+        }
     }
     sgemm(transB: true, M: N, N: OUT, K: IN, A: inp, lda: IN, B: weight, ldb: IN,
           beta: bias == nil ? 0 : 1, C: out, ldc: OUT)
@@ -34,9 +36,11 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
         sgemm(transA: true, M: OUT, N: IN, K: N, A: dout, lda: OUT, B: inp, ldb: IN, beta: 1, C: dweight, ldc: IN)
     }
     if let dbias {
-        for n in 0..<N {
-            let row = dout + n * OUT
-            for o in 0..<OUT { dbias[o] += row[o] }
+        parallelColumns(OUT, rows: N) { columns in
+            for n in 0..<N {
+                let row = dout + n * OUT
+                for o in columns { dbias[o] += row[o] }
+            }
         }
     }
 }

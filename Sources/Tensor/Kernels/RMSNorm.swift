@@ -13,7 +13,22 @@
 public func rmsnormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                            inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            N: Int, C: Int, D: Int, eps: Float) {
-    rmsnormForwardReference(out: out, rstd: rstd, inp: inp, weight: weight, N: N, C: C, D: D, eps: eps)
+    precondition(D > 0, "rmsnormForward: divisor D must be positive, got \(D)")
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
+        for n in rows {
+            let x = inp + n * C, y = out + n * C
+            var sumSq = Vec16()
+            vectorLoop(0..<C) { i, count in
+                let v = load16(x + i, count)
+                sumSq += v * v
+            }
+            let r = 1 / (sumSq.sum() / Float(D) + eps).squareRoot()
+            rstd[n] = r
+            vectorLoop(0..<C) { i, count in
+                store16(load16(x + i, count) * r * load16(weight + i, count), y + i, count)
+            }
+        }
+    }
 }
 
 /// Backward of `rmsnormForward`; accumulates into `dinp` and (when given) `dweight`.
@@ -24,8 +39,29 @@ public func rmsnormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMu
                             dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                             weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                             N: Int, C: Int, D: Int) {
-    rmsnormBackwardReference(dinp: dinp, dweight: dweight, dout: dout, inp: inp, weight: weight, rstd: rstd,
-                             N: N, C: C, D: D)
+    Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
+        for n in rows {
+            let x = inp + n * C, dy = dout + n * C, dx = dinp + n * C
+            let r = rstd[n]
+            var dot = Vec16()
+            vectorLoop(0..<C) { i, count in
+                dot += load16(dy + i, count) * load16(weight + i, count) * load16(x + i, count)
+            }
+            let k = r * r / Float(D) * dot.sum()
+            vectorLoop(0..<C) { i, count in
+                let g = load16(dy + i, count) * load16(weight + i, count)
+                store16(load16(dx + i, count) + r * (g - load16(x + i, count) * k), dx + i, count)
+            }
+        }
+    }
+    if let dweight {
+        parallelColumns(C, rows: N) { columns in
+            for n in 0..<N {
+                let x = inp + n * C, dy = dout + n * C, r = rstd[n]
+                for i in columns { dweight[i] += dy[i] * x[i] * r }
+            }
+        }
+    }
 }
 
 // MARK: - Reference (plain loops; the fast versions are tested against these)
