@@ -70,13 +70,15 @@ func max16(_ a: Vec16, _ b: Vec16) -> Vec16 {
 }
 
 /// Lane-wise e^x, within 2 float ulps of the correctly rounded value (Cephes expf polynomial after
-/// Cody-Waite range reduction). Below −87.3 it returns 0, above 88.3 +inf; NaN stays NaN.
+/// Cody-Waite range reduction). Below −87.3 it returns 0; above 88.3 it saturates at e^88.3 ≈ 2.2e38
+/// (never reached by the kernels' softmax arguments, and 1/(1 + e^x) is ~0 either way); NaN stays NaN.
 @inline(__always)
 func exp16(_ x: Vec16) -> Vec16 {
     let high: Float = 88.3, low: Float = -87.3
-    // Clamp so that 2^n stays a normal float; the out-of-range lanes are fixed at the end.
-    var xc = x.replacing(with: high, where: x .> high)
-    xc.replace(with: low, where: xc .< low)
+    // Clamp so that 2^n stays a normal float; the low lanes are set to 0 at the end.
+    let underflow = x .< low
+    var xc = x.replacing(with: low, where: underflow)
+    xc.replace(with: high, where: xc .> high)
     // n = round(x / ln 2) through the 1.5·2^23 trick: adding it leaves n in the low mantissa bits.
     let magic: Float = 12_582_912
     let shifted = xc * 1.442_695_04 + magic
@@ -94,10 +96,7 @@ func exp16(_ x: Vec16) -> Vec16 {
     // 2^n from the integer bits of `shifted` (its mantissa holds 2^22 + n).
     let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- Int32(bitPattern: magic.bitPattern)
     let pow2 = unsafeBitCast((nBits &+ 127) &<< 23, to: Vec16.self)
-    var result = expR * pow2
-    result.replace(with: 0, where: x .< low)
-    result.replace(with: .infinity, where: x .> high)
-    return result
+    return (expR * pow2).replacing(with: 0, where: underflow)
 }
 
 /// Lane-wise logistic sigmoid 1 / (1 + e^−x); exact limits 0 and 1 at the extremes.
