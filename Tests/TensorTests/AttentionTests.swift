@@ -106,7 +106,8 @@ struct Heads: Sendable, CustomStringConvertible {
     @Test func fastMatchesReferenceOnLongerSequences() {
         let heads = Heads(NH: 6, NKV: 2), T = 2 * attentionBlock + 45, HD = 32, B = 1
         let nq = B * T * heads.NH * HD, nkv = B * T * heads.NKV * HD
-        let q = randomTensor(nq, seed: 133, scale: 2), k = randomTensor(nkv, seed: 134, scale: 2), v = randomTensor(nkv, seed: 135)
+        let q = randomTensor(nq, seed: 133, scale: 2), k = randomTensor(nkv, seed: 134, scale: 2)
+        let v = randomTensor(nkv, seed: 135)
         let dout = randomTensor(nq, seed: 136)
         let outF = zeros(nq), probsF = zeros(B * heads.NH * T * T), outR = zeros(nq), probsR = zeros(B * heads.NH * T * T)
         attentionForward(out: outF.data, probs: probsF.data, q: q.data, k: k.data, v: v.data,
@@ -141,7 +142,8 @@ struct Heads: Sendable, CustomStringConvertible {
         let out = zeros(B * T * NH * HD), probs = zeros(B * NH * T * T)
         forward(.reference, out: out, probs: probs, q: q, k: k, v: v, heads, T: T)
 
-        let kCache = randomTensor(B * capacity * ldk, seed: 140, scale: 100), vCache = randomTensor(B * capacity * ldk, seed: 141, scale: 100)
+        let kCache = randomTensor(B * capacity * ldk, seed: 140, scale: 100)
+        let vCache = randomTensor(B * capacity * ldk, seed: 141, scale: 100)
         let qNew = zeros(B * Tq * NH * HD)
         for b in 0..<B {
             for t in 0..<T {

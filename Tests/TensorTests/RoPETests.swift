@@ -33,7 +33,8 @@ import Testing
     func forward(_ variant: Variant, out: Tensor, inp: Tensor, start: Int) {
         switch variant {
         case .fast: ropeForward(out: out.data, inp: inp.data, table: table, B: B, T: T, NH: NH, HD: HD, start: start)
-        case .reference: ropeForwardReference(out: out.data, inp: inp.data, table: table, B: B, T: T, NH: NH, HD: HD, start: start)
+        case .reference:
+            ropeForwardReference(out: out.data, inp: inp.data, table: table, B: B, T: T, NH: NH, HD: HD, start: start)
         }
     }
 

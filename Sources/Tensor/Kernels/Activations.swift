@@ -1,6 +1,9 @@
 // Elementwise activations and their backward: SiLU, GELU (tanh approximation), ReLU, and the
 // SwiGLU gate silu(gate) · up. Each backward accumulates into its input gradients.
 // Not the norms or the softmax (their own files).
+//
+// Shapes (legend in Tensor.swift): N elements. The public kernels are the fast ones; each has a plain-loop
+// `…Reference` twin at the bottom of the file that the tests hold it to.
 
 import Foundation
 

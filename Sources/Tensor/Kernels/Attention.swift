@@ -1,6 +1,10 @@
 // Causal grouped-query self-attention, forward and backward, plus a forward over a KV cache for
 // generation. Query head h reads key/value head h / (NH / NKV); scores are scaled by 1/sqrt(HD).
 // Not the Q/K/V/O projections (Linear.swift) and not RoPE (RoPE.swift): inputs arrive rotated.
+//
+// Shapes (legend in Tensor.swift): B batch, T tokens (Tq queries, Tk cache positions), NH query heads, NKV
+// key/value heads, HD head dim. The public kernels are the fast ones; each has a plain-loop `…Reference`
+// twin at the bottom of the file that the tests hold it to.
 
 import Foundation
 
@@ -113,7 +117,8 @@ public func attentionCachedForward(out: UnsafeMutablePointer<Float>, q: UnsafePo
                                    B: Int, Tq: Int, Tk: Int, start: Int, NH: Int, NKV: Int, HD: Int,
                                    ldk: Int? = nil) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionCachedForward")
-    precondition(start >= 0 && start + Tq <= Tk, "attentionCachedForward: positions \(start)..<\(start + Tq) exceed the cache's \(Tk)")
+    precondition(start >= 0 && start + Tq <= Tk,
+                 "attentionCachedForward: positions \(start)..<\(start + Tq) exceed the cache's \(Tk)")
     let rowStride = ldk ?? NKV * HD
     let group = NH / NKV, ldq = NH * HD, span = start + Tq
     let scale = 1 / Float(HD).squareRoot()
@@ -251,7 +256,8 @@ public func attentionCachedForwardReference(out: UnsafeMutablePointer<Float>, q:
                                             B: Int, Tq: Int, Tk: Int, start: Int, NH: Int, NKV: Int, HD: Int,
                                             ldk: Int? = nil) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionCachedForward")
-    precondition(start >= 0 && start + Tq <= Tk, "attentionCachedForward: positions \(start)..<\(start + Tq) exceed the cache's \(Tk)")
+    precondition(start >= 0 && start + Tq <= Tk,
+                 "attentionCachedForward: positions \(start)..<\(start + Tq) exceed the cache's \(Tk)")
     let rowStride = ldk ?? NKV * HD
     let group = NH / NKV
     let scale = 1 / Float(HD).squareRoot()

@@ -1,6 +1,9 @@
 // Cross-entropy over rows of logits, forward (per-row losses) and backward (dlogits).
 // The model calls these on chunks of rows so the full (B·T, V) logits never exist at once.
 // Target −1 marks an ignored row: loss 0 and zero gradient. Not the mean over rows (the caller's).
+//
+// Shapes (legend in Tensor.swift): N rows, V vocabulary. The public kernels are the fast ones; each has a
+// plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 import Foundation
 

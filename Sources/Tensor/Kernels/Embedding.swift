@@ -1,5 +1,8 @@
 // Embedding gather (forward) and scatter-add (backward) for token and learned position tables.
 // Ids are checked against the table size by the caller (Model), not here.
+//
+// Shapes (legend in Tensor.swift): N tokens, C width. The public kernels are the fast ones; each has a
+// plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 /// out[n] = table[ids[n]]; overwrites `out`.
 /// - out: (N, C)

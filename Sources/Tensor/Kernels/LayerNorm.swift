@@ -4,6 +4,9 @@
 //
 // D is the divisor of both moments. It equals C for a dense model; a pruned model keeps the original
 // width as D (the deleted channels were regularised to zero, so the sums are unchanged).
+//
+// Shapes (legend in Tensor.swift): N rows, C width, D divisor. The public kernels are the fast ones; each
+// has a plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 /// Forward LayerNorm over the last axis; overwrites `out`, `mean` and `rstd`.
 /// - out: (N, C)

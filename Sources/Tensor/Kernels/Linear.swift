@@ -1,6 +1,9 @@
 // Linear layer forward and backward: out = inp · weightᵀ + bias, weight row-major (OUT, IN) as in
 // PyTorch and GGUF. The products go through cblas_sgemm (GEMM.swift); the backward uses beta = 1 so
 // gradients accumulate. Not LoRA (Training) and not attention's batched products (Attention.swift).
+//
+// Shapes (legend in Tensor.swift): N rows, IN and OUT features. The public kernels are the fast ones; each
+// has a plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 /// Forward linear layer; overwrites `out`.
 /// - out: (N, OUT)

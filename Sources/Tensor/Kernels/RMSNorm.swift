@@ -4,6 +4,9 @@
 // D is the divisor of the mean square. It equals C for a dense model; a pruned model keeps the
 // original width as D so the surviving channels are normalised exactly as before pruning
 // (design.md, "how norms behave once the width shrinks").
+//
+// Shapes (legend in Tensor.swift): N rows, C width, D divisor. The public kernels are the fast ones; each
+// has a plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 /// Forward RMSNorm over the last axis; overwrites `out` and `rstd`.
 /// - out: (N, C)

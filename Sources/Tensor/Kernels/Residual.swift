@@ -1,6 +1,9 @@
 // Residual connections and small elementwise helpers: out = inp1 + inp2 and its backward,
 // out += inp, out *= scale. Nothing here allocates. Plain loops: with bounds checks off they
 // vectorise on their own, and they run in parallel chunks when long.
+//
+// Shapes (legend in Tensor.swift): N elements. The public kernels are the fast ones; each has a plain-loop
+// `…Reference` twin at the bottom of the file that the tests hold it to.
 
 /// out = inp1 + inp2. out, inp1, inp2: (N); out may alias either input.
 public func residualForward(out: UnsafeMutablePointer<Float>, inp1: UnsafePointer<Float>,

@@ -1,6 +1,9 @@
 // Rotary position embedding, rotate-half convention (Hugging Face LLaMA): within each head, channel i
 // and channel i + HD/2 (i < HD/2) form a pair rotated by angle pos · theta^(−2i/HD).
 // Not the adjacent-pair (GGUF/Meta) convention: checkpoint import un-permutes Q and K rows instead.
+//
+// Shapes (legend in Tensor.swift): B batch, T tokens, NH heads, HD head dim. The public kernels are the
+// fast ones; each has a plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 import Foundation
 

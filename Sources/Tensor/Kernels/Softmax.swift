@@ -1,5 +1,8 @@
 // Row-wise softmax, numerically stable (the row maximum is subtracted before exp).
 // Attention's causal softmax lives in Attention.swift; cross-entropy's in CrossEntropy.swift.
+//
+// Shapes (legend in Tensor.swift): N rows, V columns. The public kernels are the fast ones; each has a
+// plain-loop `…Reference` twin at the bottom of the file that the tests hold it to.
 
 import Foundation
 
