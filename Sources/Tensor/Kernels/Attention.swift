@@ -6,7 +6,9 @@
 // key/value heads, HD head dim. The public kernels are the fast ones; each has a plain-loop `…Reference`
 // twin at the bottom of the file that the tests hold it to.
 
+import CBLAS
 import Foundation
+import Synchronization
 
 /// Causal attention over whole sequences; overwrites `out` and `probs`.
 /// - out: (B, T, NH, HD)
@@ -16,24 +18,25 @@ import Foundation
 ///
 /// Per (b, h) the products go through sgemm straight on the (B, T, heads, HD) layout (row stride
 /// heads·HD, no transposes), in row blocks that stop at the diagonal so the masked half is never
-/// computed; BLAS threads do the products and `parallelFor` the softmax rows, never nested.
+/// computed. Heads run in parallel, each on single-threaded BLAS (see `withHeadsInParallel`).
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              B: Int, T: Int, NH: Int, NKV: Int, HD: Int) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionForward")
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
-    for b in 0..<B {
-        for h in 0..<NH {
+    withHeadsInParallel(B * NH) { items, _ in
+        for item in items {
+            let b = item / NH, h = item % NH
             let qbh = q + b * T * ldq + h * HD, obh = out + b * T * ldq + h * HD
             let kbh = k + b * T * ldk + (h / group) * HD, vbh = v + b * T * ldk + (h / group) * HD
-            let pbh = probs + (b * NH + h) * T * T
+            let pbh = probs + item * T * T
             forEachCausalBlock(T) { r0, r1 in
                 // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
                 sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: qbh + r0 * ldq, lda: ldq,
                       B: kbh, ldb: ldk, C: pbh + r0 * T, ldc: T)
             }
-            causalSoftmaxRows(pbh, rows: T, columns: T, offset: 0)
+            for t in 0..<T { softmaxRow(pbh + t * T, pbh + t * T, valid: t + 1, columns: T) }
             forEachCausalBlock(T) { r0, r1 in
                 // out[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
                 sgemm(M: r1 - r0, N: HD, K: r1, A: pbh + r0 * T, lda: T, B: vbh, ldb: ldk, C: obh + r0 * ldq, ldc: ldq)
@@ -42,9 +45,10 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     }
 }
 
-/// Floats of scratch `attentionBackward` needs when the caller provides it.
+/// Floats of scratch `attentionBackward` needs when the caller provides it: one (T, T) matrix per
+/// parallel worker, so it depends on the thread budget (`Threading.threads`) at the time of the call.
 public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD: Int) -> Int {
-    T * T
+    max(1, min(Threading.threads, B * NKV)) * T * T
 }
 
 /// Backward of `attentionForward`; accumulates into dq, dk and dv.
@@ -54,52 +58,46 @@ public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD:
 /// - scratch: at least `attentionBackwardScratchCount(...)` floats, or nil to allocate internally
 ///
 /// Per (b, h), with dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) / sqrt(HD):
-/// dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, all sgemm with beta = 1 in causal row blocks.
+/// dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, all sgemm with beta = 1 in causal row blocks. Work is split
+/// by (b, KV head) so the query heads sharing a dK/dV slice add into it in a fixed order on one thread.
 public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                               dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, B: Int, T: Int, NH: Int, NKV: Int, HD: Int,
                               scratch: UnsafeMutablePointer<Float>? = nil) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
-    let owned: Tensor? = scratch == nil ? Tensor(zeros: [T * T]) : nil
-    let dscores = scratch ?? owned!.data  // (T, T)
+    let needed = attentionBackwardScratchCount(B: B, T: T, NH: NH, NKV: NKV, HD: HD)
+    let owned: Tensor? = scratch == nil ? Tensor(zeros: [needed]) : nil
+    let scratchBase = scratch ?? owned!.data  // (workers, T, T)
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
-    for b in 0..<B {
-        for h in 0..<NH {
-            let qbh = q + b * T * ldq + h * HD, dqbh = dq + b * T * ldq + h * HD, dobh = dout + b * T * ldq + h * HD
-            let kvOffset = b * T * ldk + (h / group) * HD
+    withHeadsInParallel(B * NKV) { items, worker in
+        precondition((worker + 1) * T * T <= needed, "attentionBackward: scratch is for fewer workers than are running")
+        let dscores = scratchBase + worker * T * T  // (T, T), this worker's alone
+        for item in items {
+            let b = item / NKV, kvh = item % NKV
+            let kvOffset = b * T * ldk + kvh * HD
             let kbh = k + kvOffset, vbh = v + kvOffset, dkbh = dk + kvOffset, dvbh = dv + kvOffset
-            let pbh = probs + (b * NH + h) * T * T
-            forEachCausalBlock(T) { r0, r1 in
-                // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
-                sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: dobh + r0 * ldq, lda: ldq, B: vbh, ldb: ldk,
-                      C: dscores + r0 * T, ldc: T)
-                // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
-                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pbh + r0 * T, lda: T, B: dobh + r0 * ldq, ldb: ldq,
-                      beta: 1, C: dvbh, ldc: ldk)
-            }
-            Threading.parallelFor(T, minChunk: max(1, parallelGrain / max(T, 1))) { rows in
-                for t in rows {
-                    let p = pbh + t * T, d = dscores + t * T
-                    var weighted = Vec16()
-                    vectorLoop(0..<(t + 1)) { i, count in weighted += load16(p + i, count) * load16(d + i, count) }
-                    let w = weighted.sum()
-                    vectorLoop(0..<(t + 1)) { i, count in
-                        store16(load16(p + i, count) * (load16(d + i, count) - w) * scale, d + i, count)
-                    }
-                    // The block products below read this row up to its block's end: zero the masked part.
-                    let blockEnd = min(T, (t / attentionBlock + 1) * attentionBlock)
-                    (d + t + 1).update(repeating: 0, count: blockEnd - t - 1)
+            for h in (kvh * group)..<((kvh + 1) * group) {
+                let qbh = q + b * T * ldq + h * HD, dqbh = dq + b * T * ldq + h * HD, dobh = dout + b * T * ldq + h * HD
+                let pbh = probs + (b * NH + h) * T * T
+                forEachCausalBlock(T) { r0, r1 in
+                    // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
+                    sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: dobh + r0 * ldq, lda: ldq, B: vbh, ldb: ldk,
+                          C: dscores + r0 * T, ldc: T)
+                    // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
+                    sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pbh + r0 * T, lda: T, B: dobh + r0 * ldq,
+                          ldb: ldq, beta: 1, C: dvbh, ldc: ldk)
                 }
-            }
-            forEachCausalBlock(T) { r0, r1 in
-                // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
-                sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kbh, ldb: ldk,
-                      beta: 1, C: dqbh + r0 * ldq, ldc: ldq)
-                // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
-                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qbh + r0 * ldq, ldb: ldq,
-                      beta: 1, C: dkbh, ldc: ldk)
+                for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: pbh + t * T, valid: t + 1, scale: scale, T: T) }
+                forEachCausalBlock(T) { r0, r1 in
+                    // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
+                    sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kbh, ldb: ldk,
+                          beta: 1, C: dqbh + r0 * ldq, ldc: ldq)
+                    // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
+                    sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qbh + r0 * ldq,
+                          ldb: ldq, beta: 1, C: dkbh, ldc: ldk)
+                }
             }
         }
     }
@@ -122,23 +120,27 @@ public func attentionCachedForward(out: UnsafeMutablePointer<Float>, q: UnsafePo
     let rowStride = ldk ?? NKV * HD
     let group = NH / NKV, ldq = NH * HD, span = start + Tq
     let scale = 1 / Float(HD).squareRoot()
-    let scores = Tensor(zeros: [Tq, span])
-    for b in 0..<B {
-        for h in 0..<NH {
+    let workers = max(1, min(Threading.threads, B * NH))
+    let scores = Tensor(zeros: [workers, Tq, span])
+    withHeadsInParallel(B * NH) { items, worker in
+        let sbh = scores.data + worker * Tq * span  // (Tq, span), this worker's alone
+        for item in items {
+            let b = item / NH, h = item % NH
             let qbh = q + b * Tq * ldq + h * HD, obh = out + b * Tq * ldq + h * HD
-            let kbh = kCache + b * Tk * rowStride + (h / group) * HD, vbh = vCache + b * Tk * rowStride + (h / group) * HD
+            let kvOffset = b * Tk * rowStride + (h / group) * HD
             // Every query row sees at most `span` keys; the causal tail is masked by the softmax.
-            sgemm(transB: true, M: Tq, N: span, K: HD, alpha: scale, A: qbh, lda: ldq, B: kbh, ldb: rowStride,
-                  C: scores.data, ldc: span)
-            causalSoftmaxRows(scores.data, rows: Tq, columns: span, offset: start)
-            sgemm(M: Tq, N: HD, K: span, A: scores.data, lda: span, B: vbh, ldb: rowStride, C: obh, ldc: ldq)
+            sgemm(transB: true, M: Tq, N: span, K: HD, alpha: scale, A: qbh, lda: ldq, B: kCache + kvOffset,
+                  ldb: rowStride, C: sbh, ldc: span)
+            for t in 0..<Tq { softmaxRow(sbh + t * span, sbh + t * span, valid: start + t + 1, columns: span) }
+            sgemm(M: Tq, N: HD, K: span, A: sbh, lda: span, B: vCache + kvOffset, ldb: rowStride, C: obh, ldc: ldq)
         }
     }
 }
 
 /// Rows per causal block: products stop at each block's diagonal, so only ~(1 + block/T)/2 of the
-/// square is computed; 128 keeps each sgemm large enough for BLAS to run near its peak.
-let attentionBlock = 128
+/// square is computed. Measured (single thread, SmolLM2 heads, T = 512): 64 beat 128 and 256 by
+/// 5–20% and tied 32.
+let attentionBlock = 64
 
 /// Calls body(r0, r1) for row blocks [r0, r1) covering 0..<T.
 @inline(__always)
@@ -151,14 +153,43 @@ func forEachCausalBlock(_ T: Int, _ body: (_ r0: Int, _ r1: Int) -> Void) {
     }
 }
 
-/// In place over a (rows, columns) score matrix: row t becomes softmax over columns 0...offset + t,
-/// and the columns after it become exactly 0. Rows run in parallel.
-func causalSoftmaxRows(_ scores: UnsafeMutablePointer<Float>, rows: Int, columns: Int, offset: Int) {
-    Threading.parallelFor(rows, minChunk: max(1, parallelGrain / max(columns, 1))) { range in
-        for t in range {
-            softmaxRow(scores + t * columns, scores + t * columns, valid: offset + t + 1, columns: columns)
-        }
+/// In place over one row of dP: dS[s] = p[s] · (dP[s] − Σ p·dP) · scale for s < valid, then zeros up
+/// to the end of the row's causal block (the block products read that far; P is 0 there).
+@inline(__always)
+func softmaxBackwardRow(_ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer<Float>, valid: Int, scale: Float,
+                        T: Int) {
+    var weighted = Vec16()
+    vectorLoop(0..<valid) { i, count in weighted += load16(p + i, count) * load16(d + i, count) }
+    let w = weighted.sum()
+    vectorLoop(0..<valid) { i, count in store16(load16(p + i, count) * (load16(d + i, count) - w) * scale, d + i, count) }
+    let blockEnd = min(T, ((valid - 1) / attentionBlock + 1) * attentionBlock)
+    (d + valid).update(repeating: 0, count: blockEnd - valid)
+}
+
+/// Runs body(items, worker) over 0..<count attention items (heads) split across threads, each chunk
+/// with a distinct worker index below min(Threading.threads, count). BLAS is held to one thread
+/// meanwhile and restored afterwards: per-head products (64×512×64 at SmolLM2 size) are too small for
+/// BLAS's own threads, which measured 3× slower than one thread on a busy machine, while heads are
+/// independent and split evenly. This is the one place a kernel calls sgemm inside `parallelFor`,
+/// and it is why BLAS must be single-threaded here (no oversubscription).
+func withHeadsInParallel(_ count: Int, _ body: (_ items: Range<Int>, _ worker: Int) -> Void) {
+    let workers = max(1, min(Threading.threads, count))
+    if workers == 1 {
+        body(0..<count, 0)
+        return
     }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(Threading.threads)) }
+    let nextWorker = WorkerCounter()
+    Threading.parallelFor(count, minChunk: (count + workers - 1) / workers) { items in
+        body(items, nextWorker.take())
+    }
+}
+
+/// Hands out worker indices 0, 1, 2, … to the chunks of one parallel loop.
+final class WorkerCounter: Sendable {
+    private let next = Atomic<Int>(0)
+    func take() -> Int { next.add(1, ordering: .relaxed).oldValue }
 }
 
 @inline(__always)
