@@ -126,6 +126,30 @@ struct Heads: Sendable, CustomStringConvertible {
         checkTensor("attention long dv", dvF, dvR, tolerance: 1e-5)
     }
 
+    /// Caller-provided scratch (sized by `attentionBackwardScratchCount`) gives the same bits as none.
+    @Test func backwardWithCallerScratch() {
+        let heads = Heads(NH: 4, NKV: 2), T = 70, HD = 8
+        let nq = B * T * heads.NH * HD, nkv = B * T * heads.NKV * HD
+        let q = randomTensor(nq, seed: 142), k = randomTensor(nkv, seed: 143), v = randomTensor(nkv, seed: 144)
+        let dout = randomTensor(nq, seed: 145)
+        let out = zeros(nq), probs = zeros(B * heads.NH * T * T)
+        attentionForward(out: out.data, probs: probs.data, q: q.data, k: k.data, v: v.data,
+                         B: B, T: T, NH: heads.NH, NKV: heads.NKV, HD: HD)
+        func gradients(scratch: Tensor?) -> [Float] {
+            let dq = zeros(nq), dk = zeros(nkv), dv = zeros(nkv)
+            attentionBackward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, q: q.data, k: k.data, v: v.data,
+                              probs: probs.data, B: B, T: T, NH: heads.NH, NKV: heads.NKV, HD: HD, scratch: scratch?.data)
+            return dq.array + dk.array + dv.array
+        }
+        // One (T, T) matrix per worker, at most one worker per (b, KV head). Sized at that maximum here
+        // because another suite changes the thread budget while tests run in parallel.
+        let count = attentionBackwardScratchCount(B: B, T: T, NH: heads.NH, NKV: heads.NKV, HD: HD)
+        #expect(count >= T * T && count <= B * heads.NKV * T * T)
+        // Garbage in the scratch must not leak into the gradients.
+        let scratch = randomTensor(B * heads.NKV * T * T, seed: 146, scale: 1000)
+        #expect(gradients(scratch: scratch) == gradients(scratch: nil))
+    }
+
     /// Queries at positions start..<T over a cache holding the whole sequence (plus unused capacity
     /// filled with garbage, and a padded row stride) give the full forward's last rows.
     @Test(arguments: Variant.allCases, layouts) func cachedForwardMatchesFullForward(variant: Variant, heads: Heads) {

@@ -25,7 +25,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionForward")
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
-    withHeadsInParallel(B * NH) { items, _ in
+    withHeadsInParallel(B * NH, workers: attentionWorkers(B * NH)) { items, _ in
         for item in items {
             let b = item / NH, h = item % NH
             let qbh = q + b * T * ldq + h * HD, obh = out + b * T * ldq + h * HD
@@ -46,9 +46,10 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 }
 
 /// Floats of scratch `attentionBackward` needs when the caller provides it: one (T, T) matrix per
-/// parallel worker, so it depends on the thread budget (`Threading.threads`) at the time of the call.
+/// parallel worker, so it depends on the thread budget (`Threading.threads`) and must be computed
+/// under the same budget as the call. B·NKV·T·T floats are always enough.
 public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD: Int) -> Int {
-    max(1, min(Threading.threads, B * NKV)) * T * T
+    attentionWorkers(B * NKV) * T * T
 }
 
 /// Backward of `attentionForward`; accumulates into dq, dk and dv.
@@ -66,13 +67,13 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
                               probs: UnsafePointer<Float>, B: Int, T: Int, NH: Int, NKV: Int, HD: Int,
                               scratch: UnsafeMutablePointer<Float>? = nil) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
-    let needed = attentionBackwardScratchCount(B: B, T: T, NH: NH, NKV: NKV, HD: HD)
-    let owned: Tensor? = scratch == nil ? Tensor(zeros: [needed]) : nil
+    // Read the thread budget once: the scratch layout and the split must agree.
+    let workers = attentionWorkers(B * NKV)
+    let owned: Tensor? = scratch == nil ? Tensor(zeros: [workers * T * T]) : nil
     let scratchBase = scratch ?? owned!.data  // (workers, T, T)
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
-    withHeadsInParallel(B * NKV) { items, worker in
-        precondition((worker + 1) * T * T <= needed, "attentionBackward: scratch is for fewer workers than are running")
+    withHeadsInParallel(B * NKV, workers: workers) { items, worker in
         let dscores = scratchBase + worker * T * T  // (T, T), this worker's alone
         for item in items {
             let b = item / NKV, kvh = item % NKV
@@ -120,9 +121,9 @@ public func attentionCachedForward(out: UnsafeMutablePointer<Float>, q: UnsafePo
     let rowStride = ldk ?? NKV * HD
     let group = NH / NKV, ldq = NH * HD, span = start + Tq
     let scale = 1 / Float(HD).squareRoot()
-    let workers = max(1, min(Threading.threads, B * NH))
+    let workers = attentionWorkers(B * NH)
     let scores = Tensor(zeros: [workers, Tq, span])
-    withHeadsInParallel(B * NH) { items, worker in
+    withHeadsInParallel(B * NH, workers: workers) { items, worker in
         let sbh = scores.data + worker * Tq * span  // (Tq, span), this worker's alone
         for item in items {
             let b = item / NH, h = item % NH
@@ -166,21 +167,24 @@ func softmaxBackwardRow(_ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer
     (d + valid).update(repeating: 0, count: blockEnd - valid)
 }
 
-/// Runs body(items, worker) over 0..<count attention items (heads) split across threads, each chunk
-/// with a distinct worker index below min(Threading.threads, count). BLAS is held to one thread
+/// Parallel workers for `count` attention items under the current thread budget.
+func attentionWorkers(_ count: Int) -> Int { max(1, min(Threading.threads, count)) }
+
+/// Runs body(items, worker) over 0..<count attention items (heads) split into at most `workers`
+/// chunks, each with a distinct worker index below `workers` (for per-worker scratch). BLAS is held to one thread
 /// meanwhile and restored afterwards: per-head products (64×512×64 at SmolLM2 size) are too small for
 /// BLAS's own threads, which measured 3× slower than one thread on a busy machine, while heads are
 /// independent and split evenly. This is the one place a kernel calls sgemm inside `parallelFor`,
 /// and it is why BLAS must be single-threaded here (no oversubscription).
-func withHeadsInParallel(_ count: Int, _ body: (_ items: Range<Int>, _ worker: Int) -> Void) {
-    let workers = max(1, min(Threading.threads, count))
-    if workers == 1 {
+func withHeadsInParallel(_ count: Int, workers: Int, _ body: (_ items: Range<Int>, _ worker: Int) -> Void) {
+    if workers <= 1 || count <= 1 {
         body(0..<count, 0)
         return
     }
     openblas_set_num_threads(1)
     defer { openblas_set_num_threads(Int32(Threading.threads)) }
     let nextWorker = WorkerCounter()
+    // Chunks of ⌈count / workers⌉ items: never more chunks than workers, whatever parallelFor decides.
     Threading.parallelFor(count, minChunk: (count + workers - 1) / workers) { items in
         body(items, nextWorker.take())
     }
