@@ -46,10 +46,11 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 }
 
 /// Floats of scratch `attentionBackward` needs when the caller provides it: one (T, T) matrix per
-/// parallel worker, so it depends on the thread budget (`Threading.threads`) and must be computed
-/// under the same budget as the call. B·NKV·T·T floats are always enough.
+/// parallel worker, plus, when query heads share KV heads, each query head's (2, T, HD) share of dK
+/// and dV. It depends on the thread budget (`Threading.threads`), so compute it under the same budget
+/// as the call; B·NH·(T·T + 2·T·HD) floats are always enough.
 public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD: Int) -> Int {
-    attentionWorkers(B * NKV) * T * T
+    attentionWorkers(B * NH) * T * T + (NH == NKV ? 0 : B * NH * 2 * T * HD)
 }
 
 /// Backward of `attentionForward`; accumulates into dq, dk and dv.
@@ -59,8 +60,10 @@ public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD:
 /// - scratch: at least `attentionBackwardScratchCount(...)` floats, or nil to allocate internally
 ///
 /// Per (b, h), with dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) / sqrt(HD):
-/// dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, all sgemm with beta = 1 in causal row blocks. Work is split
-/// by (b, KV head) so the query heads sharing a dK/dV slice add into it in a fixed order on one thread.
+/// dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, all sgemm with beta = 1 in causal row blocks. Query heads
+/// run in parallel (9 work items at SmolLM2 size even for one sequence, against 3 KV heads); with
+/// grouped KV heads each query head writes its dK/dV share to scratch, and the shares are added in
+/// head order afterwards, so the sums do not depend on the thread count.
 public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
                               dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -68,36 +71,56 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
                               scratch: UnsafeMutablePointer<Float>? = nil) {
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
     // Read the thread budget once: the scratch layout and the split must agree.
-    let workers = attentionWorkers(B * NKV)
-    let owned: Tensor? = scratch == nil ? Tensor(zeros: [workers * T * T]) : nil
-    let scratchBase = scratch ?? owned!.data  // (workers, T, T)
+    let workers = attentionWorkers(B * NH)
+    let shared = NH != NKV
+    let count = workers * T * T + (shared ? B * NH * 2 * T * HD : 0)
+    let owned: Tensor? = scratch == nil ? Tensor(zeros: [count]) : nil
+    let scratchBase = scratch ?? owned!.data
+    let shares = scratchBase + workers * T * T  // (B·NH, 2, T, HD) per-query-head dK and dV when shared
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
-    withHeadsInParallel(B * NKV, workers: workers) { items, worker in
+    withHeadsInParallel(B * NH, workers: workers) { items, worker in
         let dscores = scratchBase + worker * T * T  // (T, T), this worker's alone
         for item in items {
-            let b = item / NKV, kvh = item % NKV
-            let kvOffset = b * T * ldk + kvh * HD
-            let kbh = k + kvOffset, vbh = v + kvOffset, dkbh = dk + kvOffset, dvbh = dv + kvOffset
-            for h in (kvh * group)..<((kvh + 1) * group) {
-                let qbh = q + b * T * ldq + h * HD, dqbh = dq + b * T * ldq + h * HD, dobh = dout + b * T * ldq + h * HD
-                let pbh = probs + (b * NH + h) * T * T
-                forEachCausalBlock(T) { r0, r1 in
-                    // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
-                    sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: dobh + r0 * ldq, lda: ldq, B: vbh, ldb: ldk,
-                          C: dscores + r0 * T, ldc: T)
-                    // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
-                    sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pbh + r0 * T, lda: T, B: dobh + r0 * ldq,
-                          ldb: ldq, beta: 1, C: dvbh, ldc: ldk)
-                }
-                for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: pbh + t * T, valid: t + 1, scale: scale, T: T) }
-                forEachCausalBlock(T) { r0, r1 in
-                    // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
-                    sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kbh, ldb: ldk,
-                          beta: 1, C: dqbh + r0 * ldq, ldc: ldq)
-                    // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
-                    sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qbh + r0 * ldq,
-                          ldb: ldq, beta: 1, C: dkbh, ldc: ldk)
+            let b = item / NH, h = item % NH
+            let qbh = q + b * T * ldq + h * HD, dqbh = dq + b * T * ldq + h * HD, dobh = dout + b * T * ldq + h * HD
+            let kvOffset = b * T * ldk + (h / group) * HD
+            let kbh = k + kvOffset, vbh = v + kvOffset
+            let pbh = probs + item * T * T
+            // Where this head's dK and dV go: its own scratch share, or straight into dk/dv when it is
+            // the only query head on its KV head.
+            let share = shares + item * 2 * T * HD
+            if shared { share.update(repeating: 0, count: 2 * T * HD) }
+            let (dkbh, dvbh, ldShare) = shared ? (share, share + T * HD, HD) : (dk + kvOffset, dv + kvOffset, ldk)
+            forEachCausalBlock(T) { r0, r1 in
+                // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
+                sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: dobh + r0 * ldq, lda: ldq, B: vbh, ldb: ldk,
+                      C: dscores + r0 * T, ldc: T)
+                // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
+                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pbh + r0 * T, lda: T, B: dobh + r0 * ldq,
+                      ldb: ldq, beta: 1, C: dvbh, ldc: ldShare)
+            }
+            for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: pbh + t * T, valid: t + 1, scale: scale, T: T) }
+            forEachCausalBlock(T) { r0, r1 in
+                // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
+                sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kbh, ldb: ldk,
+                      beta: 1, C: dqbh + r0 * ldq, ldc: ldq)
+                // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
+                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qbh + r0 * ldq,
+                      ldb: ldq, beta: 1, C: dkbh, ldc: ldShare)
+            }
+        }
+    }
+    if shared {
+        // dk[b, t, kvh] += Σ over the group's query heads h (in increasing h) of share[b, h][t].
+        Threading.parallelFor(B * T, minChunk: max(1, parallelGrain / max(2 * NH * HD, 1))) { rows in
+            for row in rows {
+                let b = row / T, t = row % T
+                for h in 0..<NH {
+                    let share = shares + (b * NH + h) * 2 * T * HD + t * HD
+                    let kvRow = row * ldk + (h / group) * HD
+                    addInPlaceSerial(out: dk + kvRow, inp: share, N: HD)
+                    addInPlaceSerial(out: dv + kvRow, inp: share + T * HD, N: HD)
                 }
             }
         }

@@ -27,8 +27,14 @@ public func residualBackward(dinp1: UnsafeMutablePointer<Float>, dinp2: UnsafeMu
 /// out += inp. out, inp: (N).
 public func addInPlace(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
     Threading.parallelFor(N, minChunk: parallelGrain) { range in
-        for i in range { out[i] += inp[i] }
+        addInPlaceSerial(out: out + range.lowerBound, inp: inp + range.lowerBound, N: range.count)
     }
+}
+
+/// out += inp on the calling thread (for use inside parallel loops). out, inp: (N).
+@inline(__always)
+func addInPlaceSerial(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    for i in 0..<N { out[i] += inp[i] }
 }
 
 /// out *= scale. out: (N).
