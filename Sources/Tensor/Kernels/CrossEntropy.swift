@@ -38,10 +38,8 @@ public func crossEntropyBackward(dlogits: UnsafeMutablePointer<Float>, logits: U
                 dx.update(repeating: 0, count: V)
                 continue
             }
-            let maxValue = rowMax(x, V)
-            let scale = dlosses[n] / rowSumExp(x, V, shift: maxValue)
-            // Each vector is read before it is written: dlogits may be the logits' own memory.
-            vectorLoop(0..<V) { i, count in store16(exp16(load16(x + i, count) - maxValue) * scale, dx + i, count) }
+            // softmaxRow reads each vector before writing it, so dlogits may be the logits' own memory.
+            softmaxRow(dx, x, valid: V, columns: V, scale: dlosses[n])
             dx[target] -= dlosses[n]
         }
     }

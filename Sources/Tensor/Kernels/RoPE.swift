@@ -46,21 +46,22 @@ public struct RopeTable: Sendable {
 /// - positions start..<start+T (must be < table.maxPositions)
 public func ropeForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, table: RopeTable,
                         B: Int, T: Int, NH: Int, HD: Int, start: Int) {
-    ropeApply(out: out, inp: inp, table: table, B: B, T: T, NH: NH, HD: HD, start: start, inverse: false, accumulate: false)
+    ropeApply(out: out, inp: inp, table: table, B: B, T: T, NH: NH, HD: HD, start: start, backward: false)
 }
 
 /// dinp += rotation⁻¹(dout) (the transpose of the forward rotation).
 /// - dinp, dout: (B, T, NH, HD)
 public func ropeBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, table: RopeTable,
                          B: Int, T: Int, NH: Int, HD: Int, start: Int) {
-    ropeApply(out: dinp, inp: dout, table: table, B: B, T: T, NH: NH, HD: HD, start: start, inverse: true, accumulate: true)
+    ropeApply(out: dinp, inp: dout, table: table, B: B, T: T, NH: NH, HD: HD, start: start, backward: true)
 }
 
-/// The rotation (or its inverse, sin negated), written or added into `out`; (b, t) rows in parallel.
+/// The forward rotation written into `out`, or (backward) the inverse rotation added into it;
+/// (b, t) rows in parallel.
 @inline(__always)
 func ropeApply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, table: RopeTable,
-               B: Int, T: Int, NH: Int, HD: Int, start: Int, inverse: Bool, accumulate: Bool) {
-    ropeCheck(table, HD: HD, T: T, start: start, inverse ? "ropeBackward" : "ropeForward")
+               B: Int, T: Int, NH: Int, HD: Int, start: Int, backward: Bool) {
+    ropeCheck(table, HD: HD, T: T, start: start, backward ? "ropeBackward" : "ropeForward")
     let half = HD / 2
     let cosTable = UnsafePointer(table.cos.data), sinTable = UnsafePointer(table.sin.data)
     Threading.parallelFor(B * T, minChunk: max(1, parallelGrain / max(NH * HD, 1))) { rows in
@@ -69,16 +70,21 @@ func ropeApply(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, tabl
             let c = cosTable + position * half, s = sinTable + position * half
             for h in 0..<NH {
                 let x = inp + (row * NH + h) * HD, y = out + (row * NH + h) * HD
-                vectorLoop(0..<half) { i, count in
-                    let cv = load16(c + i, count), sv = inverse ? -load16(s + i, count) : load16(s + i, count)
-                    let x1 = load16(x + i, count), x2 = load16(x + half + i, count)
-                    var y1 = x1 * cv - x2 * sv, y2 = x2 * cv + x1 * sv
-                    if accumulate {
-                        y1 += load16(y + i, count)
-                        y2 += load16(y + half + i, count)
+                // Plain loops, one per case so no flag is tested inside: they vectorise on their own and
+                // measured faster than SIMD16 at HD/2 = 32.
+                if backward {
+                    // The inverse rotation (sin negated), added.
+                    for i in 0..<half {
+                        let x1 = x[i], x2 = x[half + i]
+                        y[i] += x1 * c[i] + x2 * s[i]
+                        y[half + i] += x2 * c[i] - x1 * s[i]
                     }
-                    store16(y1, y + i, count)
-                    store16(y2, y + half + i, count)
+                } else {
+                    for i in 0..<half {
+                        let x1 = x[i], x2 = x[half + i]
+                        y[i] = x1 * c[i] - x2 * s[i]
+                        y[half + i] = x2 * c[i] + x1 * s[i]
+                    }
                 }
             }
         }

@@ -14,9 +14,10 @@ public func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<
     }
 }
 
-/// y[0..<valid] = softmax(x[0..<valid]) and y[valid..<columns] = 0; y may alias x.
+/// y[0..<valid] = scale · softmax(x[0..<valid]) and y[valid..<columns] = 0; y may alias x.
 @inline(__always)
-func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, valid: Int, columns: Int) {
+func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, valid: Int, columns: Int,
+                scale: Float = 1) {
     let maxValue = rowMax(x, valid)
     var sum = Vec16()
     vectorLoop(0..<valid) { i, count in
@@ -25,7 +26,7 @@ func softmaxRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, val
         sum += e
         store16(e, y + i, count)
     }
-    let inv = 1 / sum.sum()
+    let inv = scale / sum.sum()
     vectorLoop(0..<valid) { i, count in store16(load16(y + i, count) * inv, y + i, count) }
     (y + valid).update(repeating: 0, count: columns - valid)
 }
