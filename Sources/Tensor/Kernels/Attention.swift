@@ -194,11 +194,11 @@ func softmaxBackwardRow(_ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer
 func attentionWorkers(_ count: Int) -> Int { max(1, min(Threading.threads, count)) }
 
 /// Runs body(items, worker) over 0..<count attention items (heads) split into at most `workers`
-/// chunks, each with a distinct worker index below `workers` (for per-worker scratch). BLAS is held to one thread
-/// meanwhile and restored afterwards: per-head products (64×512×64 at SmolLM2 size) are too small for
-/// BLAS's own threads, which measured 3× slower than one thread on a busy machine, while heads are
-/// independent and split evenly. This is the one place a kernel calls sgemm inside `parallelFor`,
-/// and it is why BLAS must be single-threaded here (no oversubscription).
+/// chunks, each with a distinct worker index below `workers` (for per-worker scratch). BLAS is held
+/// to one thread meanwhile and restored afterwards: per-head products (64×512×64 at SmolLM2 size)
+/// are too small for BLAS's own threads, which measured 3–5× slower than one thread on a busy
+/// machine, while heads are independent and split evenly. This is the one place a kernel calls
+/// sgemm inside `parallelFor`, and why BLAS must be single-threaded here (no oversubscription).
 func withHeadsInParallel(_ count: Int, workers: Int, _ body: (_ items: Range<Int>, _ worker: Int) -> Void) {
     if workers <= 1 || count <= 1 {
         body(0..<count, 0)
