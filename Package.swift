@@ -33,7 +33,7 @@ let package = Package(
         /// Float32 tensors, cblas_sgemm, vectorised kernels with paired backward, seeded RNG, threading.
         .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
         /// HDF5 files of named tensors with JSON metadata, content digests and atomic writes.
-        .target(name: "TensorStore", dependencies: ["Tensor", "CHDF5", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "TensorStore", dependencies: ["Tensor", "CHDF5", .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
 
         // MARK: - Models and training
 

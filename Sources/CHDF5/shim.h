@@ -21,3 +21,10 @@ static inline unsigned streamline_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline size_t streamline_h5t_variable(void) { return H5T_VARIABLE; }
 /// Silences HDF5's automatic error-stack printing for the calling thread (the setting is per thread).
 static inline void streamline_h5_silence_errors(void) { H5open(); H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+// Little-endian file types: stores are written LE on every machine so files (and digests) travel.
+static inline hid_t streamline_h5t_ieee_f32le(void) { H5open(); return H5T_IEEE_F32LE; }
+static inline hid_t streamline_h5t_std_i32le(void) { H5open(); return H5T_STD_I32LE; }
+static inline hid_t streamline_h5t_std_i64le(void) { H5open(); return H5T_STD_I64LE; }
+static inline hid_t streamline_h5t_std_u8le(void) { H5open(); return H5T_STD_U8LE; }
+static inline hid_t streamline_h5p_group_create(void) { H5open(); return H5P_GROUP_CREATE; }
+static inline hid_t streamline_h5e_default(void) { return H5E_DEFAULT; }

@@ -1,1 +1,0 @@
-// TensorStore module: see README.
