@@ -1,0 +1,89 @@
+// AdamW state in a tensor store: the moments as flat float32 tensors `<prefix>m/<s>`, `<prefix>v/<s>`
+// (set s's layout) and a metadata record with the update count (= schedule position), the
+// hyper-parameters and every set's parameter names and shapes, checked when loading.
+// Not here: what else a checkpoint holds (Trainer+Checkpoint.swift).
+
+import Foundation
+import Tensor
+import TensorStore
+
+/// The metadata record written beside the moments (key `AdamW.stateMetadataKey`).
+public struct AdamWStateRecord: Codable, Sendable, Equatable {
+    /// Updates done when the state was written.
+    public var step: Int
+    /// Hyper-parameters in use at the time (informational: the resuming run's config wins).
+    public var config: AdamWConfig
+    /// Per set, the parameters the moments are laid out for.
+    public var layouts: [[ParameterSpec]]
+}
+
+extension AdamW {
+    /// Store kind of a store that holds only optimiser state.
+    public static let storeKind = "optimizer"
+    /// Metadata key of the `AdamWStateRecord`.
+    public static let stateMetadataKey = "adamw_state"
+
+    /// Writes moments and the state record into an open writer; tensor names start with `prefix`.
+    public func write(to writer: TensorStoreWriter, prefix: String = "optimizer/") throws(TrainingError) {
+        let snapshot = state
+        let record = AdamWStateRecord(step: snapshot.step, config: config, layouts: snapshot.layouts)
+        do {
+            try writer.setMetadata(Self.stateMetadataKey, record)
+            for name in snapshot.tensorNames {
+                guard let tensor = snapshot.tensors[name] else { continue }
+                try writer.write(prefix + name, tensor)
+            }
+        } catch {
+            throw .store(path: writer.url.path, message: "\(error)")
+        }
+    }
+
+    /// Loads step and moments from a store written by `write(to:prefix:)` for the same parameter layout.
+    public func restore(from reader: TensorStoreReader, prefix: String = "optimizer/", verify: Bool = false) throws(TrainingError) {
+        let record: AdamWStateRecord
+        var tensors: [String: Tensor] = [:]
+        do {
+            record = try reader.metadata(Self.stateMetadataKey, as: AdamWStateRecord.self)
+            guard record.layouts.count == sets.count else {
+                throw TrainingError.stateMismatch(what: "number of parameter sets", expected: "\(sets.count)", found: "\(record.layouts.count)")
+            }
+            for (s, layout) in record.layouts.enumerated() {
+                let count = layout.reduce(0) { $0 + $1.count }
+                for moment in ["m", "v"] {
+                    let name = "\(moment)/\(s)"
+                    tensors[name] = try reader.tensor(prefix + name, expectedShape: [count], verify: verify)
+                }
+            }
+        } catch let error as TrainingError {
+            throw error
+        } catch {
+            throw .store(path: reader.url.path, message: "\(error)")
+        }
+        try restore(State(step: record.step, layouts: record.layouts, tensors: tensors))
+    }
+
+    /// Saves the optimiser state alone as a store of kind "optimizer" at `url`; returns its digest.
+    @discardableResult
+    public func save(to url: URL) throws(TrainingError) -> String {
+        do {
+            let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
+            try write(to: writer)
+            return try writer.commit()
+        } catch let error as TrainingError {
+            throw error
+        } catch {
+            throw .store(path: url.path, message: "\(error)")
+        }
+    }
+
+    /// Loads the optimiser state from a store written by `save(to:)`.
+    public func load(from url: URL, verify: Bool = false) throws(TrainingError) {
+        let reader: TensorStoreReader
+        do {
+            reader = try TensorStoreReader(url: url)
+        } catch {
+            throw .store(path: url.path, message: "\(error)")
+        }
+        try restore(from: reader, verify: verify)
+    }
+}
