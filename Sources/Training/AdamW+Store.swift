@@ -27,26 +27,24 @@ extension AdamW {
     public func write(to writer: TensorStoreWriter, prefix: String = "optimizer/") throws(TrainingError) {
         let snapshot = state
         let record = AdamWStateRecord(step: snapshot.step, config: config, layouts: snapshot.layouts)
-        do {
+        try reportingStoreErrors(path: writer.url.path) {
             try writer.setMetadata(Self.stateMetadataKey, record)
             for name in snapshot.tensorNames {
                 guard let tensor = snapshot.tensors[name] else { continue }
                 try writer.write(prefix + name, tensor)
             }
-        } catch {
-            throw .store(path: writer.url.path, message: "\(error)")
         }
     }
 
     /// Loads step and moments from a store written by `write(to:prefix:)` for the same parameter layout.
     public func restore(from reader: TensorStoreReader, prefix: String = "optimizer/", verify: Bool = false) throws(TrainingError) {
-        let record: AdamWStateRecord
-        var tensors: [String: Tensor] = [:]
-        do {
-            record = try reader.metadata(Self.stateMetadataKey, as: AdamWStateRecord.self)
-            guard record.layouts.count == sets.count else {
-                throw TrainingError.stateMismatch(what: "number of parameter sets", expected: "\(sets.count)", found: "\(record.layouts.count)")
+        let setCount = sets.count
+        let state = try reportingStoreErrors(path: reader.url.path) {
+            let record = try reader.metadata(Self.stateMetadataKey, as: AdamWStateRecord.self)
+            guard record.layouts.count == setCount else {
+                throw TrainingError.stateMismatch(what: "number of parameter sets", expected: "\(setCount)", found: "\(record.layouts.count)")
             }
+            var tensors: [String: Tensor] = [:]
             for (s, layout) in record.layouts.enumerated() {
                 let count = layout.reduce(0) { $0 + $1.count }
                 for moment in ["m", "v"] {
@@ -54,36 +52,36 @@ extension AdamW {
                     tensors[name] = try reader.tensor(prefix + name, expectedShape: [count], verify: verify)
                 }
             }
-        } catch let error as TrainingError {
-            throw error
-        } catch {
-            throw .store(path: reader.url.path, message: "\(error)")
+            return State(step: record.step, layouts: record.layouts, tensors: tensors)
         }
-        try restore(State(step: record.step, layouts: record.layouts, tensors: tensors))
+        try restore(state)
     }
 
     /// Saves the optimiser state alone as a store of kind "optimizer" at `url`; returns its digest.
     @discardableResult
     public func save(to url: URL) throws(TrainingError) -> String {
-        do {
+        try reportingStoreErrors(path: url.path) {
             let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
             try write(to: writer)
             return try writer.commit()
-        } catch let error as TrainingError {
-            throw error
-        } catch {
-            throw .store(path: url.path, message: "\(error)")
         }
     }
 
     /// Loads the optimiser state from a store written by `save(to:)`.
     public func load(from url: URL, verify: Bool = false) throws(TrainingError) {
-        let reader: TensorStoreReader
-        do {
-            reader = try TensorStoreReader(url: url)
-        } catch {
-            throw .store(path: url.path, message: "\(error)")
-        }
+        let reader = try reportingStoreErrors(path: url.path) { try TensorStoreReader(url: url) }
         try restore(from: reader, verify: verify)
+    }
+}
+
+/// Runs `body`, passing TrainingErrors through and wrapping any other error (a TensorStoreError) as
+/// `.store(path:message:)`, so callers see one error type.
+func reportingStoreErrors<T>(path: String, _ body: () throws -> T) throws(TrainingError) -> T {
+    do {
+        return try body()
+    } catch let error as TrainingError {
+        throw error
+    } catch {
+        throw .store(path: path, message: "\(error)")
     }
 }

@@ -83,12 +83,7 @@ public final class AdamW {
         self.sets = sets
         self.mask = mask
         self.config = config
-        var offsets: [Int] = []
-        var total = 0
-        for set in sets {
-            offsets.append(total)
-            total += set.count
-        }
+        let (offsets, total) = runningOffsets(sets.map(\.count))
         self.setOffsets = offsets
         self.moments = Tensor(zeros: [2, total])
         self.layout = SpanLayout(sets: sets, mask: mask, decays: decays)

@@ -43,15 +43,8 @@ struct SpanLayout {
                 }
             }
         }
-        var starts: [Int] = []
-        var total = 0
-        for span in spans {
-            starts.append(total)
-            total += span.count
-        }
         self.spans = spans
-        self.starts = starts
-        self.total = total
+        (starts, total) = runningOffsets(spans.map(\.count))
     }
 
     /// Number of fixed-size blocks covering 0..<total.
@@ -81,4 +74,16 @@ struct SpanLayout {
             for block in range { body(block) }
         }
     }
+}
+
+/// Where each of `counts` starts when laid end to end, and the total: ([0, c0, c0 + c1, …], Σ counts).
+func runningOffsets(_ counts: [Int]) -> (starts: [Int], total: Int) {
+    var starts: [Int] = []
+    starts.reserveCapacity(counts.count)
+    var total = 0
+    for count in counts {
+        starts.append(total)
+        total += count
+    }
+    return (starts, total)
 }

@@ -18,7 +18,7 @@ extension Trainer {
     /// Writes parameters, optimiser state and settings to a new store at `url`; returns its digest.
     @discardableResult
     public func saveCheckpoint(to url: URL) throws(TrainingError) -> String {
-        do {
+        try reportingStoreErrors(path: url.path) {
             let writer = try TensorStoreWriter(url: url, kind: Self.checkpointKind)
             try writer.setMetadata(Self.configMetadataKey, config)
             for (s, set) in optimizer.sets.enumerated() {
@@ -26,27 +26,19 @@ extension Trainer {
             }
             try optimizer.write(to: writer)
             return try writer.commit()
-        } catch let error as TrainingError {
-            throw error
-        } catch {
-            throw .store(path: url.path, message: "\(error)")
         }
     }
 
     /// Loads a checkpoint written by `saveCheckpoint(to:)` for a model with the same trainable sets:
     /// parameter values into the model, moments and update count into the optimiser.
     public func resume(from url: URL, verify: Bool = false) throws(TrainingError) {
-        do {
+        try reportingStoreErrors(path: url.path) {
             let reader = try TensorStoreReader(url: url)
             // Optimiser first: it checks every set's names and shapes before any value is overwritten.
             try optimizer.restore(from: reader, verify: verify)
             for (s, set) in optimizer.sets.enumerated() {
                 try reader.read(into: set, prefix: "parameters/\(s)/", verify: verify)
             }
-        } catch let error as TrainingError {
-            throw error
-        } catch {
-            throw .store(path: url.path, message: "\(error)")
         }
     }
 }
