@@ -130,8 +130,10 @@ public final class Trainer<Model: TrainableModel> {
     private var timedSeconds = 0.0
     private var timedSteps = 0
 
-    /// A trainer over `model.trainableSets`, with `config.freeze` patterns frozen.
-    public init(model: Model, config: TrainerConfig, batches: any BatchSource) throws(TrainingError) {
+    /// A trainer over `model.trainableSets` (read once, here: add adapters before making the trainer),
+    /// with `config.freeze` patterns frozen and weight decay where `decays` says (default: rank ≥ 2).
+    public init(model: Model, config: TrainerConfig, batches: any BatchSource,
+                decays: (ParameterSpec) -> Bool = AdamW.decaysMatrices) throws(TrainingError) {
         try config.validate()
         guard batches.T == config.seqLen else {
             throw .invalidSetting(key: "seq_len", value: "\(config.seqLen)", reason: "the batch source cuts windows of T = \(batches.T)")
@@ -142,7 +144,7 @@ public final class Trainer<Model: TrainableModel> {
         let mask = try TrainableMask(sets: sets, freeze: config.freeze)
         self.model = model
         self.config = resolved
-        self.optimizer = AdamW(sets: sets, config: config.optimizer, mask: mask)
+        self.optimizer = AdamW(sets: sets, config: config.optimizer, mask: mask, decays: decays)
         self.batches = batches
     }
 
