@@ -129,8 +129,8 @@ struct AdamWHyper {
     var correction1, correction2: Float
 }
 
-/// The AdamW update of n scalars: p, g, m, v are (n,). SIMD8 body plus a scalar tail with the same
-/// operation order, so a parameter gets the same bits wherever it falls.
+/// The AdamW update of n scalars: p, g, m, v are (n,). SIMD8 body, then `adamwUpdateReference` for the
+/// tail; both use the same operation order, so a scalar gets the same bits wherever it falls.
 @inline(__always)
 func adamwUpdate(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
                  m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, _ h: AdamWHyper) {
@@ -149,7 +149,14 @@ func adamwUpdate(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
         UnsafeMutableRawPointer(p + i).storeBytes(of: pi, as: V8.self)
         i += 8
     }
-    while i < n {
+    if i < n { adamwUpdateReference(p: p + i, g: g + i, m: m + i, v: v + i, n: n - i, h) }
+}
+
+/// The plain-loop AdamW update of n scalars (p, g, m, v: (n,)): the reference the SIMD version is tested against.
+func adamwUpdateReference(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
+                          m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, n: Int, _ h: AdamWHyper) {
+    let b1 = h.beta1, b2 = h.beta2, a1 = 1 - h.beta1, a2 = 1 - h.beta2
+    for i in 0..<n {
         let gi = g[i]
         let mi = b1 * m[i] + a1 * gi
         let vi = b2 * v[i] + a2 * (gi * gi)
@@ -157,7 +164,6 @@ func adamwUpdate(p: UnsafeMutablePointer<Float>, g: UnsafeMutablePointer<Float>,
         p[i] = p[i] * h.decayFactor - h.lr * (mHat / (vHat.squareRoot() + h.eps))
         m[i] = mi
         v[i] = vi
-        i += 1
     }
 }
 

@@ -75,6 +75,23 @@ struct ReferenceAdamW {
         #expect(worstV < 1e-5, "max relative |v − reference| = \(worstV)")
     }
 
+    @Test func simdKernelMatchesPlainLoopBitwise() {
+        let n = 1003   // SIMD body plus a 3-element tail
+        let h = AdamWHyper(lr: 0.003, beta1: 0.9, beta2: 0.99, eps: 1e-8, decayFactor: 1 - 0.003 * 0.1,
+                           correction1: 1 / (1 - 0.9 * 0.9), correction2: 1 / (1 - 0.99 * 0.99))
+        let inputs = (0..<4).map { Tensor.randn([n], seed: 17, stream: UInt64($0)) }
+        inputs[3].assign(Tensor(shape: [n], values: inputs[3].array.map { $0 * $0 }))   // v ≥ 0
+        let fast = inputs.map { $0.copy() }, plain = inputs.map { $0.copy() }
+        for _ in 0..<3 {
+            adamwUpdate(p: fast[0].data, g: fast[1].data, m: fast[2].data, v: fast[3].data, n: n, h)
+            adamwUpdateReference(p: plain[0].data, g: plain[1].data, m: plain[2].data, v: plain[3].data, n: n, h)
+        }
+        for (name, (a, b)) in zip(["p", "g", "m", "v"], zip(fast, plain)) {
+            #expect(a.array.map(\.bitPattern) == b.array.map(\.bitPattern), "\(name) differs")
+        }
+        #expect(fast[0].array != inputs[0].array)
+    }
+
     @Test func weightDecayOnlyTouchesMatricesByDefaultAndRuleIsOverridable() {
         // With zero gradients Adam's step is 0, so only the decoupled decay moves a parameter.
         let set = ParameterSet([ParameterSpec("w", [2, 2]), ParameterSpec("b", [3])])
