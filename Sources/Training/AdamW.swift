@@ -33,7 +33,7 @@ public struct AdamWConfig: Codable, Sendable, Equatable {
         case weightDecay = "weight_decay"
     }
 
-    public init(from decoder: any Decoder) throws {
+    public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = AdamWConfig()
         beta1 = try c.decodeIfPresent(Float.self, forKey: .beta1) ?? defaults.beta1

@@ -41,7 +41,7 @@ public struct LRSchedule: Codable, Sendable, Equatable {
         case minLR = "min_lr"
     }
 
-    public init(from decoder: any Decoder) throws {
+    public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(Kind.self, forKey: .kind)
         lr = try c.decode(Float.self, forKey: .lr)

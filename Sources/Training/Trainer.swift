@@ -56,7 +56,7 @@ public struct TrainerConfig: Codable, Sendable, Equatable {
         case clipNorm = "clip_norm"
     }
 
-    public init(from decoder: any Decoder) throws {
+    public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         steps = try c.decode(Int.self, forKey: .steps)
         batchSize = try c.decode(Int.self, forKey: .batchSize)
