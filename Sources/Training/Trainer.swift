@@ -13,8 +13,10 @@ public protocol TrainableModel: AnyObject {
     /// The parameter sets to train, in a fixed order (the optimiser's moment layout follows it).
     var trainableSets: [ParameterSet] { get }
     /// Runs the model on tokens (B, T); with targets (B, T) returns the mean cross-entropy over B·T.
+    /// May already ADD part of the gradient (the Decoder fuses its LM head with the loss).
     func forward(tokens: [Int32], targets: [Int32]?, B: Int, T: Int) -> Float
-    /// ADDS the gradient of the last forward's mean loss to the grads of `trainableSets` (never zeroes).
+    /// ADDS the rest of the gradient of the last forward's mean loss to the grads of `trainableSets`
+    /// (never zeroes).
     func backward()
 }
 
@@ -155,6 +157,8 @@ public final class Trainer<Model: TrainableModel> {
         let t = optimizer.step, B = config.batchSize, T = config.seqLen, K = config.accumulation
         let lr = config.schedule.lr(t)
         var lossSum = 0.0
+        // Zero grad comes before the first forward, not between forward and backward as in llm.c,
+        // because a model may accumulate gradients during forward (the Decoder's fused LM head).
         for set in optimizer.sets { set.zeroGrads() }                               // 3. zero grad (once per step)
         for micro in 0..<K {
             let batch = batches.batch(first: (t * K + micro) * B, count: B)          // 1. next batch
