@@ -1,6 +1,7 @@
 // The real decoder under the trainer: a tiny LLaMA learns a repeated sequence, LoRA-only training
 // moves only the adapters and lowers the loss, and merged adapters give the unmerged loss.
 
+import Foundation
 import Testing
 import Tensor
 import Model
@@ -71,5 +72,37 @@ import Model
         try Trainer(model: model, config: config, batches: TokenSampler(stream: Self.text, T: Self.T, seed: 1)).run()
         #expect(model.parameters.value("embed/tokens").array == embedBefore)
         #expect(model.parameters.value("layers/0/attn_norm/scale").array != normBefore)
+    }
+
+    @Test func loraRunResumedFromACheckpointMatchesAnUninterruptedRun() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-decoder-resume-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let batches = try TokenSampler(stream: Self.text, T: Self.T, seed: 6)
+        func loraModel() throws -> Decoder {
+            let model = Decoder.initialized(config: Self.config, seed: 4)
+            try model.addLoRA(rank: 2, alpha: 4, targets: ["wq", "wv"], seed: 8)
+            model.trainBase = false
+            return model
+        }
+        let config = Self.trainerConfig(steps: 6, lr: 1e-2)
+        let straight = try loraModel()
+        try Trainer(model: straight, config: config, batches: batches).run()
+
+        let stopped = try loraModel()
+        let first = try Trainer(model: stopped, config: config, batches: batches)
+        for _ in 0..<3 { try first.step() }
+        let checkpoint = folder.appendingPathComponent("lora-state.h5")
+        try first.saveCheckpoint(to: checkpoint)
+
+        let fresh = Decoder.initialized(config: Self.config, seed: 4)
+        try fresh.addLoRA(rank: 2, alpha: 4, targets: ["wq", "wv"], seed: 77)   // other adapter values, replaced by the load
+        fresh.trainBase = false
+        let second = try Trainer(model: fresh, config: config, batches: batches)
+        try second.resume(from: checkpoint)
+        try second.run()
+        let a = try #require(straight.adapters).values.array, b = try #require(fresh.adapters).values.array
+        let differing = zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
+        #expect(differing == 0, "\(differing) of \(a.count) adapter values differ, max difference \(maxAbsDiff(a, b))")
+        #expect(a != (try loraModel()).adapters?.values.array)
     }
 }
