@@ -5,5 +5,6 @@ import ArgumentParser
 extension Streamline {
     static let registeredSubcommands: [any ParsableCommand.Type] = [
         BenchCommand.self,
+        InspectCommand.self,
     ]
 }

@@ -11,6 +11,8 @@ public enum TensorStoreError: Error, Sendable, Equatable {
     case unreadable(path: String, detail: String)
     /// A readable HDF5 file that Streamline did not write (no store marker, or a malformed one).
     case notAStore(path: String, detail: String)
+    /// A store of another kind than the caller needs (e.g. a dataset where a model was expected).
+    case wrongKind(path: String, expected: String, found: String)
     /// A store written by a newer Streamline with a format this build does not know.
     case unsupportedFormatVersion(path: String, found: Int, supported: Int)
     /// A dataset inside the store that a store cannot hold or that lacks its digest.
@@ -56,6 +58,9 @@ extension TensorStoreError: CustomStringConvertible {
         case .notAStore(let path, let detail):
             return "\(path) is an HDF5 file but not a Streamline tensor store (\(detail)). "
                 + "Only files written by Streamline's TensorStoreWriter open as stores; convert other checkpoints first."
+        case .wrongKind(let path, let expected, let found):
+            return "\(path) is a '\(found)' store, but a '\(expected)' store is needed here. "
+                + "Check which stage output is wired to this input."
         case .unsupportedFormatVersion(let path, let found, let supported):
             return "\(path) uses store format version \(found); this build reads up to version \(supported). "
                 + "Update Streamline, or re-create the store with this version."

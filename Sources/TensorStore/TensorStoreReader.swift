@@ -72,6 +72,14 @@ public final class TensorStoreReader: @unchecked Sendable {
                                      tensorDigests: infoByName.mapValues(\.digest))
     }
 
+    /// Opens the store at `url` and checks that it is a store of `kind`; throws `wrongKind` if not.
+    public convenience init(url: URL, expectingKind kind: String) throws {
+        try self.init(url: url)
+        guard self.kind == kind else {
+            throw TensorStoreError.wrongKind(path: self.url.path, expected: kind, found: self.kind)
+        }
+    }
+
     deinit {
         let file = self.file
         _ = try? HDF5.locked { H5Fclose(file) }

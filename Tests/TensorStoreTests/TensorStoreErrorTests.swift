@@ -117,6 +117,11 @@ import Tensor
         }
         #expect(throws: TensorStoreError.self) { try reader.metadata("note", as: SampleConfig.self) }
 
+        #expect(throws: TensorStoreError.wrongKind(path: reader.url.path, expected: "dataset", found: "model")) {
+            try TensorStoreReader(url: folder.file("s.h5"), expectingKind: "dataset")
+        }
+        #expect(try TensorStoreReader(url: folder.file("s.h5"), expectingKind: "model").kind == "model")
+
         let message = "\(TensorStoreError.missingTensor(path: "m.h5", name: "x", available: ["a", "b"], suggestion: "a"))"
         #expect(message.contains("a, b") && message.contains("Did you mean 'a'?"))
     }
@@ -176,6 +181,73 @@ import Tensor
         abandoned.abandon()
         #expect(try folder.contents().isEmpty)
         #expect(throws: TensorStoreError.writerClosed(path: abandoned.url.path)) { try abandoned.commit() }
+    }
+
+    @Test func editsAfterCommitAreCaughtByTheStoreDigest() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("s.h5")
+        let committed = try SampleStore().write(to: url)
+        #expect(try TensorStoreReader.digest(ofStoreAt: url) == committed)
+
+        // Change one metadata value in place, as a user with h5py might.
+        let file = H5Fopen(url.path, streamline_h5f_acc_rdwr(), streamline_h5p_default())
+        try #require(file >= 0)
+        H5Adelete(file, "streamline.metadata.note")
+        #expect(HDF5.writeStringAttribute(file, "streamline.metadata.note", #""edited""#))
+        H5Fclose(file)
+
+        let reader = try TensorStoreReader(url: url)
+        #expect(reader.recordedDigest == committed && reader.digest != committed)
+        #expect(try reader.verificationProblems() == [.storeDigestMismatch(path: reader.url.path, recorded: committed,
+                                                                            computed: reader.digest)])
+        #expect(throws: TensorStoreError.storeDigestMismatch(path: reader.url.path, recorded: committed,
+                                                             computed: reader.digest)) {
+            try TensorStoreReader.digest(ofStoreAt: url)
+        }
+    }
+
+    @Test func aForeignMarkerWrittenAsAFixedLengthStringIsNamed() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("other.h5")
+        try writeForeignHDF5(url)
+        // h5py writes numpy bytes attributes as fixed-length strings; read those too.
+        let file = H5Fopen(url.path, streamline_h5f_acc_rdwr(), streamline_h5p_default())
+        try #require(file >= 0)
+        let type = H5Tcopy(streamline_h5t_c_s1())
+        H5Tset_size(type, 9)
+        let space = H5Screate(H5S_SCALAR)
+        let attribute = H5Acreate2(file, "streamline.format", type, space, streamline_h5p_default(), streamline_h5p_default())
+        var text = Array("other-app".utf8)
+        H5Awrite(attribute, type, &text)
+        H5Aclose(attribute)
+        H5Sclose(space)
+        H5Tclose(type)
+        H5Fclose(file)
+        expectOpenFails(url) {
+            if case .notAStore(_, let detail) = $0 { detail == "'streamline.format' is 'other-app'" } else { false }
+        }
+    }
+
+    @Test func staleTemporaryFilesOfCrashedWritersAreRemovedAndLiveOnesKept() throws {
+        let folder = try ScratchFolder()
+        defer { folder.remove() }
+        let live = try TensorStoreWriter(url: folder.file("live.h5"), kind: "model")
+        try live.write("w", Tensor(zeros: [2]))
+        let crashed = ".model.h5.tmp-4242-9f3ab"
+        try Data("partial".utf8).write(to: folder.file(crashed))
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                              ofItemAtPath: folder.file(crashed).path)
+        for keep in [".notes.tmp-x-1", "model.h5", ".model.h5.tmp-12-zz"] {
+            try Data().write(to: folder.file(keep))
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -2 * 86_400)],
+                                                  ofItemAtPath: folder.file(keep).path)
+        }
+        #expect(TensorStoreWriter.removeStaleTemporaryFiles(in: folder.url) == [crashed])
+        #expect(try folder.contents() == [".model.h5.tmp-12-zz", ".notes.tmp-x-1", live.temporaryURL.lastPathComponent,
+                                          "model.h5"].sorted())
+        try live.commit()
     }
 
     /// An HDF5 file that Streamline did not write (one dataset, no store attributes).
