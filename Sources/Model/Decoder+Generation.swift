@@ -27,10 +27,11 @@ public final class KVCache {
     /// Forgets every cached position (the buffers are reused).
     public func reset() { length = 0 }
 
-    /// Copies layer l's new keys and values, (B·T, NKV·HD) rows, to positions length..<length+T.
+    /// Copies layer l's new keys and values, (B·T, NKV·HD) rows at the start of `k` and `v`, to
+    /// positions length..<length+T.
     func append(layer l: Int, k: Tensor, v: Tensor, T: Int) {
         precondition(length + T <= capacity, "KVCache: \(length + T) positions exceed its capacity \(capacity)")
-        let width = k.count / (batch * T)
+        let width = keys[l].count / (batch * capacity)
         for b in 0..<batch {
             let dst = (b * capacity + length) * width, src = b * T * width
             (keys[l].data + dst).update(from: k.data + src, count: T * width)
