@@ -69,7 +69,7 @@ extension AdamW {
 
     /// Loads the optimiser state from a store written by `save(to:)`.
     public func load(from url: URL, verify: Bool = false) throws(TrainingError) {
-        let reader = try reportingStoreErrors(path: url.path) { try TensorStoreReader(url: url) }
+        let reader = try reportingStoreErrors(path: url.path) { try TensorStoreReader(url: url, expectingKind: Self.storeKind) }
         try restore(from: reader, verify: verify)
     }
 }

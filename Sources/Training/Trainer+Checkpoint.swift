@@ -33,7 +33,7 @@ extension Trainer {
     /// parameter values into the model, moments and update count into the optimiser.
     public func resume(from url: URL, verify: Bool = false) throws(TrainingError) {
         try reportingStoreErrors(path: url.path) {
-            let reader = try TensorStoreReader(url: url)
+            let reader = try TensorStoreReader(url: url, expectingKind: Self.checkpointKind)
             // Optimiser first: it checks every set's names and shapes before any value is overwritten.
             try optimizer.restore(from: reader, verify: verify)
             for (s, set) in optimizer.sets.enumerated() {

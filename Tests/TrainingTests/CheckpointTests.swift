@@ -90,11 +90,20 @@ import TensorStore
             guard case let .store(path, _) = error else { Issue.record("unexpected \(error)"); return }
             #expect(path == missing.path)
         }
-        // A store without optimiser state: the missing metadata is reported, not crashed on.
+        // Another kind of store, and an optimiser store without the state record: reported, not crashed on.
         let foreign = folder.appendingPathComponent("model.h5")
         let writer = try TensorStoreWriter(url: foreign, kind: "model")
         try writer.write("w", Tensor(zeros: [2]))
         try writer.commit()
         #expect(throws: TrainingError.self) { try optimizer.load(from: foreign) }
+        let empty = folder.appendingPathComponent("empty.h5")
+        let emptyWriter = try TensorStoreWriter(url: empty, kind: AdamW.storeKind)
+        try emptyWriter.commit()
+        do {
+            try optimizer.load(from: empty)
+            Issue.record("loading a store without optimiser state succeeded")
+        } catch {
+            #expect(error.description.contains(AdamW.stateMetadataKey), "\(error)")
+        }
     }
 }
