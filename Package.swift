@@ -40,7 +40,7 @@ let package = Package(
         /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
         .target(name: "Model", dependencies: ["Tensor", "TensorStore"], swiftSettings: kernelSettings),
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
-        .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], swiftSettings: kernelSettings),
+        .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
         .target(name: "Data", dependencies: ["Tensor", "TensorStore", .product(name: "Crypto", package: "swift-crypto")]),
 
