@@ -94,7 +94,7 @@ public struct TokenSampler: BatchSource, Sendable {
         precondition(first >= 0 && B > 0, "TokenSampler.batch: bad range first \(first), count \(B)")
         var inputs = [Int32](repeating: 0, count: B * T)
         var targets = [Int32](repeating: 0, count: B * T)
-        // A batch spans at most two epochs; compute each epoch's permutation once.
+        // Consecutive samples share an epoch: recompute the permutation only when the epoch changes.
         var cachedEpoch = -1
         var permutation: [Int]?
         for b in 0..<B {
