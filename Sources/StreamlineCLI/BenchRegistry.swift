@@ -4,6 +4,7 @@ import ArgumentParser
 
 extension BenchCommand {
     static let registeredBenchmarks: [any ParsableCommand.Type] = [
+        BenchCommand.Engine.self,
         BenchCommand.Store.self,
     ]
 }
