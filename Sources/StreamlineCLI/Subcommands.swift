@@ -5,5 +5,13 @@ import ArgumentParser
 extension Streamline {
     static let registeredSubcommands: [any ParsableCommand.Type] = [
         BenchCommand.self,
+        ValidateCommand.self,
+        PlanCommand.self,
+        RunCommand.self,
+        ExplainCommand.self,
+        StageCommand.self,
+        LogsCommand.self,
+        StatusCommand.self,
+        CacheCommand.self,
     ]
 }
