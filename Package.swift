@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor", "TensorStore"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
     ]
 )
