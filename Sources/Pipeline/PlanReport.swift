@@ -48,7 +48,10 @@ public enum PlanReport {
         var out: [Difference] = []
         if rec.version != node.version { out.append(Difference(field: "version", was: "\(rec.version)", now: "\(node.version)")) }
         for key in Set(rec.params.keys).union(node.params.keys).sorted() where !same(rec.params[key], node.params[key]) {
-            out.append(Difference(field: "params.\(key)", was: rec.params[key]?.description ?? "(absent)",
+            // A record's JSON writes 2.0 as 2: show it with the type the kind declares today.
+            var was = rec.params[key]
+            if case .double? = node.params[key], let n = was?.number { was = .double(n) }
+            out.append(Difference(field: "params.\(key)", was: was?.description ?? "(absent)",
                                   now: node.params[key]?.description ?? "(absent)"))
         }
         if rec.seed != node.seed { out.append(Difference(field: "seed", was: "\(rec.seed)", now: "\(node.seed)")) }

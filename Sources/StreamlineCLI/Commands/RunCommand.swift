@@ -18,7 +18,7 @@ struct RunCommand: AsyncParsableCommand {
     var jobs: Int = 1
 
     @Option(help: "Threads in all, split between running stages (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    var threads: Int?
 
     @Flag(help: "After a failure, keep running whatever does not depend on it.")
     var keepGoing = false
@@ -30,7 +30,7 @@ struct RunCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard jobs >= 1, threads >= 1 else { throw ValidationError("--jobs and --threads must be at least 1.") }
+        guard jobs >= 1, (threads ?? 1) >= 1 else { throw ValidationError("--jobs and --threads must be at least 1.") }
     }
 
     func run() async throws {
@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
         interrupt.resume()
         let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
         let summary = await executor.run(nodes, cached: cached, options: RunOptions(
-            spec: options.specURL, cache: options.cacheURL, overrides: options.param, jobs: jobs, threads: threads,
+            spec: options.specURL, cache: options.cacheURL, overrides: options.param, jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
             keepGoing: keepGoing), events: display.show)
         interrupt.cancel()
         display.finish(summary)
