@@ -36,6 +36,60 @@ public struct CacheRecord: Codable, Sendable, Equatable {
     public var peakMemoryBytes: Int
 }
 
+extension CacheRecord {
+    private enum CodingKeys: String, CodingKey {
+        case fingerprint, id, stage, kind, version, params, paramTypes, seed, inputs, outputs, toolVersion, host, pid,
+             started, finished, peakMemoryBytes
+    }
+
+    /// JSON writes the double 2.0 as 2; `paramTypes` keeps each parameter's type so a record reads
+    /// back exactly as written.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        fingerprint = try c.decode(String.self, forKey: .fingerprint)
+        id = try c.decode(String.self, forKey: .id)
+        stage = try c.decode(String.self, forKey: .stage)
+        kind = try c.decode(String.self, forKey: .kind)
+        version = try c.decode(Int.self, forKey: .version)
+        let types = try c.decodeIfPresent([String: String].self, forKey: .paramTypes) ?? [:]
+        params = try c.decode([String: ParamValue].self, forKey: .params).reduce(into: [:]) { out, entry in
+            if types[entry.key] == "double", let n = entry.value.number { out[entry.key] = .double(n) }
+            else { out[entry.key] = entry.value }
+        }
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        inputs = try c.decode([PlanInput].self, forKey: .inputs)
+        outputs = try c.decode([String: String].self, forKey: .outputs)
+        toolVersion = try c.decode(String.self, forKey: .toolVersion)
+        host = try c.decode(String.self, forKey: .host)
+        pid = try c.decode(Int32.self, forKey: .pid)
+        started = try c.decode(String.self, forKey: .started)
+        finished = try c.decode(String.self, forKey: .finished)
+        peakMemoryBytes = try c.decode(Int.self, forKey: .peakMemoryBytes)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fingerprint, forKey: .fingerprint)
+        try c.encode(id, forKey: .id)
+        try c.encode(stage, forKey: .stage)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(version, forKey: .version)
+        try c.encode(params, forKey: .params)
+        try c.encode(params.mapValues { v -> String in
+            switch v { case .int: "int"; case .double: "double"; case .string: "string"; case .bool: "bool" }
+        }, forKey: .paramTypes)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(toolVersion, forKey: .toolVersion)
+        try c.encode(host, forKey: .host)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(started, forKey: .started)
+        try c.encode(finished, forKey: .finished)
+        try c.encode(peakMemoryBytes, forKey: .peakMemoryBytes)
+    }
+}
+
 /// A held per-fingerprint lock; released by `release()` or when the process dies (flock semantics:
 /// the kernel drops a dead holder's lock, so a crashed holder is taken over without any clean-up).
 public final class CacheLock: @unchecked Sendable {

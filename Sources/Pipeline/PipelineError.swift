@@ -48,6 +48,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case outOfRange(at: SourceLocation, keyPath: String, value: String, expected: String)
     /// A `${…}` expression that cannot be resolved.
     case badReference(at: SourceLocation, keyPath: String, text: String, detail: String)
+    /// An `include:` entry that cannot be loaded.
+    case includeFailed(at: SourceLocation, keyPath: String, path: String, detail: String)
     /// Stages that depend on each other in a loop (`path` starts and ends with the same stage).
     case cycle(at: SourceLocation, path: [String])
     /// A malformed sweep (lists of unequal length in `zip`, empty lists, bad include/exclude).
@@ -110,6 +112,8 @@ extension PipelineError: CustomStringConvertible {
         case .badReference(let l, let k, let text, let detail):
             return "\(l): '\(k)': cannot resolve '\(text)': \(detail). "
                 + "Write ${params.NAME}, ${NAME} (sweep variable or param) or ${stages.STAGE.OUTPUT}."
+        case .includeFailed(let l, let k, let path, let detail):
+            return "\(l): '\(k)': cannot include '\(path)': \(detail). Paths are relative to the including file."
         case .cycle(let l, let path):
             return "\(l): stages depend on each other in a cycle: \(path.joined(separator: " -> ")). "
                 + "Remove one of these references."

@@ -47,11 +47,8 @@ public enum PlanReport {
     public static func differences(_ node: PlanNode, _ rec: CacheRecord) -> [Difference] {
         var out: [Difference] = []
         if rec.version != node.version { out.append(Difference(field: "version", was: "\(rec.version)", now: "\(node.version)")) }
-        for key in Set(rec.params.keys).union(node.params.keys).sorted() where !same(rec.params[key], node.params[key]) {
-            // A record's JSON writes 2.0 as 2: show it with the type the kind declares today.
-            var was = rec.params[key]
-            if case .double? = node.params[key], let n = was?.number { was = .double(n) }
-            out.append(Difference(field: "params.\(key)", was: was?.description ?? "(absent)",
+        for key in Set(rec.params.keys).union(node.params.keys).sorted() where rec.params[key] != node.params[key] {
+            out.append(Difference(field: "params.\(key)", was: rec.params[key]?.description ?? "(absent)",
                                   now: node.params[key]?.description ?? "(absent)"))
         }
         if rec.seed != node.seed { out.append(Difference(field: "seed", was: "\(rec.seed)", now: "\(node.seed)")) }
@@ -63,12 +60,6 @@ public enum PlanReport {
             }
         }
         return out
-    }
-
-    /// Equal values; a record's JSON keeps `1.0` as `1`, so an int and a double of the same value match.
-    static func same(_ a: ParamValue?, _ b: ParamValue?) -> Bool {
-        if let x = a?.number, let y = b?.number { return x == y }
-        return a == b
     }
 
     /// `explain ID`: why the node runs (or that it is cached).

@@ -168,17 +168,18 @@ struct SpecLoader {
         var spec = Spec(file: file, params: [], seed: 0, stages: [])
         if let inc = top.first(where: { $0.key == "include" }) {
             guard depth < 8 else {
-                throw PipelineError.badReference(at: loc(inc.value), keyPath: "include", text: "include",
-                                                 detail: "includes nest more than 8 deep (an include cycle?)")
+                throw PipelineError.includeFailed(at: loc(inc.value), keyPath: "include", path: file,
+                                                  detail: "includes nest more than 8 deep (an include cycle?)")
             }
             for (i, item) in try sequence(inc.value, "include").enumerated() {
                 let path = try string(item, "include[\(i)]")
-                let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
+                let url = path.hasPrefix("/") || baseDirectory == nil ? URL(fileURLWithPath: path)
+                    : baseDirectory!.appendingPathComponent(path)
                 var sub = SpecLoader(registry: registry)
                 let fragment: Spec
                 do { fragment = try sub.load(url: url, displayName: path, depth: depth + 1) } catch
                     PipelineError.unreadableFile(_, let detail) {
-                    throw PipelineError.badReference(at: loc(item), keyPath: "include[\(i)]", text: path, detail: detail)
+                    throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: detail)
                 }
                 spec.params += fragment.params
                 spec.stages += fragment.stages

@@ -152,12 +152,14 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
         """
     let dir = try temporaryProject(["pipeline.yaml": spec])
     for delay in [0.15, 0.5, 0.75] {
-        // SIGKILL the runner's whole process group: runner and stage process die mid-stage.
+        // SIGKILL the runner and the stage process it started: both die mid-stage, as in a crash.
         let running = try startStreamline(["run", "--quiet"], in: dir)
         usleep(UInt32(delay * 1e6))
-        kill(running.process.processIdentifier, SIGKILL)
+        let runner = running.process.processIdentifier
+        let children = childProcesses(of: runner)
+        kill(runner, SIGKILL)
+        for child in children { kill(child, SIGKILL) }
         running.process.waitUntilExit()
-        // Its stage child may still be running; a re-run waits on that child's lock if so.
     }
     let rerun = try streamline(["run", "--json"], in: dir)
     #expect(rerun.status == 0, "\(rerun.stdout) \(rerun.stderr)")
@@ -216,4 +218,13 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
     #expect(n["computed"] as? Bool == false && h["computed"] as? Bool == true)
     #expect(n["fingerprint"] as? String == h["fingerprint"] as? String)
     #expect(n["outputs"] as? [String: String] == h["outputs"] as? [String: String])
+}
+
+/// The direct children of `pid` (from /proc, every thread's list).
+func childProcesses(of pid: Int32) -> [Int32] {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+    return tasks.flatMap { task -> [Int32] in
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+        return text.split(separator: " ").compactMap { Int32($0) }
+    }
 }
