@@ -4,6 +4,7 @@
 // It is not the planner: sweeps are expanded and fingerprints computed in Planner.swift.
 //
 //     # yaml-language-server: $schema=../Schemas/pipeline.schema.json
+//     x-small: &small {rows: 2}          # keys starting with x- are free (anchors)
 //     include: [shared.yaml]            # fragments: their params and stages merge in (this file wins)
 //     params: {ratio: 0.25, steps: 40}  # overridable with -p ratio=0.3
 //     seed: 7                            # default seed of every stage
@@ -163,7 +164,8 @@ struct SpecLoader {
             throw PipelineError.wrongType(at: start, keyPath: "(root)", expected: "a mapping with 'stages:'",
                                           found: "an empty file")
         }
-        let top = try mapping(root, "(root)")
+        // Top-level keys starting with `x-` are free: a place for YAML anchors shared by stages.
+        let top = try mapping(root, "(root)").filter { !$0.key.hasPrefix("x-") }
         try allowKeys(top, Self.topKeys, "(root)")
         var spec = Spec(file: file, params: [], seed: 0, stages: [])
         if let inc = top.first(where: { $0.key == "include" }) {

@@ -14,7 +14,14 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "List the stage kinds with their parameters, inputs and outputs instead.")
     var kinds = false
 
+    @Flag(help: "Print the JSON Schema of pipeline specs (Schemas/pipeline.schema.json) instead.")
+    var schema = false
+
     func run() throws {
+        if schema {
+            print(PipelineSchema.json(registry: StageCatalog.registry), terminator: "")
+            return
+        }
         if kinds {
             for kind in StageCatalog.kinds.sorted(by: { $0.name < $1.name }) {
                 print("\(kind.name) (v\(kind.version)): \(kind.doc)")
