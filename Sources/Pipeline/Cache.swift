@@ -231,8 +231,8 @@ public final class Cache: @unchecked Sendable {
         return CacheLock(fd: fd)
     }
 
-    /// Whether some process holds the lock of `fp` right now.
-    func isLocked(_ fp: String) -> Bool {
+    /// Whether some process holds the lock of `fp` right now (a stage is being computed).
+    public func isLocked(_ fp: String) -> Bool {
         let url = root.appendingPathComponent("locks/\(fp.prefix(2))/\(fp).lock")
         let fd = open(url.path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return false }

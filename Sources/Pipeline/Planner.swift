@@ -89,6 +89,14 @@ public struct Plan: Sendable {
     /// The node with this id or alias.
     public func node(_ id: String) -> PlanNode? { indexByID[id].map { nodes[$0] } }
 
+    /// The node with this id or alias, or an error suggesting the closest id.
+    public func requireNode(_ id: String) throws -> PlanNode {
+        guard let node = node(id) else {
+            throw PipelineError.unknownTarget(target: id, suggestion: suggestion(for: id, among: nodes.map(\.id)))
+        }
+        return node
+    }
+
     /// The nodes `target` needs, in plan order: a node id, an alias, or a stage name (all its
     /// members). nil target = every node.
     public func closure(of target: String?) throws -> [PlanNode] {

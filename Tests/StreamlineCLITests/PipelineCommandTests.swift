@@ -174,6 +174,23 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
     #expect(((try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) ?? []).isEmpty)
 }
 
+@Test func ctrlCStopsTheStageAndReleasesItsLock() throws {
+    let dir = try temporaryProject(["pipeline.yaml": "stages:\n  a: {kind: debug/sleep, params: {seconds: 30, steps: 300}}\n"])
+    let running = try startStreamline(["run"], in: dir)
+    usleep(800_000)
+    let children = childProcesses(of: running.process.processIdentifier)
+    #expect(children.count == 1)
+    kill(running.process.processIdentifier, SIGINT)
+    let err = String(decoding: running.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    running.process.waitUntilExit()
+    #expect(running.process.terminationStatus != 0)
+    #expect(err.contains("Interrupted."))
+    usleep(100_000)
+    for child in children { #expect(kill(child, 0) != 0, "stage process \(child) still alive") }
+    // Not cached, not running (its lock is free): the attempt is recorded as failed.
+    #expect(try streamline(["status"], in: dir).stdout == "a  failed\n")
+}
+
 @Test func keepGoingRunsWhatDoesNotDependOnAFailureAndKeepsItsLog() throws {
     let spec = """
         stages:

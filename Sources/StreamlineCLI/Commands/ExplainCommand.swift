@@ -16,7 +16,7 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         let cache = Cache(root: options.cacheURL)
         let plan = try options.plan(cache)
-        guard let node = plan.node(id) else { _ = try plan.closure(of: id); throw ExitCode.failure }
+        let node = try plan.requireNode(id)
         print(PlanReport.explain(node, cache: cache))
     }
 }

@@ -17,7 +17,7 @@ struct LogsCommand: ParsableCommand {
     func run() throws {
         let cache = Cache(root: options.cacheURL)
         let plan = try options.plan(cache)
-        guard let node = plan.node(id) else { _ = try plan.closure(of: id); throw ExitCode.failure }
+        let node = try plan.requireNode(id)
         let url = cache.logURL(node.fingerprint)
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw ValidationError("No log for \(node.id) yet (looked for \(url.path)); it has not been run with these inputs.")

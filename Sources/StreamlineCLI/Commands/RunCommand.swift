@@ -41,7 +41,11 @@ struct RunCommand: AsyncParsableCommand {
         // Ctrl-C: stop the children (their locks go with them) and report; re-running continues.
         signal(SIGINT, SIG_IGN)
         let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-        interrupt.setEventHandler { executor.cancel() }
+        let interrupted = InterruptFlag()
+        interrupt.setEventHandler {
+            interrupted.set()
+            executor.cancel()
+        }
         interrupt.resume()
         let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
         let summary = await executor.run(nodes, cached: cached, options: RunOptions(
@@ -49,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
             keepGoing: keepGoing), events: display.show)
         interrupt.cancel()
         display.finish(summary)
+        if interrupted.value { throw PipelineError.interrupted }
         if !summary.succeeded { throw ExitCode.failure }
     }
 }
@@ -122,4 +127,12 @@ final class RunDisplay: @unchecked Sendable {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
+}
+
+/// Set by the SIGINT handler, read once the run has stopped.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.withLock { flag = true } }
+    var value: Bool { lock.withLock { flag } }
 }

@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import Tensor
 
 struct StageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,10 +23,15 @@ struct StageCommand: ParsableCommand {
     @Flag(help: "Print progress and the result as JSON lines (what the runner reads).")
     var json = false
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+    }
+
     func run() throws {
         let cache = Cache(root: options.cacheURL)
         let plan = try options.plan(cache)
-        guard let node = plan.node(id) else { _ = try plan.closure(of: id); throw ExitCode.failure }
+        let node = try plan.requireNode(id)
+        Threading.configure(threads: threads)
         let json = self.json, nodeID = node.id
         let outcome = try StageRunner.run(node, plan: plan, registry: StageCatalog.registry, cache: cache,
                                           threads: threads, toolVersion: StreamlineVersion.string) { p in

@@ -7,7 +7,7 @@ import Pipeline
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each stage's state in the cache: cached, failed (see 'logs') or not run.")
+        abstract: "Show each stage's state in the cache: cached, running, failed (see 'logs') or not run.")
 
     @OptionGroup var options: PipelineOptions
 
@@ -17,7 +17,8 @@ struct StatusCommand: ParsableCommand {
         let width = statuses.map(\.node.id.count).max() ?? 0
         for s in statuses {
             let attempted = FileManager.default.fileExists(atPath: cache.logURL(s.node.fingerprint).path)
-            let state = s.cached ? "cached" : attempted ? "failed" : "not run"
+            let state = s.cached ? "cached" : cache.isLocked(s.node.fingerprint) ? "running"
+                : attempted ? "failed" : "not run"
             print("\(s.node.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(state)")
         }
     }
