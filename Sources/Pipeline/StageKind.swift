@@ -17,7 +17,7 @@ public enum ParamValue: Sendable, Hashable, Codable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .int(let v): return String(v)
-        case .double(let v): return v.rounded() == v && abs(v) < 1e15 ? String(format: "%.1f", v) : "\(v)"
+        case .double(let v): return "\(v)"  // Swift's shortest round-trip form: 0.25, 2.0, 1e-05
         case .string(let v): return v
         case .bool(let v): return v ? "true" : "false"
         }
