@@ -133,7 +133,9 @@ public enum Planner {
             let kind = registry[stage.kind.value]!
             // Join the members of every upstream stage on their shared sweep variables.
             var combos: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = [([], [:])]
-            for upstream in uniqueUpstreams(stage) {
+            let gathered = Set(stage.inputs.filter { input in kind.inputs.contains { $0.name == input.name && $0.many } }
+                .map(\.stage))
+            for upstream in uniqueUpstreams(stage) where !gathered.contains(upstream) {
                 var next: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = []
                 for combo in combos {
                     for m in members[upstream]! where compatible(combo.vars, m.vars) {
@@ -182,11 +184,17 @@ public enum Planner {
                 }
                 var inputs: [PlanInput] = []
                 for input in stage.inputs {
-                    let upID = combo.up[input.stage]!
-                    let upFP = nodes[nodeIndex[upID]!].fingerprint
-                    if digestCache[upFP] == nil { digestCache[upFP] = .some(outputDigests(upFP)) }
-                    let digest = digestCache[upFP]!?[input.output] ?? "pending:\(upFP).\(input.output)"
-                    inputs.append(PlanInput(name: input.name, upstream: upID, output: input.output, digest: digest))
+                    // A gather reads every distinct member, named `input[0]`, `input[1]`… in plan order.
+                    let ids = gathered.contains(input.stage)
+                        ? members[input.stage]!.map(\.nodeID).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                        : [combo.up[input.stage]!]
+                    for (k, upID) in ids.enumerated() {
+                        let upFP = nodes[nodeIndex[upID]!].fingerprint
+                        if digestCache[upFP] == nil { digestCache[upFP] = .some(outputDigests(upFP)) }
+                        let digest = digestCache[upFP]!?[input.output] ?? "pending:\(upFP).\(input.output)"
+                        let name = gathered.contains(input.stage) ? "\(input.name)[\(k)]" : input.name
+                        inputs.append(PlanInput(name: name, upstream: upID, output: input.output, digest: digest))
+                    }
                 }
                 var node = PlanNode(id: id, aliases: [], stage: stage.name, kind: kind.name, version: kind.version,
                                     params: params, seed: seed, inputs: inputs, variables: combo.vars,

@@ -126,11 +126,16 @@ public struct InputDecl: Sendable {
     /// The store kind expected ("model", "dataset", "metrics"…); "any" accepts every kind.
     public var storeKind: String
     public var doc: String
+    /// A gather: the stage reads the output of every member of the referenced (swept) stage, in
+    /// plan order, from `StageContext.inputLists`, and is not itself swept by that stage's variables
+    /// (a report over a sweep).
+    public var many: Bool
 
-    public init(_ name: String, storeKind: String, doc: String) {
+    public init(_ name: String, storeKind: String, doc: String, many: Bool = false) {
         self.name = name
         self.storeKind = storeKind
         self.doc = doc
+        self.many = many
     }
 }
 
@@ -190,6 +195,8 @@ public struct StageContext: Sendable {
     public var seed: UInt64
     /// Input name → the store file of the upstream output.
     public var inputs: [String: URL]
+    /// Gather input name (`InputDecl.many`) → the store files of every upstream member, in plan order.
+    public var inputLists: [String: [URL]] = [:]
     /// Output name → where to write that store.
     public var outputs: [String: URL]
     /// Threads this stage may use.

@@ -23,13 +23,19 @@ public enum StageRunner {
                            toolVersion: String,
                            progress: @escaping @Sendable (StageProgress) -> Void = { _ in }) throws -> StageOutcome {
         var inputURLs: [String: URL] = [:]
+        var inputLists: [String: [URL]] = [:]
         for input in node.inputs {
             let upstream = plan.node(input.upstream)!
             guard !input.isPending, cache.lookup(upstream.fingerprint) != nil else {
                 throw PipelineError.missingCachedInput(stage: node.id, input: input.name, upstream: upstream.id,
                                                        fingerprint: upstream.fingerprint)
             }
-            inputURLs[input.name] = cache.outputURL(upstream.fingerprint, input.output)
+            let url = cache.outputURL(upstream.fingerprint, input.output)
+            if let bracket = input.name.firstIndex(of: "[") {
+                inputLists[String(input.name[..<bracket]), default: []].append(url)
+            } else {
+                inputURLs[input.name] = url
+            }
         }
         let fp = node.fingerprint
         let lock = try cache.lock(fp)
@@ -44,8 +50,9 @@ public enum StageRunner {
         log.write("stage \(node.id) fingerprint \(fp) kind \(kind.name) v\(kind.version) on \(hostName()) pid \(getpid())")
         var outputs: [String: URL] = [:]
         for o in kind.outputs { outputs[o.name] = scratch.appendingPathComponent("\(o.name).h5") }
-        let context = StageContext(stageID: node.id, params: node.params, seed: node.seed, inputs: inputURLs,
+        var context = StageContext(stageID: node.id, params: node.params, seed: node.seed, inputs: inputURLs,
                                    outputs: outputs, threads: threads, progress: progress, log: { log.write($0) })
+        context.inputLists = inputLists
         do {
             try kind.run(context)
         } catch {

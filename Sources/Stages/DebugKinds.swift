@@ -84,6 +84,27 @@ public struct DebugSum: StageKind {
     }
 }
 
+/// `debug/total`: the elementwise sum over every member of a swept stage (a gather, like a report).
+public struct DebugTotal: StageKind {
+    public init() {}
+    public let name = "debug/total"
+    public let version = 1
+    public let doc = "Test kind: the elementwise sum of one output over every member of a sweep (same shapes)."
+    public let params: [ParamDecl] = []
+    public let inputs = [InputDecl("xs", storeKind: "debug", doc: "Every member's store.", many: true)]
+    public let outputs = [OutputDecl("out", storeKind: "debug", doc: "Σ xs.")]
+
+    public func run(_ context: StageContext) throws {
+        let xs = try context.inputLists["xs", default: []].map(readDebugStore)
+        guard let first = xs.first, xs.allSatisfy({ $0.shape == first.shape }) else {
+            throw DebugStageError(message: "xs must be one or more stores of one shape")
+        }
+        var sum = [Float](repeating: 0, count: first.count)
+        for x in xs { for (i, v) in x.array.enumerated() { sum[i] += v } }
+        try writeDebugStore(Tensor(shape: first.shape, values: sum), to: context.outputs["out"]!)
+    }
+}
+
 /// `debug/sleep`: waits, reporting progress each step; for crash, interrupt and concurrency tests.
 public struct DebugSleep: StageKind {
     public init() {}

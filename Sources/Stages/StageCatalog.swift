@@ -8,6 +8,7 @@ public enum StageCatalog {
         DebugConstant(),
         DebugScale(),
         DebugSum(),
+        DebugTotal(),
         DebugSleep(),
         DebugFail(),
     ]

@@ -54,7 +54,20 @@ struct TestAdd: StageKind {
     }
 }
 
-let testRegistry = StageRegistry([TestConst(), TestScale(), TestAdd()])
+/// A gather: the sum of every member's value.
+struct TestTotal: StageKind {
+    let name = "t/total"
+    let version = 1
+    let doc = "Σ xs."
+    let params: [ParamDecl] = []
+    let inputs = [InputDecl("xs", storeKind: "test", doc: "every member", many: true)]
+    let outputs = [OutputDecl("out", storeKind: "test", doc: "Σ xs")]
+    func run(_ context: StageContext) throws {
+        try writeScalarStore(try context.inputLists["xs"]!.map(readScalarStore).reduce(0, +), to: context.outputs["out"]!)
+    }
+}
+
+let testRegistry = StageRegistry([TestConst(), TestScale(), TestAdd(), TestTotal()])
 
 func parse(_ yaml: String, file: String = "p.yaml", overrides: [String] = []) throws -> Spec {
     try Spec.parse(yaml: yaml, file: file, overrides: overrides, registry: testRegistry)

@@ -64,3 +64,22 @@ import Testing
     #expect(plan.node("a")!.params["value"] == .double(5))
     #expect(plan.node("b")!.params["value"] == .double(2))
 }
+
+@Test func aGatherInputReadsEveryMemberAndIsNotSwept() throws {
+    let yaml = documentedDAG + """
+
+          report:
+            kind: t/total
+            inputs: {xs: "${stages.eval.out}"}
+        """
+    let plan = try Planner.plan(parse(yaml), registry: testRegistry)
+    let report = plan.node("report")!
+    #expect(plan.nodes.last?.id == "report")
+    #expect(report.inputs.map(\.name) == ["xs[0]", "xs[1]"])
+    #expect(report.inputs.map(\.upstream) == ["eval[ratio=0.25]", "eval[ratio=0.5]"])
+    let cache = Cache(root: try temporaryDirectory())
+    try runAll(try parse(yaml), cache: cache)
+    let done = try Planner.plan(parse(yaml), registry: testRegistry) { cache.record($0)?.outputs }.node("report")!
+    // (2·0.25 + 2)·10 + (2·0.5 + 2)·10
+    #expect(try readScalarStore(cache.outputURL(done.fingerprint, "out")) == 55)
+}
