@@ -35,6 +35,13 @@ public struct RunOptions: Sendable {
         self.threads = max(1, threads)
         self.keepGoing = keepGoing
     }
+
+    /// The arguments of the stage process for `node` (after the executable): the same command a
+    /// user runs by hand, and what a batch executor submits.
+    public func stageArguments(_ node: PlanNode, threads: Int) -> [String] {
+        ["stage", node.id, "--spec", spec.path, "--cache", cache.path, "--threads", String(threads), "--json"]
+            + overrides.flatMap { ["-p", $0] }
+    }
 }
 
 /// The outcome of a run.
@@ -134,8 +141,7 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                           events: @escaping @Sendable (RunEvent) -> Void) async -> (String, Int32, Bool, Double, String) {
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["stage", node.id, "--spec", options.spec.path, "--cache", options.cache.path,
-                             "--threads", String(threads), "--json"] + options.overrides.flatMap { ["-p", $0] }
+        process.arguments = options.stageArguments(node, threads: threads)
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

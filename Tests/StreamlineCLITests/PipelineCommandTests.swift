@@ -71,6 +71,31 @@ let goldenSpec = """
     #expect(cachedExplain.stdout.contains("cached: computed"))
 }
 
+@Test func planFormatsDescribeTheSameGraph() throws {
+    let dir = try temporaryProject(["pipeline.yaml": goldenSpec])
+    let dot = try streamline(["plan", "--format", "dot"], in: dir).stdout
+    #expect(dot.hasPrefix("digraph pipeline {"))
+    #expect(dot.contains("  \"reg[ratio=0.5]\" -> \"out[ratio=0.5]\" [label=\"x\"];"))
+    let mermaid = try streamline(["plan", "--format", "mermaid"], in: dir).stdout
+    #expect(mermaid.contains("  n0 -->|x| n1"))
+    let json = try streamline(["plan", "--format", "json", "out[ratio=0.5]"], in: dir).stdout
+    let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
+    #expect(rows.map { $0["id"] as? String } == ["base", "reg[ratio=0.5]", "out[ratio=0.5]"])
+    #expect(rows.allSatisfy { $0["cached"] as? Bool == false })
+}
+
+@Test func runATargetRunsOnlyWhatItNeedsAndOverridesApply() throws {
+    let spec = goldenSpec.replacingOccurrences(of: "    sweep: {grid: {ratio: [0.25, 0.5]}}\n", with: "")
+    let dir = try temporaryProject(["pipeline.yaml": spec])
+    let first = try streamline(["run", "--json", "reg"], in: dir)
+    #expect(finishedCounts(first.stdout).computed == ["base", "reg"])
+    let overridden = try streamline(["run", "--json", "-p", "ratio=0.75"], in: dir)
+    #expect(finishedCounts(overridden.stdout).computed == ["reg", "out"])
+    #expect(finishedCounts(overridden.stdout).cached == ["base"])
+    let bad = try streamline(["run", "-p", "ratoi=1"], in: dir)
+    #expect(bad.status == 1 && bad.stderr.contains("Did you mean 'ratio'?"))
+}
+
 @Test func planHelpIsVerbatim() throws {
     let result = try streamline(["plan", "--help"], in: repositoryRoot)
     #expect(result.stdout == """
