@@ -202,8 +202,13 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
 @Test func ctrlCStopsTheStageAndReleasesItsLock() throws {
     let dir = try temporaryProject(["pipeline.yaml": "stages:\n  a: {kind: debug/sleep, params: {seconds: 30, steps: 300}}\n"])
     let running = try startStreamline(["run"], in: dir)
-    usleep(800_000)
-    let children = childProcesses(of: running.process.processIdentifier)
+    // Wait (up to 10 s on a loaded machine) until the stage process runs, then a little longer.
+    var children: [Int32] = []
+    for _ in 0..<200 where children.isEmpty {
+        usleep(50_000)
+        children = childProcesses(of: running.process.processIdentifier)
+    }
+    usleep(300_000)
     #expect(children.count == 1)
     kill(running.process.processIdentifier, SIGINT)
     let err = String(decoding: running.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
