@@ -47,7 +47,7 @@ let package = Package(
         // MARK: - Pipelines
 
         /// Specs, schema validation, sweeps, planner, fingerprints, cache, executors.
-        .target(name: "Pipeline", dependencies: ["TensorStore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Pipeline", dependencies: ["TensorStore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
         /// One type per stage kind (import, dataset, train, regularize, prune, finetune, evaluate, report).
         .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"]),
 
@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Tensor", "TensorStore"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
     ]
 )

@@ -4,7 +4,15 @@ import ArgumentParser
 
 extension Streamline {
     static let registeredSubcommands: [any ParsableCommand.Type] = [
-        BenchCommand.self,
+        ValidateCommand.self,
+        PlanCommand.self,
+        RunCommand.self,
+        ExplainCommand.self,
+        StageCommand.self,
+        LogsCommand.self,
+        StatusCommand.self,
+        CacheCommand.self,
         InspectCommand.self,
+        BenchCommand.self,
     ]
 }

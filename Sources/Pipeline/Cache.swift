@@ -1,0 +1,368 @@
+// The content-addressed cache: one entry per fingerprint, sharded by its first two hex digits.
+//
+//     CACHE/entries/ab/abcd…/record.json   what produced it, output digests, host, times, memory
+//     CACHE/entries/ab/abcd…/OUTPUT.h5     one tensor store per declared output
+//     CACHE/entries/ab/abcd…/log.txt       the stage's log
+//     CACHE/locks/ab/abcd….lock            per-fingerprint lock (flock), holder "pid host" inside
+//     CACHE/scratch/abcd….HOST.PID/        work in progress; never read, removed later
+//     CACHE/logs/abcd….log                 the latest attempt's log, kept when a stage fails
+//
+// Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-derives every
+// output's store digest and compares it with the record; a mismatch is a warned miss). This file
+// knows nothing about how stages are scheduled.
+
+import Foundation
+import TensorStore
+
+/// What the cache keeps about one finished node.
+public struct CacheRecord: Codable, Sendable, Equatable {
+    public var fingerprint: String
+    /// The node id and stage name it was produced for (informational; not part of the key).
+    public var id: String
+    public var stage: String
+    public var kind: String
+    public var version: Int
+    public var params: [String: ParamValue]
+    public var seed: UInt64
+    public var inputs: [PlanInput]
+    /// Output name → store digest.
+    public var outputs: [String: String]
+    public var toolVersion: String
+    public var host: String
+    public var pid: Int32
+    /// ISO 8601 UTC.
+    public var started: String
+    public var finished: String
+    public var peakMemoryBytes: Int
+}
+
+extension CacheRecord {
+    private enum CodingKeys: String, CodingKey {
+        case fingerprint, id, stage, kind, version, params, paramTypes, seed, inputs, outputs, toolVersion, host, pid,
+             started, finished, peakMemoryBytes
+    }
+
+    /// JSON writes the double 2.0 as 2; `paramTypes` keeps each parameter's type so a record reads
+    /// back exactly as written.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        fingerprint = try c.decode(String.self, forKey: .fingerprint)
+        id = try c.decode(String.self, forKey: .id)
+        stage = try c.decode(String.self, forKey: .stage)
+        kind = try c.decode(String.self, forKey: .kind)
+        version = try c.decode(Int.self, forKey: .version)
+        let types = try c.decodeIfPresent([String: String].self, forKey: .paramTypes) ?? [:]
+        params = try c.decode([String: ParamValue].self, forKey: .params).reduce(into: [:]) { out, entry in
+            if types[entry.key] == "double", let n = entry.value.number { out[entry.key] = .double(n) }
+            else { out[entry.key] = entry.value }
+        }
+        seed = try c.decode(UInt64.self, forKey: .seed)
+        inputs = try c.decode([PlanInput].self, forKey: .inputs)
+        outputs = try c.decode([String: String].self, forKey: .outputs)
+        toolVersion = try c.decode(String.self, forKey: .toolVersion)
+        host = try c.decode(String.self, forKey: .host)
+        pid = try c.decode(Int32.self, forKey: .pid)
+        started = try c.decode(String.self, forKey: .started)
+        finished = try c.decode(String.self, forKey: .finished)
+        peakMemoryBytes = try c.decode(Int.self, forKey: .peakMemoryBytes)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(fingerprint, forKey: .fingerprint)
+        try c.encode(id, forKey: .id)
+        try c.encode(stage, forKey: .stage)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(version, forKey: .version)
+        try c.encode(params, forKey: .params)
+        try c.encode(params.mapValues { v -> String in
+            switch v { case .int: "int"; case .double: "double"; case .string: "string"; case .bool: "bool" }
+        }, forKey: .paramTypes)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(inputs, forKey: .inputs)
+        try c.encode(outputs, forKey: .outputs)
+        try c.encode(toolVersion, forKey: .toolVersion)
+        try c.encode(host, forKey: .host)
+        try c.encode(pid, forKey: .pid)
+        try c.encode(started, forKey: .started)
+        try c.encode(finished, forKey: .finished)
+        try c.encode(peakMemoryBytes, forKey: .peakMemoryBytes)
+    }
+}
+
+/// A held per-fingerprint lock; released by `release()` or when the process dies (flock semantics:
+/// the kernel drops a dead holder's lock, so a crashed holder is taken over without any clean-up).
+public final class CacheLock: @unchecked Sendable {
+    private var fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    public func release() {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
+    }
+    deinit { release() }
+}
+
+public final class Cache: @unchecked Sendable {
+    public let root: URL
+    /// Called with a one-line warning (corrupt entry, waiting for a lock held elsewhere).
+    public var warn: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }
+    private let counter = NSLock()
+    private var hitCount = 0
+    private var missCount = 0
+
+    public init(root: URL) {
+        self.root = root.standardizedFileURL
+    }
+
+    /// Hits and misses counted by `lookup`.
+    public var counts: (hits: Int, misses: Int) {
+        counter.lock(); defer { counter.unlock() }
+        return (hitCount, missCount)
+    }
+
+    public func entryURL(_ fp: String) -> URL {
+        root.appendingPathComponent("entries/\(fp.prefix(2))/\(fp)", isDirectory: true)
+    }
+    public func outputURL(_ fp: String, _ output: String) -> URL { entryURL(fp).appendingPathComponent("\(output).h5") }
+    public func logURL(_ fp: String) -> URL { root.appendingPathComponent("logs/\(fp).log") }
+
+    /// The record of an entry, unverified (cheap: one small JSON file); nil when absent or unreadable.
+    public func record(_ fp: String) -> CacheRecord? {
+        guard let data = FileManager.default.contents(atPath: entryURL(fp).appendingPathComponent("record.json").path)
+        else { return nil }
+        return try? JSONDecoder().decode(CacheRecord.self, from: data)
+    }
+
+    /// The verified record of an entry: every output's store digest must equal the recorded one.
+    /// A damaged entry is reported through `warn` and counted as a miss.
+    public func lookup(_ fp: String) -> CacheRecord? {
+        let found: CacheRecord?
+        if let rec = record(fp) {
+            if let problem = problem(in: rec, deep: false) {
+                warn(PipelineError.corruptEntry(fingerprint: fp, detail: problem).description)
+                found = nil
+            } else {
+                found = rec
+            }
+        } else {
+            found = nil
+        }
+        counter.lock()
+        if found != nil { hitCount += 1 } else { missCount += 1 }
+        counter.unlock()
+        return found
+    }
+
+    /// What is wrong with an entry, or nil. `deep` re-hashes every tensor instead of the index only.
+    func problem(in rec: CacheRecord, deep: Bool) -> String? {
+        for (name, recorded) in rec.outputs.sorted(by: { $0.key < $1.key }) {
+            let url = outputURL(rec.fingerprint, name)
+            do {
+                let reader = try TensorStoreReader(url: url)
+                if reader.digest != recorded || reader.recordedDigest != recorded {
+                    return "output '\(name)' has digest \(reader.digest.prefix(12)), the record says \(recorded.prefix(12))"
+                }
+                if deep { try reader.verify() }
+            } catch {
+                return "output '\(name)': \(error)"
+            }
+        }
+        return nil
+    }
+
+    /// Every entry's record, sorted by stage then id.
+    public func allRecords() -> [CacheRecord] {
+        let entries = root.appendingPathComponent("entries")
+        let shards = (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? []
+        var out: [CacheRecord] = []
+        for shard in shards {
+            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
+                if let rec = record(fp) { out.append(rec) }
+            }
+        }
+        return out.sorted { ($0.stage, $0.id, $0.fingerprint) < ($1.stage, $1.id, $1.fingerprint) }
+    }
+
+    /// The fingerprint of the single entry starting with `prefix`.
+    public func resolve(prefix: String) throws -> String {
+        let matches = allRecords().map(\.fingerprint).filter { $0.hasPrefix(prefix.lowercased()) }
+        guard matches.count == 1 else { throw PipelineError.noSuchEntry(fingerprint: prefix) }
+        return matches[0]
+    }
+
+    /// Re-hashes every entry; (fingerprint, problem) for each damaged one. Unreadable records count too.
+    public func verify() -> [(fingerprint: String, problem: String)] {
+        var problems: [(String, String)] = []
+        let entries = root.appendingPathComponent("entries")
+        for shard in (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? [] {
+            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
+                guard let rec = record(fp) else { problems.append((fp, "record.json missing or unreadable")); continue }
+                if rec.fingerprint != fp { problems.append((fp, "record names fingerprint \(rec.fingerprint)")); continue }
+                if let p = problem(in: rec, deep: true) { problems.append((fp, p)) }
+            }
+        }
+        return problems.sorted { $0.0 < $1.0 }
+    }
+
+    // MARK: Locks
+
+    /// Blocks until this process holds the lock of `fp`. Writes "pid host" into the lock file so a
+    /// waiter can say whom it waits for.
+    public func lock(_ fp: String) throws -> CacheLock {
+        let url = root.appendingPathComponent("locks/\(fp.prefix(2))/\(fp).lock")
+        try makeDirectory(url.deletingLastPathComponent())
+        let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw PipelineError.io(operation: "open lock", path: url.path, detail: errnoText()) }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let holder = (try? String(contentsOf: url, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            warn("stage \(fp.prefix(12)) is being computed by \(holder.map { "pid/host \($0)" } ?? "another process"); waiting")
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    close(fd)
+                    throw PipelineError.io(operation: "lock", path: url.path, detail: errnoText())
+                }
+            }
+        }
+        ftruncate(fd, 0)
+        let holder = "\(getpid()) \(hostName())\n"
+        _ = holder.withCString { write(fd, $0, strlen($0)) }
+        return CacheLock(fd: fd)
+    }
+
+    /// Whether some process holds the lock of `fp` right now (a stage is being computed).
+    public func isLocked(_ fp: String) -> Bool {
+        let url = root.appendingPathComponent("locks/\(fp.prefix(2))/\(fp).lock")
+        let fd = open(url.path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { flock(fd, LOCK_UN); return false }
+        return true
+    }
+
+    // MARK: Publishing
+
+    /// A fresh scratch folder for `fp`. Call with the lock of `fp` held: any older scratch of the same
+    /// fingerprint belongs to a dead attempt and is removed.
+    public func makeScratch(_ fp: String) throws -> URL {
+        let dir = root.appendingPathComponent("scratch")
+        try makeDirectory(dir)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where name.hasPrefix(fp + ".") {
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(name))
+        }
+        let url = dir.appendingPathComponent("\(fp).\(hostName()).\(getpid())", isDirectory: true)
+        try makeDirectory(url)
+        return url
+    }
+
+    /// Moves a complete scratch folder into place as the entry of `fp`: fsync every file and the
+    /// folder, then one rename. A damaged entry already there is moved aside first.
+    public func publish(scratch: URL, fingerprint fp: String) throws {
+        let fm = FileManager.default
+        for name in try fm.contentsOfDirectory(atPath: scratch.path) { try fsyncPath(scratch.appendingPathComponent(name)) }
+        try fsyncPath(scratch)
+        let dest = entryURL(fp)
+        try makeDirectory(dest.deletingLastPathComponent())
+        if fm.fileExists(atPath: dest.path) {
+            let aside = root.appendingPathComponent("scratch/\(fp).replaced.\(getpid())")
+            try? fm.removeItem(at: aside)
+            try? fm.moveItem(at: dest, to: aside)
+            try? fm.removeItem(at: aside)
+        }
+        guard rename(scratch.path, dest.path) == 0 else {
+            throw PipelineError.io(operation: "publish", path: dest.path, detail: errnoText())
+        }
+        try fsyncPath(dest.deletingLastPathComponent())
+    }
+
+    // MARK: Garbage collection
+
+    /// Removes entries whose fingerprint is not in `keep`, and scratch folders no live process owns.
+    /// Returns what was (or with `dryRun`, would be) removed, as cache-relative paths.
+    public func gc(keep: Set<String>, dryRun: Bool) -> [String] {
+        let fm = FileManager.default
+        var removed: [String] = []
+        for rec in allRecords() where !keep.contains(rec.fingerprint) {
+            removed.append("entries/\(rec.fingerprint.prefix(2))/\(rec.fingerprint)  \(rec.id)")
+            if !dryRun { try? fm.removeItem(at: entryURL(rec.fingerprint)) }
+        }
+        let scratch = root.appendingPathComponent("scratch")
+        for name in ((try? fm.contentsOfDirectory(atPath: scratch.path)) ?? []).sorted() {
+            let fp = String(name.prefix { $0 != "." })
+            guard !isLocked(fp) else { continue }
+            removed.append("scratch/\(name)")
+            if !dryRun { try? fm.removeItem(at: scratch.appendingPathComponent(name)) }
+        }
+        return removed
+    }
+
+    // MARK: Bundles
+
+    /// Packs the entries of `fingerprints` into one tar file at `bundle`.
+    public func export(_ fingerprints: [String], to bundle: URL) throws {
+        for fp in fingerprints where lookup(fp) == nil { throw PipelineError.noSuchEntry(fingerprint: fp) }
+        let paths = fingerprints.map { "entries/\($0.prefix(2))/\($0)" }
+        try runTar(["-cf", bundle.path, "-C", root.path] + paths, what: bundle.path)
+    }
+
+    /// Unpacks a bundle, checks every entry's outputs against its record, and publishes each
+    /// atomically. Returns the imported fingerprints.
+    public func importBundle(_ bundle: URL) throws -> [String] {
+        let staging = root.appendingPathComponent("scratch/import.\(hostName()).\(getpid())")
+        try? FileManager.default.removeItem(at: staging)
+        try makeDirectory(staging)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try runTar(["-xf", bundle.path, "-C", staging.path], what: bundle.path)
+        let staged = Cache(root: staging)
+        let records = staged.allRecords()
+        guard !records.isEmpty else { throw PipelineError.badBundle(path: bundle.path, detail: "it holds no cache entry") }
+        for rec in records {
+            if let p = staged.problem(in: rec, deep: true) {
+                throw PipelineError.badBundle(path: bundle.path, detail: "entry \(rec.fingerprint.prefix(12)): \(p)")
+            }
+            let lock = try self.lock(rec.fingerprint)
+            defer { lock.release() }
+            if lookup(rec.fingerprint) == nil {
+                try publish(scratch: staged.entryURL(rec.fingerprint), fingerprint: rec.fingerprint)
+            }
+        }
+        return records.map(\.fingerprint)
+    }
+
+    private func runTar(_ arguments: [String], what: String) throws {
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        tar.arguments = ["tar"] + arguments
+        let errors = Pipe()
+        tar.standardError = errors
+        do { try tar.run() } catch { throw PipelineError.io(operation: "run tar for", path: what, detail: "\(error)") }
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tar.waitUntilExit()
+        guard tar.terminationStatus == 0 else {
+            throw PipelineError.badBundle(path: what, detail: "tar: " + message.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+}
+
+// MARK: - Small system helpers
+
+func makeDirectory(_ url: URL) throws {
+    do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+        throw PipelineError.io(operation: "create folder", path: url.path, detail: "\(error)")
+    }
+}
+
+func fsyncPath(_ url: URL) throws {
+    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw PipelineError.io(operation: "open for fsync", path: url.path, detail: errnoText()) }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw PipelineError.io(operation: "fsync", path: url.path, detail: errnoText()) }
+}
+
+func errnoText() -> String { String(cString: strerror(errno)) }
+
+func hostName() -> String { ProcessInfo.processInfo.hostName }
+
+/// Now, ISO 8601 UTC.
+func timestamp() -> String { ISO8601DateFormatter().string(from: Date()) }

@@ -1,0 +1,223 @@
+// Executors run a plan's uncached nodes in dependency order. `LocalExecutor` starts one
+// `streamline stage ID` process per node, up to `jobs` at once, and reads their JSON-lines progress;
+// a Slurm executor (issue 6) implements the same protocol by submitting those commands as jobs.
+// Decisions about what is cached come from the plan and the cache, not from the executor.
+
+import Foundation
+
+/// What a run reports as it goes; the CLI draws it (text, quiet or JSON lines).
+public enum RunEvent: Sendable, Equatable {
+    case cached(id: String)
+    case started(id: String)
+    case progress(id: String, StageProgress)
+    /// `computed` is false when another runner finished it first (the stage found it cached).
+    case finished(id: String, computed: Bool, seconds: Double)
+    case failed(id: String, detail: String, log: String?)
+    /// Not run because `because` (an upstream id) failed or the run stopped.
+    case skipped(id: String, because: String)
+}
+
+/// How to run: the same for every executor.
+public struct RunOptions: Sendable {
+    public var spec: URL
+    public var cache: URL
+    public var overrides: [String]
+    public var jobs: Int
+    /// Threads in all; each running stage gets `threads / jobs` (at least one).
+    public var threads: Int
+    public var keepGoing: Bool
+
+    public init(spec: URL, cache: URL, overrides: [String] = [], jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false) {
+        self.spec = spec
+        self.cache = cache
+        self.overrides = overrides
+        self.jobs = max(1, jobs)
+        self.threads = max(1, threads)
+        self.keepGoing = keepGoing
+    }
+
+    /// The arguments of the stage process for `node` (after the executable): the same command a
+    /// user runs by hand, and what a batch executor submits.
+    public func stageArguments(_ node: PlanNode, threads: Int) -> [String] {
+        ["stage", node.id, "--spec", spec.path, "--cache", cache.path, "--threads", String(threads), "--json"]
+            + overrides.flatMap { ["-p", $0] }
+    }
+}
+
+/// The outcome of a run.
+public struct RunSummary: Sendable, Equatable {
+    public var cached: [String] = []
+    public var computed: [String] = []
+    public var failed: [String] = []
+    public var skipped: [String] = []
+    public var succeeded: Bool { failed.isEmpty && skipped.isEmpty }
+}
+
+public protocol Executor: Sendable {
+    /// Runs `nodes` (a dependency-closed list in plan order; `cached` holds the ids already cached).
+    func run(_ nodes: [PlanNode], cached: Set<String>, options: RunOptions,
+             events: @escaping @Sendable (RunEvent) -> Void) async -> RunSummary
+    /// Stops everything started (Ctrl-C): terminate children, which releases their locks.
+    func cancel()
+}
+
+/// Runs each node as a child process of this machine: `EXECUTABLE stage ID --spec … --cache …`.
+public final class LocalExecutor: Executor, @unchecked Sendable {
+    public let executable: URL
+    private let lock = NSLock()
+    private var running: [String: Process] = [:]
+    private var cancelled = false
+
+    public init(executable: URL) { self.executable = executable }
+
+    public func cancel() {
+        let children = lock.withLock {
+            cancelled = true
+            return Array(running.values)
+        }
+        for child in children where child.isRunning { child.terminate() }
+    }
+
+    private var isCancelled: Bool { lock.withLock { cancelled } }
+
+    public func run(_ nodes: [PlanNode], cached: Set<String>, options: RunOptions,
+                    events: @escaping @Sendable (RunEvent) -> Void) async -> RunSummary {
+        var summary = RunSummary()
+        var done = cached                 // finished ids (cached or computed)
+        var blocked: [String: String] = [:]  // id → the failed upstream that blocks it
+        var pending = nodes.filter { !cached.contains($0.id) }
+        for node in nodes where cached.contains(node.id) {
+            summary.cached.append(node.id)
+            events(.cached(id: node.id))
+        }
+        let perStage = max(1, options.threads / options.jobs)
+        await withTaskGroup(of: (String, Int32, Bool, Double, String).self) { group in
+            var active = 0
+            var stopLaunching = false
+            while true {
+                // Launch every ready node up to the job limit, in plan order.
+                var i = 0
+                while i < pending.count, active < options.jobs, !stopLaunching, !isCancelled {
+                    let node = pending[i]
+                    if let failedUp = node.inputs.lazy.compactMap({ blocked[$0.upstream] }).first {
+                        blocked[node.id] = failedUp
+                        summary.skipped.append(node.id)
+                        events(.skipped(id: node.id, because: failedUp))
+                        pending.remove(at: i)
+                        continue
+                    }
+                    guard node.inputs.allSatisfy({ done.contains($0.upstream) }) else { i += 1; continue }
+                    pending.remove(at: i)
+                    active += 1
+                    events(.started(id: node.id))
+                    group.addTask { await self.runChild(node, threads: perStage, options: options, events: events) }
+                }
+                guard active > 0, let (id, status, computed, seconds, errorText) = await group.next() else { break }
+                active -= 1
+                if status == 0 {
+                    done.insert(id)
+                    if computed { summary.computed.append(id) } else { summary.cached.append(id) }
+                    events(.finished(id: id, computed: computed, seconds: seconds))
+                } else {
+                    blocked[id] = id
+                    summary.failed.append(id)
+                    let fp = nodes.first { $0.id == id }?.fingerprint ?? ""
+                    let log = options.cache.appendingPathComponent("logs/\(fp).log").path
+                    events(.failed(id: id, detail: errorText, log: FileManager.default.fileExists(atPath: log) ? log : nil))
+                    if !options.keepGoing { stopLaunching = true }
+                }
+            }
+        }
+        for node in pending {
+            let because = node.inputs.lazy.compactMap { blocked[$0.upstream] }.first ?? summary.failed.first ?? "interrupt"
+            summary.skipped.append(node.id)
+            events(.skipped(id: node.id, because: because))
+        }
+        return summary
+    }
+
+    /// Runs one stage process; returns (id, exit status, computed?, seconds, last error text).
+    private func runChild(_ node: PlanNode, threads: Int, options: RunOptions,
+                          events: @escaping @Sendable (RunEvent) -> Void) async -> (String, Int32, Bool, Double, String) {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = options.stageArguments(node, threads: threads)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let start = Date()
+        do {
+            try process.run()
+        } catch {
+            return (node.id, -1, false, 0, "could not start \(executable.path): \(error)")
+        }
+        lock.withLock { running[node.id] = process }
+        // Both pipes are drained on their own threads so a chatty child never blocks on a full pipe.
+        let result: (Bool, String) = await withCheckedContinuation { continuation in
+            let errorText = UncheckedBox("")
+            let errDone = DispatchSemaphore(value: 0)
+            Thread {
+                errorText.value = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                errDone.signal()
+            }.start()
+            Thread {
+                var computed = false
+                var buffer = Data()
+                while true {
+                    let chunk = out.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    buffer.append(chunk)
+                    while let nl = buffer.firstIndex(of: 10) {
+                        let line = buffer[buffer.startIndex..<nl]
+                        buffer.removeSubrange(buffer.startIndex...nl)
+                        guard let msg = try? JSONDecoder().decode(StageMessage.self, from: line) else { continue }
+                        if let p = msg.progress { events(.progress(id: node.id, p)) }
+                        if msg.event == "done" { computed = msg.computed ?? false }
+                    }
+                }
+                process.waitUntilExit()
+                errDone.wait()
+                continuation.resume(returning: (computed, errorText.value))
+            }.start()
+        }
+        lock.withLock { running[node.id] = nil }
+        let text = result.1.trimmingCharacters(in: .whitespacesAndNewlines)
+        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return (node.id, status, result.0, Date().timeIntervalSince(start),
+                text.isEmpty ? "exit status \(status)" : String(text.suffix(2000)))
+    }
+}
+
+/// One JSON line a stage process prints on stdout.
+public struct StageMessage: Codable, Sendable {
+    /// "progress" or "done".
+    public var event: String
+    public var id: String
+    public var progress: StageProgress?
+    public var fingerprint: String?
+    public var computed: Bool?
+    public var outputs: [String: String]?
+
+    public init(event: String, id: String, progress: StageProgress? = nil, fingerprint: String? = nil,
+                computed: Bool? = nil, outputs: [String: String]? = nil) {
+        self.event = event
+        self.id = id
+        self.progress = progress
+        self.fingerprint = fingerprint
+        self.computed = computed
+        self.outputs = outputs
+    }
+
+    /// The message as one line of JSON (sorted keys).
+    public var line: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// A mutable box handed between threads where the hand-off is ordered by other means (join).
+final class UncheckedBox<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,176 @@
+// Every failure the Pipeline module reports: a spec that does not load, a plan that cannot be made,
+// a cache that is damaged or a stage that fails. Each says where (file:line:column and key path),
+// what was expected, and ends with what to do next.
+
+import Foundation
+
+/// A position in a spec file. Lines and columns count from 1.
+public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+    /// The spec file as the user named it (never part of a fingerprint).
+    public var file: String
+    public var line: Int
+    public var column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// An error loading, planning, caching or running a pipeline.
+public enum PipelineError: Error, Sendable, Equatable {
+    /// The file could not be read (missing, unreadable, not UTF-8).
+    case unreadableFile(path: String, detail: String)
+    /// The YAML itself is malformed.
+    case yamlSyntax(at: SourceLocation, detail: String)
+    /// A value has the wrong type (`expected` says which).
+    case wrongType(at: SourceLocation, keyPath: String, expected: String, found: String)
+    /// A key that this place does not allow.
+    case unknownKey(at: SourceLocation, keyPath: String, key: String, allowed: [String], suggestion: String?)
+    /// The same key twice in one mapping, or a stage name defined twice.
+    case duplicateKey(at: SourceLocation, keyPath: String, key: String)
+    /// A required key is absent.
+    case missingKey(at: SourceLocation, keyPath: String, key: String)
+    /// `kind:` names no registered stage kind.
+    case unknownKind(at: SourceLocation, keyPath: String, kind: String, suggestion: String?)
+    /// A reference or target names no stage.
+    case unknownStage(at: SourceLocation?, keyPath: String, name: String, suggestion: String?)
+    /// A reference names an output the upstream kind does not declare.
+    case unknownOutput(at: SourceLocation, keyPath: String, stage: String, output: String, available: [String])
+    /// A stage kind needs an input the stage does not give.
+    case missingInput(at: SourceLocation, keyPath: String, input: String, kind: String)
+    /// A parameter the stage kind (or the spec's `params`) does not declare.
+    case unknownParam(at: SourceLocation?, keyPath: String, name: String, suggestion: String?)
+    /// A value outside its declared range or choices.
+    case outOfRange(at: SourceLocation, keyPath: String, value: String, expected: String)
+    /// A `${…}` expression that cannot be resolved.
+    case badReference(at: SourceLocation, keyPath: String, text: String, detail: String)
+    /// An `include:` entry that cannot be loaded.
+    case includeFailed(at: SourceLocation, keyPath: String, path: String, detail: String)
+    /// Stages that depend on each other in a loop (`path` starts and ends with the same stage).
+    case cycle(at: SourceLocation, path: [String])
+    /// A malformed sweep (lists of unequal length in `zip`, empty lists, bad include/exclude).
+    case badSweep(at: SourceLocation, keyPath: String, detail: String)
+    /// A command-line `-p name=value` that is not of that form.
+    case badOverride(text: String, detail: String)
+    /// A value that cannot be part of a fingerprint (a path, a time, a non-finite number…).
+    case unhashable(field: String, type: String)
+    /// A plan target (stage name or member id) that the plan does not contain.
+    case unknownTarget(target: String, suggestion: String?)
+    /// `streamline stage` was asked to run a node whose input is not in the cache.
+    case missingCachedInput(stage: String, input: String, upstream: String, fingerprint: String)
+    /// A cache entry whose files do not match its record.
+    case corruptEntry(fingerprint: String, detail: String)
+    /// No cache entry for the fingerprint (or unique prefix) given.
+    case noSuchEntry(fingerprint: String)
+    /// A file-system operation on the cache failed.
+    case io(operation: String, path: String, detail: String)
+    /// A stage's `run` threw or its process exited non-zero.
+    case stageFailed(stage: String, detail: String, log: String?)
+    /// A bundle file that is not one `cache export` wrote.
+    case badBundle(path: String, detail: String)
+    /// The run was interrupted (Ctrl-C).
+    case interrupted
+}
+
+extension PipelineError: CustomStringConvertible {
+    public var description: String {
+        func mean(_ s: String?) -> String { s.map { " Did you mean '\($0)'?" } ?? "" }
+        func at(_ l: SourceLocation?) -> String { l.map { "\($0): " } ?? "" }
+        switch self {
+        case .unreadableFile(let path, let detail):
+            return "Cannot read \(path): \(detail). Check the path and that the file is UTF-8 text."
+        case .yamlSyntax(let l, let detail):
+            return "\(l): YAML syntax error: \(detail). Fix the YAML at that position (indentation, quotes, colons)."
+        case .wrongType(let l, let k, let expected, let found):
+            return "\(l): '\(k)' must be \(expected), found \(found). Change the value to \(expected)."
+        case .unknownKey(let l, let k, let key, let allowed, let s):
+            return "\(l): unknown key '\(key)' in '\(k)'.\(mean(s)) Allowed here: \(allowed.joined(separator: ", "))."
+        case .duplicateKey(let l, let k, let key):
+            return "\(l): '\(key)' appears twice in '\(k)'. Keep one of them."
+        case .missingKey(let l, let k, let key):
+            return "\(l): '\(k)' needs the key '\(key)'. Add '\(key): …' there."
+        case .unknownKind(let l, let k, let kind, let s):
+            return "\(l): '\(k)' names unknown stage kind '\(kind)'.\(mean(s)) "
+                + "Run 'streamline validate --kinds' to list the kinds."
+        case .unknownStage(let l, let k, let name, let s):
+            return "\(at(l))'\(k)' refers to unknown stage '\(name)'.\(mean(s)) Use the name of a stage under 'stages:'."
+        case .unknownOutput(let l, let k, let stage, let output, let available):
+            return "\(l): '\(k)': stage '\(stage)' has no output '\(output)'. "
+                + "Its outputs are: \(available.joined(separator: ", "))."
+        case .missingInput(let l, let k, let input, let kind):
+            return "\(l): '\(k)': kind '\(kind)' needs input '\(input)'. "
+                + "Add 'inputs: {\(input): ${stages.NAME.OUTPUT}}'."
+        case .unknownParam(let l, let k, let name, let s):
+            return "\(at(l))'\(k)': unknown parameter '\(name)'.\(mean(s)) "
+                + "Only parameters the stage kind declares (or the spec's top-level 'params') are allowed."
+        case .outOfRange(let l, let k, let value, let expected):
+            return "\(l): '\(k)' = \(value) is out of range: expected \(expected). Choose a value in that range."
+        case .badReference(let l, let k, let text, let detail):
+            return "\(l): '\(k)': cannot resolve '\(text)': \(detail). "
+                + "Write ${params.NAME}, ${NAME} (sweep variable or param) or ${stages.STAGE.OUTPUT}."
+        case .includeFailed(let l, let k, let path, let detail):
+            return "\(l): '\(k)': cannot include '\(path)': \(detail). Paths are relative to the including file."
+        case .cycle(let l, let path):
+            return "\(l): stages depend on each other in a cycle: \(path.joined(separator: " -> ")). "
+                + "Remove one of these references."
+        case .badSweep(let l, let k, let detail):
+            return "\(l): '\(k)': \(detail). A sweep is 'grid: {VAR: [values]}' or 'zip: {VAR: [values]}' "
+                + "with optional 'include'/'exclude' lists of {VAR: value} maps."
+        case .badOverride(let text, let detail):
+            return "Bad parameter override '\(text)': \(detail). Write -p NAME=VALUE, e.g. -p ratio=0.3."
+        case .unhashable(let field, let type):
+            return "Field '\(field)' of type \(type) cannot be part of a fingerprint (paths, times and "
+                + "non-finite numbers are not content). Pass content or a digest instead."
+        case .unknownTarget(let target, let s):
+            return "No stage or sweep member '\(target)' in the plan.\(mean(s)) Run 'streamline plan' to list the ids."
+        case .missingCachedInput(let stage, let input, let upstream, let fp):
+            return "Stage '\(stage)' needs input '\(input)' from '\(upstream)' (fingerprint \(fp.prefix(12))), "
+                + "which is not in the cache. Run 'streamline run \(upstream)' first, or 'streamline cache import' its bundle."
+        case .corruptEntry(let fp, let detail):
+            return "Cache entry \(fp.prefix(12)) is damaged: \(detail). It is treated as missing; "
+                + "'streamline cache gc' removes it and the next run recomputes it."
+        case .noSuchEntry(let fp):
+            return "No cache entry matches '\(fp)'. Run 'streamline cache ls' to list the entries."
+        case .io(let op, let path, let detail):
+            return "Could not \(op) \(path): \(detail). Check permissions and free disk space."
+        case .stageFailed(let stage, let detail, let log):
+            return "Stage '\(stage)' failed: \(detail)." + (log.map { " Its log: \($0)." } ?? "")
+                + " Fix the cause and run again; finished stages stay cached."
+        case .badBundle(let path, let detail):
+            return "\(path) is not a Streamline cache bundle (\(detail)). Make bundles with 'streamline cache export'."
+        case .interrupted:
+            return "Interrupted. Finished stages are cached; run the same command again to continue."
+        }
+    }
+}
+
+/// The candidate closest to `name` by edit distance, if it is close enough to be a likely typo.
+func suggestion(for name: String, among candidates: [String]) -> String? {
+    var best: (String, Int)?
+    for c in candidates {
+        let d = levenshtein(Array(name.lowercased()), Array(c.lowercased()))
+        if best == nil || d < best!.1 { best = (c, d) }
+    }
+    // Why max(2, n/3): one or two slips in a short word, a third of a long one; further is a guess.
+    guard let (c, d) = best, d <= max(2, name.count / 3) else { return nil }
+    return c
+}
+
+func levenshtein(_ a: [Character], _ b: [Character]) -> Int {
+    if a.isEmpty { return b.count }
+    var row = Array(0...b.count)
+    for i in 1...a.count {
+        var prev = row[0]
+        row[0] = i
+        for j in stride(from: 1, through: b.count, by: 1) {
+            let cur = row[j]
+            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
+            prev = cur
+        }
+    }
+    return row[b.count]
+}

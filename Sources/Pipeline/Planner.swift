@@ -1,0 +1,303 @@
+// The planner: a pure function from a loaded spec (and the cache's known output digests) to the
+// ordered list of stage nodes with their fingerprints. It expands sweeps, joins swept upstreams,
+// resolves and checks parameters, and merges nodes whose fingerprints are equal. It runs nothing.
+//
+// Example: `data` is plain, `reg` sweeps ratio over [0.25, 0.5], `prune` reads `reg` and `data`,
+// `report`-like `eval` reads `prune` and `data`.
+//
+//        data ──────────────┬───────────────┐
+//         │                 │               │
+//     reg[ratio=0.25]   reg[ratio=0.5]      │
+//         │                 │               │
+//     prune[ratio=0.25] prune[ratio=0.5] ◀──┘
+//         │                 │
+//     eval[ratio=0.25]  eval[ratio=0.5]
+//
+// Expected order (stage order of the file, members in sweep order, each after its inputs):
+//   data, reg[ratio=0.25], reg[ratio=0.5], prune[ratio=0.25], prune[ratio=0.5],
+//   eval[ratio=0.25], eval[ratio=0.5]
+// A stage downstream of a swept stage inherits its sweep variables; two swept upstreams are joined
+// on the variables they share. The fingerprint of a node is the hash of its kind, version, every
+// declared parameter (resolved, defaults included), the digests of its input stores and its seed;
+// an input whose producer has not run yet contributes `pending:` + the producer's fingerprint.
+
+import Foundation
+
+/// One input of a node: which upstream node's output, and the digest that enters the fingerprint.
+public struct PlanInput: Sendable, Codable, Equatable {
+    public var name: String
+    /// The upstream node id.
+    public var upstream: String
+    public var output: String
+    /// The upstream output store digest, or `pending:<upstream fingerprint>.<output>` before it ran.
+    public var digest: String
+
+    public var isPending: Bool { digest.hasPrefix("pending:") }
+}
+
+/// One unit of work: a stage (or sweep member) with everything that defines its result.
+public struct PlanNode: Sendable {
+    /// `name` or `name[var=value,…]`.
+    public var id: String
+    /// Ids of members merged into this node because their fingerprints were equal.
+    public var aliases: [String]
+    public var stage: String
+    public var kind: String
+    public var version: Int
+    /// Every declared parameter, resolved (defaults included).
+    public var params: [String: ParamValue]
+    public var seed: UInt64
+    public var inputs: [PlanInput]
+    /// Sweep variables of this member, in id order.
+    public var variables: [(name: String, value: ParamValue)]
+    public var fingerprint: String
+    public var location: SourceLocation
+}
+
+/// What a fingerprint is computed from. Field names are part of the hash: do not rename them.
+public struct FingerprintMaterial: Codable, Sendable, Equatable {
+    public var kind: String
+    public var version: Int
+    public var params: [String: ParamValue]
+    /// Input name → store digest.
+    public var inputs: [String: String]
+    public var seed: UInt64
+}
+
+extension PlanNode {
+    public var material: FingerprintMaterial {
+        FingerprintMaterial(kind: kind, version: version, params: params,
+                            inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.name, $0.digest) }), seed: seed)
+    }
+}
+
+/// An ordered DAG of nodes: every node comes after the nodes it reads.
+public struct Plan: Sendable {
+    public var nodes: [PlanNode]
+    private var indexByID: [String: Int]
+
+    init(nodes: [PlanNode]) {
+        self.nodes = nodes
+        var index: [String: Int] = [:]
+        for (i, node) in nodes.enumerated() {
+            index[node.id] = i
+            for alias in node.aliases { index[alias] = i }
+        }
+        self.indexByID = index
+    }
+
+    /// The node with this id or alias.
+    public func node(_ id: String) -> PlanNode? { indexByID[id].map { nodes[$0] } }
+
+    /// The node with this id or alias, or an error suggesting the closest id.
+    public func requireNode(_ id: String) throws -> PlanNode {
+        guard let node = node(id) else {
+            throw PipelineError.unknownTarget(target: id, suggestion: suggestion(for: id, among: nodes.map(\.id)))
+        }
+        return node
+    }
+
+    /// The nodes `target` needs, in plan order: a node id, an alias, or a stage name (all its
+    /// members). nil target = every node.
+    public func closure(of target: String?) throws -> [PlanNode] {
+        guard let target else { return nodes }
+        var wanted: [Int] = indexByID[target].map { [$0] } ?? []
+        if wanted.isEmpty { wanted = nodes.indices.filter { nodes[$0].stage == target } }
+        if wanted.isEmpty {
+            throw PipelineError.unknownTarget(target: target, suggestion:
+                suggestion(for: target, among: Array(Set(nodes.map(\.stage))).sorted() + nodes.map(\.id)))
+        }
+        var keep = Set<Int>()
+        var stack = wanted
+        while let i = stack.popLast() {
+            guard keep.insert(i).inserted else { continue }
+            stack += nodes[i].inputs.map { indexByID[$0.upstream]! }
+        }
+        return keep.sorted().map { nodes[$0] }
+    }
+}
+
+public enum Planner {
+    /// Plans `spec`. `outputDigests(fingerprint)` gives the output store digests of a cached node
+    /// (nil when not cached); it makes downstream fingerprints use real digests.
+    public static func plan(_ spec: Spec, registry: StageRegistry,
+                            outputDigests: (String) -> [String: String]? = { _ in nil }) throws -> Plan {
+        var members: [String: [(vars: [(name: String, value: ParamValue)], nodeID: String)]] = [:]
+        var nodes: [PlanNode] = []
+        var byFingerprint: [String: Int] = [:]
+        var nodeIndex: [String: Int] = [:]  // surviving node id → index in `nodes`
+        var digestCache: [String: [String: String]?] = [:]
+        let topParams = Dictionary(spec.params.map { ($0.name, $0.value.value) }, uniquingKeysWith: { $1 })
+
+        for stage in topologicalOrder(spec) {
+            let kind = registry[stage.kind.value]!
+            // Join the members of every upstream stage on their shared sweep variables.
+            var combos: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = [([], [:])]
+            let gathered = Set(stage.inputs.filter { input in kind.inputs.contains { $0.name == input.name && $0.many } }
+                .map(\.stage))
+            for upstream in uniqueUpstreams(stage) where !gathered.contains(upstream) {
+                var next: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = []
+                for combo in combos {
+                    for m in members[upstream]! where compatible(combo.vars, m.vars) {
+                        var vars = combo.vars
+                        for v in m.vars where !vars.contains(where: { $0.name == v.name }) { vars.append(v) }
+                        var up = combo.up
+                        up[upstream] = m.nodeID
+                        next.append((vars, up))
+                    }
+                }
+                combos = next
+            }
+            if let sweep = stage.sweep {
+                for v in sweep.variables where combos.first?.vars.contains(where: { $0.name == v.name }) == true {
+                    throw PipelineError.badSweep(at: sweep.location, keyPath: "stages.\(stage.name).sweep",
+                                                 detail: "variable '\(v.name)' is already swept by an upstream stage")
+                }
+                let own = expand(sweep)
+                combos = combos.flatMap { c in own.map { (c.vars + $0, c.up) } }
+            }
+            var stageMembers: [(vars: [(name: String, value: ParamValue)], nodeID: String)] = []
+            for combo in combos {
+                let id = memberID(stage.name, combo.vars)
+                let bindings = Dictionary(combo.vars.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+                var params: [String: ParamValue] = [:]
+                for decl in kind.params {
+                    let kp = "stages.\(stage.name).params.\(decl.name)"
+                    if let given = stage.params.first(where: { $0.name == decl.name }) {
+                        let value = try resolve(given.value, kp, bindings, topParams)
+                        params[decl.name] = try checked(decl, value, given.value.location, kp)
+                    } else if let d = decl.defaultValue {
+                        params[decl.name] = d
+                    } else {
+                        throw PipelineError.missingKey(at: stage.location, keyPath: "stages.\(stage.name).params",
+                                                       key: decl.name)
+                    }
+                }
+                var seed = spec.seed
+                if let s = stage.seed {
+                    let kp = "stages.\(stage.name).seed"
+                    guard case .int(let v) = try resolve(s, kp, bindings, topParams), v >= 0 else {
+                        throw PipelineError.wrongType(at: s.location, keyPath: kp, expected: "a non-negative integer",
+                                                      found: "another value after interpolation")
+                    }
+                    seed = UInt64(v)
+                }
+                var inputs: [PlanInput] = []
+                for input in stage.inputs {
+                    // A gather reads every distinct member, named `input[0]`, `input[1]`… in plan order.
+                    let ids = gathered.contains(input.stage)
+                        ? members[input.stage]!.map(\.nodeID).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                        : [combo.up[input.stage]!]
+                    for (k, upID) in ids.enumerated() {
+                        let upFP = nodes[nodeIndex[upID]!].fingerprint
+                        if digestCache[upFP] == nil { digestCache[upFP] = .some(outputDigests(upFP)) }
+                        let digest = digestCache[upFP]!?[input.output] ?? "pending:\(upFP).\(input.output)"
+                        let name = gathered.contains(input.stage) ? "\(input.name)[\(k)]" : input.name
+                        inputs.append(PlanInput(name: name, upstream: upID, output: input.output, digest: digest))
+                    }
+                }
+                var node = PlanNode(id: id, aliases: [], stage: stage.name, kind: kind.name, version: kind.version,
+                                    params: params, seed: seed, inputs: inputs, variables: combo.vars,
+                                    fingerprint: "", location: stage.location)
+                node.fingerprint = try fingerprint(of: node.material)
+                if let existing = byFingerprint[node.fingerprint] {
+                    nodes[existing].aliases.append(id)
+                    stageMembers.append((combo.vars, nodes[existing].id))
+                } else {
+                    byFingerprint[node.fingerprint] = nodes.count
+                    nodeIndex[id] = nodes.count
+                    nodes.append(node)
+                    stageMembers.append((combo.vars, id))
+                }
+            }
+            members[stage.name] = stageMembers
+        }
+        return Plan(nodes: nodes)
+    }
+
+    /// `name` or `name[a=1,b=x]`.
+    public static func memberID(_ stage: String, _ vars: [(name: String, value: ParamValue)]) -> String {
+        vars.isEmpty ? stage : "\(stage)[" + vars.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "]"
+    }
+
+    /// Members of one sweep: the grid product or the zip, minus excluded, plus included.
+    static func expand(_ sweep: SweepSpec) -> [[(name: String, value: ParamValue)]] {
+        var out: [[(name: String, value: ParamValue)]]
+        switch sweep.mode {
+        case .grid:
+            out = [[]]
+            for v in sweep.variables { out = out.flatMap { m in v.values.map { m + [(v.name, $0)] } } }
+        case .zip:
+            out = (0..<sweep.variables[0].values.count).map { i in sweep.variables.map { ($0.name, $0.values[i]) } }
+        }
+        out.removeAll { m in
+            sweep.exclude.contains { ex in ex.allSatisfy { k, v in m.contains { $0.name == k && $0.value == v } } }
+        }
+        for inc in sweep.include {
+            let m = sweep.variables.map { ($0.name, inc[$0.name]!) }
+            if !out.contains(where: { $0.map(\.value) == m.map(\.1) }) { out.append(m) }
+        }
+        return out
+    }
+
+    static func compatible(_ a: [(name: String, value: ParamValue)], _ b: [(name: String, value: ParamValue)]) -> Bool {
+        for x in a { if let y = b.first(where: { $0.name == x.name }), y.value != x.value { return false } }
+        return true
+    }
+
+    static func uniqueUpstreams(_ stage: StageSpec) -> [String] {
+        var seen: [String] = []
+        for input in stage.inputs where !seen.contains(input.stage) { seen.append(input.stage) }
+        return seen
+    }
+
+    /// Stages in file order, each moved after the stages it reads (the loader has ruled out cycles).
+    static func topologicalOrder(_ spec: Spec) -> [StageSpec] {
+        var done = Set<String>()
+        var order: [StageSpec] = []
+        func visit(_ stage: StageSpec) {
+            guard !done.contains(stage.name) else { return }
+            done.insert(stage.name)
+            for up in uniqueUpstreams(stage) { visit(spec.stage(named: up)!) }
+            order.append(stage)
+        }
+        spec.stages.forEach(visit)
+        return order
+    }
+
+    /// Interpolates `${…}`: a whole-value reference keeps the referenced value's type; references
+    /// inside longer text are replaced by their text.
+    static func resolve(_ raw: Located<RawParam>, _ keyPath: String, _ vars: [String: ParamValue],
+                        _ params: [String: ParamValue]) throws -> ParamValue {
+        guard case .template(let text) = raw.value else {
+            if case .literal(let v) = raw.value { return v }
+            fatalError("unreachable")
+        }
+        func lookup(_ expr: String) throws -> ParamValue {
+            let parts = expr.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+            if parts.count == 2, parts[0] == "params", let v = params[parts[1]] { return v }
+            if parts.count == 1, let v = vars[parts[0]] ?? params[parts[0]] { return v }
+            if parts.first == "stages" {
+                throw PipelineError.badReference(at: raw.location, keyPath: keyPath, text: "${\(expr)}",
+                                                 detail: "stage outputs are inputs, not parameters: put it under 'inputs:'")
+            }
+            let known = Array(vars.keys) + Array(params.keys)
+            let hint = suggestion(for: parts.last ?? expr, among: known).map { " (did you mean '\($0)'?)" } ?? ""
+            throw PipelineError.badReference(at: raw.location, keyPath: keyPath, text: "${\(expr)}",
+                                             detail: "no sweep variable or parameter of that name\(hint)")
+        }
+        let whole = reference(text)
+        if !whole.isEmpty { return try lookup(whole.joined(separator: ".")) }
+        var out = ""
+        var rest = Substring(text)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw PipelineError.badReference(at: raw.location, keyPath: keyPath, text: text, detail: "'${' without '}'")
+            }
+            out += try lookup(String(rest[open.upperBound..<close])).description
+            rest = rest[rest.index(after: close)...]
+        }
+        return .string(out + rest)
+    }
+}

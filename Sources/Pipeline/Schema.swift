@@ -1,0 +1,118 @@
+// The JSON Schema (draft 2020-12) of pipeline specs, generated from the stage registry so that each
+// kind's declared parameters, inputs and defaults appear in editors. `Schemas/pipeline.schema.json`
+// is this output for the built-in kinds (a test keeps them equal); the loader enforces the same
+// rules plus what a schema cannot say (references resolve, no cycles, zip lengths, interpolation).
+// Editors pick it up from a first line `# yaml-language-server: $schema=PATH/pipeline.schema.json`.
+
+import Foundation
+
+public enum PipelineSchema {
+    /// The schema as pretty-printed JSON with sorted keys (stable, diffable).
+    public static func json(registry: StageRegistry) -> String {
+        let data = try? JSONSerialization.data(withJSONObject: schema(registry: registry),
+                                               options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data ?? Data(), as: UTF8.self) + "\n"
+    }
+
+    static func schema(registry: StageRegistry) -> [String: Any] {
+        let scalar: [String: Any] = ["type": ["number", "string", "boolean"]]
+        var defs: [String: Any] = [
+            "interpolated": ["type": "string", "pattern": #"\$\{[^}]+\}"#,
+                             "description": "A ${NAME}, ${params.NAME} or text containing them."],
+            "reference": ["type": "string", "pattern": #"^\$\{stages\.[^.${}]+\.[^.${}]+\}$"#,
+                          "description": "An upstream output: ${stages.STAGE.OUTPUT}."],
+            "binding": ["type": "object", "additionalProperties": scalar],
+            "sweep": [
+                "type": "object", "additionalProperties": false,
+                "minProperties": 1, "maxProperties": 3,
+                "oneOf": [["required": ["grid"]], ["required": ["zip"]]],
+                "properties": [
+                    "grid": ["$ref": "#/$defs/sweepVariables", "description": "Every combination of the values."],
+                    "zip": ["$ref": "#/$defs/sweepVariables", "description": "The i-th values together; equal lengths."],
+                    "include": ["type": "array", "items": ["$ref": "#/$defs/binding"], "description": "Extra members."],
+                    "exclude": ["type": "array", "items": ["$ref": "#/$defs/binding"], "description": "Members to drop."],
+                ],
+            ],
+            "sweepVariables": [
+                "type": "object", "minProperties": 1,
+                "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"],
+                "additionalProperties": ["type": "array", "minItems": 1, "uniqueItems": true, "items": scalar],
+            ],
+        ]
+        var branches: [[String: Any]] = []
+        for name in registry.names {
+            let kind = registry[name]!
+            let key = "kind." + name.replacingOccurrences(of: "/", with: ".")
+            defs[key] = kindSchema(kind)
+            branches.append(["if": ["properties": ["kind": ["const": name]]], "then": ["$ref": "#/$defs/\(key)"]])
+        }
+        return [
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "Streamline pipeline",
+            "description": "A Streamline pipeline spec. First line for editors: "
+                + "# yaml-language-server: $schema=Schemas/pipeline.schema.json",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["stages"],
+            "patternProperties": ["^x-": ["description": "Free: a place for YAML anchors shared by stages."]],
+            "properties": [
+                "include": ["type": "array", "items": ["type": "string", "minLength": 1],
+                            "description": "Spec fragments whose params and stages merge in; this file wins."],
+                "params": ["type": "object", "additionalProperties": scalar,
+                           "description": "Parameters for ${…}; override with -p NAME=VALUE."],
+                "seed": ["type": "integer", "minimum": 0, "description": "Default seed of every stage."],
+                "stages": [
+                    "type": "object", "minProperties": 1,
+                    "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"],
+                    "additionalProperties": [
+                        "type": "object", "required": ["kind"],
+                        "properties": ["kind": ["enum": registry.names]],
+                        "allOf": branches,
+                    ],
+                ],
+            ],
+            "$defs": defs,
+        ]
+    }
+
+    static func kindSchema(_ kind: any StageKind) -> [String: Any] {
+        var params: [String: Any] = [:]
+        for p in kind.params {
+            var literal: [String: Any] = ["type": p.type.schemaType]
+            switch p.type {
+            case .int(let r?): literal["minimum"] = r.lowerBound; literal["maximum"] = r.upperBound
+            case .double(let r?): literal["minimum"] = r.lowerBound; literal["maximum"] = r.upperBound
+            case .string(let choices?): literal["enum"] = choices
+            default: break
+            }
+            var entry: [String: Any] = ["description": p.doc, "anyOf": [literal, ["$ref": "#/$defs/interpolated"]]]
+            if let d = p.defaultValue { entry["default"] = jsonValue(d) }
+            params[p.name] = entry
+        }
+        var inputs: [String: Any] = [:]
+        for i in kind.inputs { inputs[i.name] = ["$ref": "#/$defs/reference", "description": "\(i.doc) (\(i.storeKind) store)"] }
+        var required = ["kind"]
+        if !kind.inputs.isEmpty { required.append("inputs") }
+        return [
+            "description": kind.doc, "type": "object", "additionalProperties": false, "required": required,
+            "properties": [
+                "kind": ["const": kind.name],
+                "doc": ["type": "string"],
+                "seed": ["anyOf": [["type": "integer", "minimum": 0], ["$ref": "#/$defs/interpolated"]]],
+                "sweep": ["$ref": "#/$defs/sweep"],
+                "params": ["type": "object", "additionalProperties": false, "properties": params],
+                "inputs": ["type": "object", "additionalProperties": false, "required": kind.inputs.map(\.name),
+                           "properties": inputs],
+            ],
+        ]
+    }
+
+    static func jsonValue(_ v: ParamValue) -> Any {
+        switch v {
+        case .int(let x): return x
+        case .double(let x): return x
+        case .string(let x): return x
+        case .bool(let x): return x
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// Runs one planned node in this process: what `streamline stage ID` does, on this machine or any
+// other that sees the cache. Checks that every input is cached, takes the node's lock, re-checks the
+// cache (another runner may have finished it meanwhile), runs the kind into a scratch folder,
+// checks the outputs and publishes the entry atomically. Scheduling many nodes is Executor.swift.
+
+import Foundation
+import TensorStore
+
+public enum StageOutcome: Sendable {
+    /// Another process had already produced the entry.
+    case cached(CacheRecord)
+    /// This call computed and published it.
+    case computed(CacheRecord)
+
+    public var record: CacheRecord {
+        switch self { case .cached(let r), .computed(let r): return r }
+    }
+}
+
+public enum StageRunner {
+    /// Runs `node` (planned against `cache`, so its inputs carry real digests when cached).
+    public static func run(_ node: PlanNode, plan: Plan, registry: StageRegistry, cache: Cache, threads: Int,
+                           toolVersion: String,
+                           progress: @escaping @Sendable (StageProgress) -> Void = { _ in }) throws -> StageOutcome {
+        var inputURLs: [String: URL] = [:]
+        var inputLists: [String: [URL]] = [:]
+        for input in node.inputs {
+            let upstream = plan.node(input.upstream)!
+            guard !input.isPending, cache.lookup(upstream.fingerprint) != nil else {
+                throw PipelineError.missingCachedInput(stage: node.id, input: input.name, upstream: upstream.id,
+                                                       fingerprint: upstream.fingerprint)
+            }
+            let url = cache.outputURL(upstream.fingerprint, input.output)
+            if let bracket = input.name.firstIndex(of: "[") {
+                inputLists[String(input.name[..<bracket]), default: []].append(url)
+            } else {
+                inputURLs[input.name] = url
+            }
+        }
+        let fp = node.fingerprint
+        let lock = try cache.lock(fp)
+        defer { lock.release() }
+        if let rec = cache.lookup(fp) { return .cached(rec) }
+
+        let kind = registry[node.kind]!
+        let scratch = try cache.makeScratch(fp)
+        try makeDirectory(cache.logURL(fp).deletingLastPathComponent())
+        let log = LogFile(url: cache.logURL(fp))
+        let started = timestamp()
+        log.write("stage \(node.id) fingerprint \(fp) kind \(kind.name) v\(kind.version) on \(hostName()) pid \(getpid())")
+        var outputs: [String: URL] = [:]
+        for o in kind.outputs { outputs[o.name] = scratch.appendingPathComponent("\(o.name).h5") }
+        var context = StageContext(stageID: node.id, params: node.params, seed: node.seed, inputs: inputURLs,
+                                   outputs: outputs, threads: threads, progress: progress, log: { log.write($0) })
+        context.inputLists = inputLists
+        do {
+            try kind.run(context)
+        } catch {
+            log.write("failed: \(error)")
+            try? FileManager.default.removeItem(at: scratch)
+            throw PipelineError.stageFailed(stage: node.id, detail: "\(error)", log: cache.logURL(fp).path)
+        }
+        var digests: [String: String] = [:]
+        for o in kind.outputs {
+            do { digests[o.name] = try TensorStoreReader.digest(ofStoreAt: outputs[o.name]!) } catch {
+                log.write("failed: output '\(o.name)': \(error)")
+                try? FileManager.default.removeItem(at: scratch)
+                throw PipelineError.stageFailed(stage: node.id, detail: "output '\(o.name)' is not a valid store: \(error)",
+                                                log: cache.logURL(fp).path)
+            }
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let record = CacheRecord(fingerprint: fp, id: node.id, stage: node.stage, kind: node.kind, version: node.version,
+                                 params: node.params, seed: node.seed, inputs: node.inputs, outputs: digests,
+                                 toolVersion: toolVersion, host: hostName(), pid: getpid(), started: started,
+                                 finished: timestamp(), peakMemoryBytes: usage.ru_maxrss * 1024)
+        log.write("done: outputs \(digests.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.prefix(12))" }.joined(separator: " "))")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try encoder.encode(record).write(to: scratch.appendingPathComponent("record.json"))
+            try FileManager.default.copyItem(at: cache.logURL(fp), to: scratch.appendingPathComponent("log.txt"))
+        } catch {
+            throw PipelineError.io(operation: "write record into", path: scratch.path, detail: "\(error)")
+        }
+        try cache.publish(scratch: scratch, fingerprint: fp)
+        return .computed(record)
+    }
+}
+
+/// Appends timestamped lines to a log file (the file is created on first use).
+final class LogFile: @unchecked Sendable {
+    private let handle: FileHandle?
+    private let lock = NSLock()
+
+    init(url: URL) {
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        handle = try? FileHandle(forWritingTo: url)
+    }
+
+    func write(_ line: String) {
+        lock.lock(); defer { lock.unlock() }
+        handle?.write(Data("\(timestamp()) \(line)\n".utf8))
+    }
+}

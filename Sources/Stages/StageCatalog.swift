@@ -1,0 +1,18 @@
+// The flat table of stage kinds: adding a kind is one file in this folder and one line here.
+
+import Pipeline
+
+public enum StageCatalog {
+    /// Every stage kind this build knows.
+    public static let kinds: [any StageKind] = [
+        DebugConstant(),
+        DebugScale(),
+        DebugSum(),
+        DebugTotal(),
+        DebugSleep(),
+        DebugFail(),
+    ]
+
+    /// The registry the planner and the CLI use.
+    public static let registry = StageRegistry(kinds)
+}

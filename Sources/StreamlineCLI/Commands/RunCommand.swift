@@ -1,0 +1,138 @@
+// `streamline run [TARGET]`: plan, skip what is cached, run the rest as stage processes.
+
+import ArgumentParser
+import Foundation
+import Pipeline
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline (or one target and what it needs), reusing every cached stage.")
+
+    @OptionGroup var options: PipelineOptions
+
+    @Argument(help: "A stage name or sweep member id; default: every stage.")
+    var target: String?
+
+    @Option(help: "Stages run at once.")
+    var jobs: Int = 1
+
+    @Option(help: "Threads in all, split between running stages (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "After a failure, keep running whatever does not depend on it.")
+    var keepGoing = false
+
+    @Flag(help: "Print only failures and the summary.")
+    var quiet = false
+
+    @Flag(help: "Print every event as a JSON line (for scripts and CI logs).")
+    var json = false
+
+    func validate() throws {
+        guard jobs >= 1, (threads ?? 1) >= 1 else { throw ValidationError("--jobs and --threads must be at least 1.") }
+    }
+
+    func run() async throws {
+        let cache = Cache(root: options.cacheURL)
+        let nodes = try options.plan(cache).closure(of: target)
+        let cached = Set(nodes.filter { cache.lookup($0.fingerprint) != nil }.map(\.id))
+        let executor = LocalExecutor(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath())
+        // Ctrl-C: stop the children (their locks go with them) and report; re-running continues.
+        signal(SIGINT, SIG_IGN)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
+        let interrupted = InterruptFlag()
+        interrupt.setEventHandler {
+            interrupted.set()
+            executor.cancel()
+        }
+        interrupt.resume()
+        let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
+        let summary = await executor.run(nodes, cached: cached, options: RunOptions(
+            spec: options.specURL, cache: options.cacheURL, overrides: options.param, jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+            keepGoing: keepGoing), events: display.show)
+        interrupt.cancel()
+        display.finish(summary)
+        if interrupted.value { throw PipelineError.interrupted }
+        if !summary.succeeded { throw ExitCode.failure }
+    }
+}
+
+/// Draws run events: one line per state change, a progress bar for long stages, or JSON lines.
+final class RunDisplay: @unchecked Sendable {
+    enum Mode { case text, quiet, json }
+    let mode: Mode
+    private let lock = NSLock()
+    private var lastBar: [String: Date] = [:]
+    private var started: [String: Date] = [:]
+
+    init(mode: Mode) { self.mode = mode }
+
+    func show(_ event: RunEvent) {
+        lock.withLock {
+            if mode == .json { emitLine(jsonLine(event)); return }
+            switch event {
+            case .cached(let id): if mode == .text { emitLine("cached   \(id)") }
+            case .started(let id):
+                started[id] = Date()
+                if mode == .text { emitLine("start    \(id)") }
+            case .progress(let id, let p):
+                // At most one bar line per stage per second: readable in a terminal and in a CI log.
+                guard mode == .text, Date().timeIntervalSince(lastBar[id] ?? .distantPast) >= 1 else { return }
+                lastBar[id] = Date()
+                emitLine("  \(id)  \(bar(p, since: started[id] ?? Date()))")
+            case .finished(let id, let computed, let seconds):
+                if mode == .text { emitLine("\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)") }
+            case .failed(let id, let detail, let log):
+                emitLine("FAILED   \(id): \(detail)" + (log.map { "\n         log: \($0)" } ?? ""))
+            case .skipped(let id, let because):
+                if mode == .text { emitLine("skipped  \(id) (needs \(because))") }
+            }
+        }
+    }
+
+    func finish(_ s: RunSummary) {
+        if mode == .json { return }
+        emitLine("\(s.computed.count) computed, \(s.cached.count) cached, \(s.failed.count) failed, \(s.skipped.count) skipped")
+    }
+
+    func bar(_ p: StageProgress, since start: Date) -> String {
+        let fraction = Double(p.step) / Double(max(1, p.totalSteps))
+        let filled = Int(fraction * 20)
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        var text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "]"
+        text += " step \(p.step)/\(p.totalSteps)"
+        if let loss = p.loss { text += String(format: " loss %.4f", loss) }
+        if let tps = p.tokensPerSecond { text += String(format: " %.0f tok/s", tps) }
+        return text + String(format: " ETA %.0fs", eta)
+    }
+
+    func jsonLine(_ event: RunEvent) -> String {
+        var object: [String: Any] = [:]
+        switch event {
+        case .cached(let id): object = ["event": "cached", "id": id]
+        case .started(let id): object = ["event": "started", "id": id]
+        case .progress(let id, let p):
+            object = ["event": "progress", "id": id, "step": p.step, "total": p.totalSteps]
+            if let loss = p.loss { object["loss"] = loss }
+            if let tps = p.tokensPerSecond { object["tokens_per_second"] = tps }
+        case .finished(let id, let computed, let seconds):
+            object = ["event": "finished", "id": id, "computed": computed, "seconds": seconds]
+        case .failed(let id, let detail, let log):
+            object = ["event": "failed", "id": id, "detail": detail]
+            if let log { object["log"] = log }
+        case .skipped(let id, let because): object = ["event": "skipped", "id": id, "because": because]
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Set by the SIGINT handler, read once the run has stopped.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.withLock { flag = true } }
+    var value: Bool { lock.withLock { flag } }
+}

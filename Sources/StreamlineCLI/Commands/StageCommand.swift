@@ -1,0 +1,51 @@
+// `streamline stage ID`: run one node in this process against the cache. The runner starts one of
+// these per node; a user can run it by hand on another machine that sees (or imported) the inputs.
+
+import ArgumentParser
+import Foundation
+import Pipeline
+import Stages
+import Tensor
+
+struct StageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stage",
+        abstract: "Run one stage (or sweep member) now, if it is not cached; its inputs must be cached.")
+
+    @OptionGroup var options: PipelineOptions
+
+    @Argument(help: "The node id, e.g. prune[ratio=0.25].")
+    var id: String
+
+    @Option(help: "Threads the stage may use.")
+    var threads: Int = 1
+
+    @Flag(help: "Print progress and the result as JSON lines (what the runner reads).")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+    }
+
+    func run() throws {
+        let cache = Cache(root: options.cacheURL)
+        let plan = try options.plan(cache)
+        let node = try plan.requireNode(id)
+        Threading.configure(threads: threads)
+        let json = self.json, nodeID = node.id
+        let outcome = try StageRunner.run(node, plan: plan, registry: StageCatalog.registry, cache: cache,
+                                          threads: threads, toolVersion: StreamlineVersion.string) { p in
+            if json { emitLine(StageMessage(event: "progress", id: nodeID, progress: p).line) }
+        }
+        let rec = outcome.record
+        var computed = false
+        if case .computed = outcome { computed = true }
+        if json {
+            emitLine(StageMessage(event: "done", id: node.id, fingerprint: rec.fingerprint, computed: computed,
+                               outputs: rec.outputs).line)
+        } else {
+            print("\(node.id): \(computed ? "computed" : "already cached"), fingerprint \(rec.fingerprint)")
+            for (name, digest) in rec.outputs.sorted(by: { $0.key < $1.key }) { print("  \(name)  \(digest)") }
+        }
+    }
+}

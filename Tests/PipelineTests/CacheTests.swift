@@ -1,0 +1,91 @@
+// The cache: hits and misses counted, corrupt entries are warned misses, gc, bundles, locks.
+
+import Foundation
+import Pipeline
+import Testing
+
+@Test func aSecondRunIsAllHitsWithCountedLookups() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let spec = try parse(documentedDAG)
+    let first = try runAll(spec, cache: cache)
+    #expect(first.allSatisfy { if case .computed = $0 { true } else { false } })
+    let again = try runAll(spec, cache: cache)
+    #expect(again.allSatisfy { if case .cached = $0 { true } else { false } })
+    // The values flowed through the stores: eval[ratio=0.5] = (2·0.5 + 2)·10.
+    let plan = try Planner.plan(spec, registry: testRegistry) { cache.record($0)?.outputs }
+    let eval = plan.node("eval[ratio=0.5]")!
+    #expect(try readScalarStore(cache.outputURL(eval.fingerprint, "out")) == 30)
+    #expect(cache.verify().isEmpty)
+}
+
+@Test func aCorruptEntryIsAWarnedMissAndIsRecomputed() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let warnings = WarningLog()
+    cache.warn = { warnings.append($0) }
+    let spec = try parse("stages:\n  s: {kind: t/const, params: {value: 4}}\n")
+    let record = try runAll(spec, cache: cache)[0].record
+    let before = cache.counts
+    // Replace the output with a valid store of other content: the record no longer matches.
+    try writeScalarStore(5, to: cache.outputURL(record.fingerprint, "out"))
+    #expect(cache.lookup(record.fingerprint) == nil)
+    #expect(cache.counts.misses == before.misses + 1)
+    #expect(warnings.lines.contains { $0.contains("is damaged") })
+    #expect(cache.verify().map(\.fingerprint) == [record.fingerprint])
+    let redo = try runAll(spec, cache: cache)[0]
+    if case .computed = redo {} else { Issue.record("corrupt entry was not recomputed") }
+    #expect(try readScalarStore(cache.outputURL(record.fingerprint, "out")) == 4)
+    #expect(cache.verify().isEmpty)
+}
+
+@Test func gcKeepsWhatIsReachedAndRemovesTheRest() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 1}}\n"), cache: cache)
+    let kept = try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 2}}\n"), cache: cache)[0].record
+    #expect(cache.gc(keep: [kept.fingerprint], dryRun: true).count == 1)
+    #expect(cache.allRecords().count == 2)
+    #expect(cache.gc(keep: [kept.fingerprint], dryRun: false).count == 1)
+    #expect(cache.allRecords().map(\.fingerprint) == [kept.fingerprint])
+}
+
+@Test func bundlesCarryEntriesBetweenCaches() throws {
+    let source = Cache(root: try temporaryDirectory())
+    let records = try runAll(try parse(documentedDAG), cache: source).map(\.record)
+    let bundle = try temporaryDirectory().appendingPathComponent("b.tar")
+    try source.export(records.map(\.fingerprint), to: bundle)
+    let target = Cache(root: try temporaryDirectory())
+    #expect(Set(try target.importBundle(bundle)) == Set(records.map(\.fingerprint)))
+    #expect(target.verify().isEmpty)
+    #expect(records.allSatisfy { target.lookup($0.fingerprint) == $0 })
+    let junk = bundle.deletingLastPathComponent().appendingPathComponent("junk.tar")
+    try Data("not a tar file".utf8).write(to: junk)
+    #expect(throws: PipelineError.self) { try target.importBundle(junk) }
+}
+
+@Test func aLockIsExclusiveAndFreedOnRelease() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let held = try cache.lock("ab12")
+    // A second open file description in the same process conflicts with flock, like another process.
+    let acquired = AcquiredFlag()
+    let thread = Thread { if let l = try? cache.lock("ab12") { acquired.set(); l.release() } }
+    cache.warn = { _ in }
+    thread.start()
+    usleep(200_000)
+    #expect(!acquired.value)
+    held.release()
+    for _ in 0..<100 where !acquired.value { usleep(20_000) }
+    #expect(acquired.value)
+}
+
+final class WarningLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    func append(_ line: String) { lock.withLock { stored.append(line) } }
+    var lines: [String] { lock.withLock { stored } }
+}
+
+final class AcquiredFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.withLock { flag = true } }
+    var value: Bool { lock.withLock { flag } }
+}

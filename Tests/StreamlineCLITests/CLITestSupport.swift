@@ -1,0 +1,85 @@
+// Helpers for tests that run the built `streamline` binary: locate it, run it, make temp projects.
+
+import Foundation
+import Testing
+
+/// The repository root (this file is Tests/StreamlineCLITests/CLITestSupport.swift).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// The debug `streamline` binary; `make test` builds it before `swift test`.
+func streamlineBinary() throws -> URL {
+    let url = repositoryRoot.appendingPathComponent(".build/debug/streamline")
+    guard FileManager.default.isExecutableFile(atPath: url.path) else {
+        Issue.record("streamline binary missing at \(url.path): run `swift build --product streamline` first")
+        throw CLITestFailure.binaryMissing
+    }
+    return url
+}
+
+enum CLITestFailure: Error { case binaryMissing }
+
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `streamline ARGS` in `directory` and waits for it.
+@discardableResult
+func streamline(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws -> CommandResult {
+    let process = try startStreamline(arguments, in: directory, environment: environment)
+    let out = process.stdout.fileHandleForReading.readDataToEndOfFile()
+    let err = process.stderr.fileHandleForReading.readDataToEndOfFile()
+    process.process.waitUntilExit()
+    return CommandResult(status: process.process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
+                         stderr: String(decoding: err, as: UTF8.self))
+}
+
+struct RunningCommand {
+    var process: Process
+    var stdout: Pipe
+    var stderr: Pipe
+}
+
+func startStreamline(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws -> RunningCommand {
+    let process = Process()
+    process.executableURL = try streamlineBinary()
+    process.arguments = arguments
+    process.currentDirectoryURL = directory
+    var env = ProcessInfo.processInfo.environment
+    env["STREAMLINE_CACHE"] = nil
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    return RunningCommand(process: process, stdout: out, stderr: err)
+}
+
+/// A fresh temporary folder holding `files` (name → text).
+func temporaryProject(_ files: [String: String]) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-cli-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+    return dir
+}
+
+/// A small swept pipeline of debug kinds used by several tests.
+let sweepSpec = """
+    params: {ratio: 0.5}
+    stages:
+      base:
+        kind: debug/constant
+        params: {rows: 3, cols: 2}
+      reg:
+        kind: debug/scale
+        inputs: {x: "${stages.base.out}"}
+        params: {factor: "${ratio}"}
+        sweep: {grid: {ratio: [0.25, 0.5]}}
+      total:
+        kind: debug/sum
+        inputs: {a: "${stages.reg.out}", b: "${stages.base.out}"}
+
+    """
