@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 THREADS ?= $(shell nproc)
-APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev python3
+APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev python3 python3-jsonschema python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/streamline
 
@@ -20,8 +20,9 @@ deps:
 build: deps
 	$(SWIFT) build -c release --product streamline
 
-## test: every test suite.
+## test: every test suite (the CLI tests run the debug `streamline` binary, so build it first).
 test: deps
+	$(SWIFT) build --product streamline
 	$(SWIFT) test
 
 ## bench: engine benchmarks (tokens/s, GFLOP/s against cblas_sgemm, peak memory).
