@@ -9,9 +9,9 @@
 // row c of every wo and w_down; entry c of every bo/b_down and of every norm's scale and shift
 // (attn_norm, mlp_norm, final_norm). Each tensor's slice is its own group (‖·‖ per tensor per channel).
 //
-// Cost: every call makes one pass over the selected part of each tensor (one more for the gradient).
-// Column slices of a row-major (R, C) matrix are strided, so they are read row by row, accumulating
-// per-channel partial sums over fixed blocks of rows. The blocks do not depend on the thread count and
+// Cost: every call makes one pass over the selected part of each tensor (the gradient one more, since
+// an ℓ2 coefficient needs its whole slice's norm first). Column slices of a row-major (R, C) matrix are
+// strided, so they are read row by row, accumulating per-channel partial sums over fixed blocks of rows. The blocks do not depend on the thread count and
 // their partial sums are added in block order, so results are the same bytes for any thread count.
 
 import Model
@@ -233,15 +233,27 @@ public enum LambdaSchedule: Codable, Sendable, Equatable {
 
 // MARK: - Slice kernels
 
-/// A sorted channel list as runs of consecutive channels, so strided column access becomes a few
-/// contiguous (vectorisable) loops per row: first and last sets are one run, uniform sets many short ones.
+/// A sorted channel list prepared for strided column access. Long runs of consecutive channels (first
+/// and last sets are one run) are read as contiguous, vectorisable loops per row. Scattered sets (uniform,
+/// random: runs shorter than `minMeanRun` on average) touch nearly every cache line of a row anyway, so
+/// they are read as the one contiguous span from the first to the last selected channel, and the
+/// unselected channels in it are dropped (reductions) or get coefficient 0 (gradients).
 struct ChannelRuns {
+    /// The channel list, sorted ascending.
+    let channels: [Int]
     /// (first channel, run length, position of the first channel in the list).
     let runs: [(start: Int, count: Int, slot: Int)]
-    /// Length of the channel list.
-    let total: Int
+    /// first..<last + 1 of the list (empty when the list is).
+    let span: Range<Int>
+    /// Whether column passes read the whole span instead of the runs.
+    let useSpan: Bool
 
-    init(_ sorted: [Int]) {
+    /// Mean run length below which reading the span beats looping over runs: a run costs a loop setup
+    /// and a scalar tail, a span element only arithmetic on a cache line that is loaded anyway.
+    static let minMeanRun = 8
+
+    /// `useSpan` nil chooses by `minMeanRun`; tests force either mode.
+    init(_ sorted: [Int], useSpan: Bool? = nil) {
         var runs: [(start: Int, count: Int, slot: Int)] = []
         for (slot, c) in sorted.enumerated() {
             if let last = runs.last, last.start + last.count == c {
@@ -250,13 +262,19 @@ struct ChannelRuns {
                 runs.append((start: c, count: 1, slot: slot))
             }
         }
+        self.channels = sorted
         self.runs = runs
-        self.total = sorted.count
+        self.span = sorted.isEmpty ? 0..<0 : sorted[0]..<(sorted[sorted.count - 1] + 1)
+        self.useSpan = useSpan ?? (runs.count > 1 && sorted.count < Self.minMeanRun * runs.count)
     }
+
+    /// Length of the channel list.
+    var total: Int { channels.count }
 }
 
 /// Rows per block of a column reduction: partial sums are Float within a block (short enough to keep
 /// Float rounding near 1e-6 relative) and Double across blocks; fixed so results ignore the thread count.
+/// Every channel's block sum adds the same rows in the same order in span and run mode: same bytes.
 private let blockRows = 64
 
 /// Elements per Float partial sum of a contiguous row (then added in Double), for the same reason.
@@ -276,25 +294,25 @@ func sliceReduce(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns, absolute
     case .columns:
         let R = tensor.shape[0], C = tensor.shape[1]
         let blocks = (R + blockRows - 1) / blockRows
+        // Per-block accumulator layout: the span (span mode) or the list positions (run mode).
+        let width = runs.useSpan ? runs.span.count : n
         let partial = UnsafeMutablePointer<Double>.allocate(capacity: blocks * n)   // (blocks, n)
         defer { partial.deallocate() }
-        Threading.parallelFor(blocks, minChunk: max(1, minParallelWork / (blockRows * n))) { range in
-            let acc = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        Threading.parallelFor(blocks, minChunk: max(1, minParallelWork / (blockRows * width))) { range in
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: width)   // (width)
             defer { acc.deallocate() }
             for b in range {
-                acc.update(repeating: 0, count: n)
+                acc.update(repeating: 0, count: width)
                 for r in (b * blockRows)..<min(R, (b + 1) * blockRows) {
                     let row = w + r * C
-                    for run in runs.runs {
-                        let src = row + run.start, dst = acc + run.slot
-                        if absolute {
-                            for j in 0..<run.count { dst[j] += abs(src[j]) }
-                        } else {
-                            for j in 0..<run.count { dst[j] += src[j] * src[j] }
-                        }
+                    if runs.useSpan {
+                        addPowers(acc, row + runs.span.lowerBound, count: width, absolute: absolute)
+                    } else {
+                        for run in runs.runs { addPowers(acc + run.slot, row + run.start, count: run.count, absolute: absolute) }
                     }
                 }
-                for k in 0..<n { partial[b * n + k] = Double(acc[k]) }
+                let lo = runs.span.lowerBound
+                for k in 0..<n { partial[b * n + k] = Double(runs.useSpan ? acc[runs.channels[k] - lo] : acc[k]) }
             }
         }
         for b in 0..<blocks {
@@ -305,15 +323,13 @@ func sliceReduce(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns, absolute
         result.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
             Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
-                for k in range { out[k] = rowReduce(w + channel(k, runs) * K, count: K, absolute: absolute) }
+                for k in range { out[k] = rowReduce(w + runs.channels[k] * K, count: K, absolute: absolute) }
             }
         }
     case .entries:
-        for run in runs.runs {
-            for j in 0..<run.count {
-                let v = Double(w[run.start + j])
-                result[run.slot + j] = absolute ? abs(v) : v * v
-            }
+        for (k, c) in runs.channels.enumerated() {
+            let v = Double(w[c])
+            result[k] = absolute ? abs(v) : v * v
         }
     }
     return result
@@ -326,31 +342,44 @@ func sliceAccumulate(grad: Tensor, value: Tensor, axis: HiddenAxis, runs: Channe
     let n = runs.total
     if n == 0 { return }
     let g = grad.data, w = value.data
-    coefficients.withUnsafeBufferPointer { a in
-        let a = a.baseAddress!
-        switch axis {
-        case .columns:
-            let R = value.shape[0], C = value.shape[1]
-            Threading.parallelFor(R, minChunk: max(1, minParallelWork / n)) { range in
+    switch axis {
+    case .columns:
+        let R = value.shape[0], C = value.shape[1]
+        // Span mode: coefficient 0 for the unselected channels inside the span, so they get g + 0·w = g
+        // (for finite w; a non-finite weight has already ended the run).
+        var perColumn = coefficients
+        if runs.useSpan {
+            perColumn = [Float](repeating: 0, count: runs.span.count)
+            for (k, c) in runs.channels.enumerated() { perColumn[c - runs.span.lowerBound] = coefficients[k] }
+        }
+        let width = runs.useSpan ? runs.span.count : n
+        perColumn.withUnsafeBufferPointer { a in
+            let a = a.baseAddress!
+            Threading.parallelFor(R, minChunk: max(1, minParallelWork / width)) { range in
                 for r in range {
-                    for run in runs.runs {
-                        let src = w + r * C + run.start, dst = g + r * C + run.start, coef = a + run.slot
-                        accumulate(dst, src, coef, count: run.count, sign: sign)
+                    let row = r * C
+                    if runs.useSpan {
+                        let lo = runs.span.lowerBound
+                        accumulate(g + row + lo, w + row + lo, a, count: width, sign: sign)
+                    } else {
+                        for run in runs.runs {
+                            accumulate(g + row + run.start, w + row + run.start, a + run.slot, count: run.count, sign: sign)
+                        }
                     }
                 }
             }
-        case .rows:
-            let K = value.shape[1]
-            Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
-                for k in range {
-                    let c = channel(k, runs)
-                    rowAccumulate(g + c * K, w + c * K, a[k], count: K, sign: sign)
-                }
+        }
+    case .rows:
+        let K = value.shape[1]
+        Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
+            for k in range {
+                let c = runs.channels[k]
+                rowAccumulate(g + c * K, w + c * K, coefficients[k], count: K, sign: sign)
             }
-        case .entries:
-            for run in runs.runs {
-                accumulate(g + run.start, w + run.start, a + run.slot, count: run.count, sign: sign)
-            }
+        }
+    case .entries:
+        for (k, c) in runs.channels.enumerated() {
+            g[c] += coefficients[k] * (sign ? signum(w[c]) : w[c])
         }
     }
 }
@@ -373,32 +402,37 @@ func sliceZero(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns) {
     }
 }
 
-/// The channel at position k of the run-encoded list (k < total).
+/// acc[j] += x[j]² (or |x[j]|), j < count: independent lanes, so it vectorises without reassociation.
 @inline(__always)
-private func channel(_ k: Int, _ runs: ChannelRuns) -> Int {
-    // Binary search for the last run whose slot ≤ k.
-    var lo = 0, hi = runs.runs.count - 1
-    while lo < hi {
-        let mid = (lo + hi + 1) / 2
-        if runs.runs[mid].slot <= k { lo = mid } else { hi = mid - 1 }
+private func addPowers(_ acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, absolute: Bool) {
+    if absolute {
+        for j in 0..<count { acc[j] += abs(x[j]) }
+    } else {
+        for j in 0..<count { acc[j] += x[j] * x[j] }
     }
-    return runs.runs[lo].start + (k - runs.runs[lo].slot)
 }
 
-/// Σ x² (or Σ|x|) of one contiguous row: Float within blocks of `rowBlock` elements, Double across.
+/// Σ x² (or Σ|x|) of one contiguous row: eight Float lanes within blocks of `rowBlock` elements (a
+/// scalar Float sum would not vectorise: IEEE addition may not be reordered), Double across blocks.
 @inline(__always)
 private func rowReduce(_ x: UnsafePointer<Float>, count: Int, absolute: Bool) -> Double {
     var total = 0.0
     var start = 0
     while start < count {
         let end = min(count, start + rowBlock)
-        var acc: Float = 0
-        if absolute {
-            for i in start..<end { acc += abs(x[i]) }
-        } else {
-            for i in start..<end { acc += x[i] * x[i] }
+        var lanes = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            lanes += absolute ? v.replacing(with: -v, where: v .< 0) : v * v
+            i += 8
         }
-        total += Double(acc)
+        var sum = lanes.sum()
+        while i < end {
+            sum += absolute ? abs(x[i]) : x[i] * x[i]
+            i += 1
+        }
+        total += Double(sum)
         start = end
     }
     return total
