@@ -11,8 +11,9 @@
 //
 // Cost: every call makes one pass over the selected part of each tensor (the gradient one more, since
 // an ℓ2 coefficient needs its whole slice's norm first). Column slices of a row-major (R, C) matrix are
-// strided, so they are read row by row, accumulating per-channel partial sums over fixed blocks of rows. The blocks do not depend on the thread count and
-// their partial sums are added in block order, so results are the same bytes for any thread count.
+// strided, so they are read row by row, accumulating per-channel partial sums over fixed blocks of rows.
+// The blocks do not depend on the thread count and their partial sums are added in block order, so
+// results are the same bytes for any thread count.
 
 import Model
 import Tensor

@@ -8,9 +8,9 @@ import Tensor
 import Testing
 
 private enum SurgeryFixtures {
-    /// LLaMA family, GQA, HD ≠ C / NH, untied LM head.
+    /// LLaMA family, GQA, NH·HD ≠ C, untied LM head.
     static let llama = ModelConfig.llama(vocabSize: 13, hiddenSize: 8, layers: 2, heads: 4, kvHeads: 2,
-                                         headDim: 3, ffn: 5, tiedEmbeddings: false)
+                                         headDim: 4, ffn: 5, tiedEmbeddings: false)
     /// GPT-2 family: LayerNorm shift, biases, learned positions, tied embeddings.
     static let gpt2 = ModelConfig.gpt2(vocabSize: 13, hiddenSize: 8, layers: 2, heads: 2, ffn: 6, maxPositions: 9)
 
@@ -72,7 +72,7 @@ private enum SurgeryFixtures {
         back.hiddenSize = 8
         #expect(back == llama)
         // Removed per channel (explicit): V (tokens) + L·(1 + q + kv + kv + q + 1 + 3F) + 1 + V (lm_head).
-        let L = 2, V = 13, q = 4 * 3, kv = 2 * 3, F = 5
+        let L = 2, V = 13, q = 4 * 4, kv = 2 * 4, F = 5
         let perChannel = V + L * (1 + q + kv + kv + q + 1 + 3 * F) + 1 + V
         #expect(pruned.parameterCount == llama.parameterCount - 3 * perChannel)
 
@@ -166,7 +166,7 @@ private enum SurgeryFixtures {
         let wide = try ChannelSet(hiddenSize: 9, pruned: [1])
         #expect(throws: ChannelSetError.widthMismatch(channels: 9, model: 8)) { try prunedConfig(config, channels: wide) }
         let other = SurgeryFixtures.parameters(SurgeryFixtures.gpt2)
-        #expect(throws: ChannelSetError.parameterMismatch(name: "layers/0/attn/wq", expected: [12, 8], found: [8, 8])) {
+        #expect(throws: ChannelSetError.parameterMismatch(name: "layers/0/attn/wq", expected: [16, 8], found: [8, 8])) {
             try pruneParameters(other, config: config, channels: set)
         }
         let missing = ParameterSet(config.parameterSpecs.filter { $0.name != "lm_head" })

@@ -10,12 +10,12 @@ import Testing
 
 /// Tiny models and parameter fills shared by the channel regularizer and selection tests.
 enum DressFixtures {
-    /// LLaMA family with GQA (4 query / 2 KV heads, HD 3 ≠ C / NH), untied LM head.
+    /// LLaMA family with GQA (4 query / 2 KV heads, NH·HD = 16 ≠ C), untied LM head.
     static let llamaUntied = ModelConfig.llama(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 4, kvHeads: 2,
-                                               headDim: 3, ffn: 5, tiedEmbeddings: false)
+                                               headDim: 4, ffn: 5, tiedEmbeddings: false)
     /// The same with tied embeddings (no lm_head).
     static let llamaTied = ModelConfig.llama(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 4, kvHeads: 2,
-                                             headDim: 3, ffn: 5, tiedEmbeddings: true)
+                                             headDim: 4, ffn: 5, tiedEmbeddings: true)
     /// GPT-2 family: LayerNorm with shift, biases, learned positions, tied embeddings.
     static let gpt2 = ModelConfig.gpt2(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 2, ffn: 6, maxPositions: 7)
     static let all: [(String, ModelConfig)] = [("llama-untied", llamaUntied), ("llama-tied", llamaTied), ("gpt2", gpt2)]
