@@ -59,7 +59,7 @@ public struct ChannelSet: Codable, Sendable, Equatable {
         case pruned
     }
 
-    public init(from decoder: any Decoder) throws {
+    public init(from decoder: any Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let width = try c.decode(Int.self, forKey: .hiddenSize)
         let indices = try c.decode([Int].self, forKey: .pruned)

@@ -185,7 +185,7 @@ public enum LambdaSchedule: Codable, Sendable, Equatable {
 
     /// Accepts a bare number (constant), `{kind: constant, value: 1e-3}` or
     /// `{kind: linear_ramp, from: 0, to: 1e-3, steps: 100}`; λ values must be finite and ≥ 0.
-    public init(from decoder: any Decoder) throws {
+    public init(from decoder: any Swift.Decoder) throws {
         if let single = try? decoder.singleValueContainer(), let value = try? single.decode(Double.self) {
             guard value.isFinite, value >= 0 else {
                 throw DecodingError.dataCorruptedError(in: single, debugDescription: "lambda must be a finite number >= 0, got \(value)")

@@ -176,3 +176,71 @@ private enum SurgeryFixtures {
         #expect(try pruneParameters(dense, config: config, channels: set).count < dense.count)
     }
 }
+
+/// Logits of `config` over a fixed batch (B 2, T 5).
+private func logitsOf(_ config: ModelConfig, _ parameters: ParameterSet) throws -> [Float] {
+    let batch = randomBatch(vocab: config.vocabSize, B: 2, T: 5, seed: 17)
+    return try Decoder(config: config, parameters: parameters).logits(tokens: batch.tokens, B: 2, T: 5).array
+}
+
+/// max |a − b| / max |a|.
+private func maxRelativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+    let scale = a.reduce(0) { max($0, abs(Double($1))) }
+    return zip(a, b).reduce(0) { max($0, abs(Double($1.0) - Double($1.1))) } / scale
+}
+
+/// Sets every slice of `channels` to 0, written out from `hiddenChannelTensors` (Training's
+/// `zeroChannels` is not visible from the Model tests; this also keeps the check independent of it).
+private func zeroSlices(_ p: ParameterSet, _ config: ModelConfig, _ channels: ChannelSet) {
+    for tensor in config.hiddenChannelTensors {
+        let t = p.value(tensor.name)
+        for c in channels.pruned {
+            switch tensor.axis {
+            case .columns: for r in 0..<t.shape[0] { t[r, c] = 0 }
+            case .rows: for k in 0..<t.shape[1] { t[c, k] = 0 }
+            case .entries: t[c] = 0
+            }
+        }
+    }
+}
+
+@Suite struct ChannelSurgeryLogitTests {
+    static let cases: [(String, ModelConfig, NormWidthPolicy)] = [
+        ("llama GQA untied", ToyConfigs.llamaGQAUntied, .keepDivisor),
+        ("llama GQA untied, rescaled", ToyConfigs.llamaGQAUntied, .rescaleScales),
+        ("llama MQA tied", ToyConfigs.llamaMQATied, .keepDivisor),
+        ("llama irregular (D 9, C 6)", ToyConfigs.llamaIrregular, .keepDivisor),
+        ("llama irregular, rescaled", ToyConfigs.llamaIrregular, .rescaleScales),
+        ("gpt2", ToyConfigs.gpt2, .keepDivisor),
+        ("opt", ToyConfigs.opt, .keepDivisor),
+        ("gpt2 irregular (D 10, C 6)", ToyConfigs.gpt2Irregular, .keepDivisor),
+    ]
+
+    @Test func pruningZeroedChannelsLeavesLogitsUnchanged() throws {
+        for (name, config, norms) in Self.cases {
+            let channels = try ChannelSet(hiddenSize: config.hiddenSize, pruned: [1, config.hiddenSize - 2])
+            let dense = ParameterSet(config.parameterSpecs)
+            randomize(dense, seed: 5)
+            zeroSlices(dense, config, channels)
+            let pruned = try pruneParameters(dense, config: config, channels: channels, norms: norms)
+            let before = try logitsOf(config, dense)
+            let after = try logitsOf(prunedConfig(config, channels: channels, norms: norms), pruned)
+            #expect(before.count == after.count)
+            let error = maxRelativeDifference(before, after)
+            #expect(error < 1e-5, "\(name): relative logit change \(error)")
+        }
+    }
+
+    @Test func pruningLiveChannelsChangesLogits() throws {
+        // The same surgery without zeroing first must show up: the invariance above is not vacuous.
+        for (name, config, norms) in Self.cases {
+            let channels = try ChannelSet(hiddenSize: config.hiddenSize, pruned: [1, config.hiddenSize - 2])
+            let dense = ParameterSet(config.parameterSpecs)
+            randomize(dense, seed: 5)
+            let pruned = try pruneParameters(dense, config: config, channels: channels, norms: norms)
+            let error = maxRelativeDifference(try logitsOf(config, dense),
+                                              try logitsOf(prunedConfig(config, channels: channels, norms: norms), pruned))
+            #expect(error > 1e-3, "\(name): relative logit change \(error)")
+        }
+    }
+}
