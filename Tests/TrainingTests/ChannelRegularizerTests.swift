@@ -286,3 +286,60 @@ private let set8 = sets8[0]
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(LambdaSchedule.self, from: Data(json.utf8)) }
     }
 }
+
+@Suite struct RegularizeThenPruneTests {
+    /// LM loss of `parameters` on the batch, through a fresh decoder.
+    private func loss(_ config: ModelConfig, _ parameters: ParameterSet, _ tokens: [Int32], _ targets: [Int32], B: Int, T: Int) throws -> Float {
+        try Decoder(config: config, parameters: parameters).loss(tokens: tokens, targets: targets, B: B, T: T)
+    }
+
+    /// Issue 5's "after regularize with a large λ the selected slices' energy falls below a small
+    /// threshold", in miniature: LM loss + λ·penalty by SGD on a repeated sequence, then zero and prune.
+    @Test(arguments: [ModelConfig.llama(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 2, kvHeads: 1, headDim: 4, ffn: 12),
+                      ModelConfig.gpt2(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 2, ffn: 16, maxPositions: 16)])
+    func largeLambdaEmptiesTheSlicesAndPruningCostsNothing(config: ModelConfig) throws {
+        let (B, T) = (2, 12)
+        let pattern: [Int32] = [3, 1, 4, 1, 5, 9, 2, 6]
+        let stream = (0..<(B * T + 1)).map { pattern[$0 % pattern.count] }
+        let tokens = Array(stream[0..<(B * T)]), targets = Array(stream[1...(B * T)])
+        let channels = try ChannelSelection.last(ratio: 0.25, hiddenSize: config.hiddenSize)
+        func train(lambda: Double) -> Decoder {
+            let model = Decoder.initialized(config: config, seed: 1)
+            for step in 0..<250 {
+                model.parameters.zeroGrads()
+                model.forward(tokens: tokens, targets: targets, B: B, T: T)
+                model.backward()
+                ChannelRegularizer.addPenaltyGradient(parameters: model.parameters, config: config, channels: channels,
+                                                      norm: .l2, lambda: lambda)
+                // Plain SGD (the toy initialisation needs a large rate), then a smaller one so the ℓ2
+                // group-lasso steps of size lr·λ stop overshooting zero.
+                let lr: Float = step < 200 ? 0.5 : 0.05
+                let values = model.parameters.values.data, grads = model.parameters.grads.data
+                for i in 0..<model.parameters.count { values[i] -= lr * grads[i] }
+            }
+            return model
+        }
+        let plain = train(lambda: 0), regularized = train(lambda: 0.05)
+        let before = ChannelRegularizer.sliceEnergy(parameters: plain.parameters, config: config, channels: channels)
+        let after = ChannelRegularizer.sliceEnergy(parameters: regularized.parameters, config: config, channels: channels)
+        let prunedConfigValue = try prunedConfig(config, channels: channels)
+        func prunedLoss(_ model: Decoder) throws -> Float {
+            let p = ParameterSet(config.parameterSpecs)
+            p.values.assign(model.parameters.values)
+            ChannelRegularizer.zeroChannels(parameters: p, config: config, channels: channels)
+            return try loss(prunedConfigValue, pruneParameters(p, config: config, channels: channels), tokens, targets, B: B, T: T)
+        }
+        let plainLoss = try loss(config, plain.parameters, tokens, targets, B: B, T: T)
+        let regularizedLoss = try loss(config, regularized.parameters, tokens, targets, B: B, T: T)
+        let plainPruned = try prunedLoss(plain), regularizedPruned = try prunedLoss(regularized)
+        let name = config.architecture
+        #expect(before.relative > 0.3, "\(name): without λ the selected channels keep their share (\(before.relative))")
+        #expect(after.relative < 1e-4, "\(name): relative energy left \(after.relative)")
+        #expect(regularizedLoss < 0.5, "\(name): the regularized model still learns (loss \(regularizedLoss))")
+        // Pruning the emptied channels costs (almost) nothing; pruning them without regularization costs.
+        let regularizedCost = abs(regularizedPruned - regularizedLoss), directCost = plainPruned - plainLoss
+        #expect(regularizedCost < 1e-4, "\(name): pruning the regularized model changed its loss by \(regularizedCost)")
+        #expect(directCost > 100 * regularizedCost && directCost > 1e-2,
+                "\(name): direct pruning changed the loss by only \(directCost)")
+    }
+}
