@@ -1,0 +1,468 @@
+// The DReSS regularizer (design.md "The method", issue 5): Σ ‖slice‖ over every tensor slice that reads
+// or writes a hidden channel c ∈ P, its gradient accumulated into the parameters' gradients, the energy
+// left in those slices, "prune step 1" (set them to exactly zero) and the λ schedule. The loss term is
+// λ·penalty; the training loop adds the gradient after the model's backward and before the optimiser.
+// Not here: choosing P (ChannelSelection.swift), deleting channels (Model/ChannelSurgery.swift).
+//
+// The slices of channel c (from ModelConfig.hiddenChannelTensors): column c of embed/tokens, of
+// embed/positions, of every wq/wk/wv/w_gate/w_up and of lm_head (tied embeddings: embed/tokens once);
+// row c of every wo and w_down; entry c of every bo/b_down and of every norm's scale and shift
+// (attn_norm, mlp_norm, final_norm). Each tensor's slice is its own group (‖·‖ per tensor per channel).
+//
+// Cost: every call makes one pass over the selected part of each tensor (the gradient one more, since
+// an ℓ2 coefficient needs its whole slice's norm first). Column slices of a row-major (R, C) matrix are
+// strided, so they are read row by row, accumulating per-channel partial sums over fixed blocks of rows.
+// The blocks do not depend on the thread count and their partial sums are added in block order, so
+// results are the same bytes for any thread count.
+
+import Model
+import Tensor
+
+/// How one slice s is measured in the penalty.
+public enum SliceNorm: String, Codable, Sendable, CaseIterable {
+    /// ‖s‖₂, smoothed: √(Σs² + ε) − √ε with ε = `ChannelRegularizer.l2Epsilon` (the default, the paper's).
+    case l2
+    /// ‖s‖₂² = Σs² (smooth; shrinks large slices fast and small ones slowly).
+    case l2sq
+    /// ‖s‖₁ = Σ|s|, subgradient sign(s) with 0 at 0.
+    case l1
+}
+
+/// Energy (sum of squares) in the selected channels' slices against the other channels' slices of the
+/// same tensors.
+public struct SliceEnergy: Sendable, Equatable {
+    /// Σ s² over every slice of the channels in P.
+    public let selected: Double
+    /// Σ s² over the slices of the channels not in P.
+    public let rest: Double
+    /// |P|.
+    public let selectedChannels: Int
+    /// C − |P|.
+    public let restChannels: Int
+
+    /// Per-channel relative energy: (selected/|P|) / (selected/|P| + rest/(C − |P|)), in [0, 1].
+    /// 0.5 when a selected channel carries as much energy as an average kept one, → 0 as the selected
+    /// slices empty. Normalised per channel so that sets of different sizes compare; 0 when P is empty
+    /// or the model is all zeros.
+    public var relative: Double {
+        guard selectedChannels > 0, restChannels > 0 else { return 0 }
+        let s = selected / Double(selectedChannels), r = rest / Double(restChannels)
+        return s + r > 0 ? s / (s + r) : 0
+    }
+}
+
+/// The DReSS penalty on a channel set and the operations around it (pure functions over a config and a
+/// ParameterSet laid out by `config.parameterSpecs`).
+public enum ChannelRegularizer {
+    /// ε inside the ℓ2 square root, in squared units: it smooths ‖s‖₂ only below ‖s‖ ≈ 1e-6 and gives a
+    /// defined gradient s/√(Σs² + ε) (0 at s = 0). The penalty subtracts √ε so an all-zero slice costs 0.
+    public static let l2Epsilon: Double = 1e-12
+
+    /// Σ over the slices of every channel in P of ‖slice‖ (unweighted: the loss term is λ·penalty).
+    public static func penalty(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet,
+                               norm: SliceNorm = .l2) -> Double {
+        let runs = ChannelRuns(channels.pruned)
+        var total = 0.0
+        for tensor in checkedTensors(parameters, config, channels) {
+            let reduced = sliceReduce(parameters.value(tensor.name), axis: tensor.axis, runs: runs, absolute: norm == .l1)
+            total += sliceCost(reduced, norm: norm)
+        }
+        return total
+    }
+
+    /// Accumulates λ·∂penalty/∂θ into `parameters.grads` (call after the model's backward, before the
+    /// optimiser step) and returns the unweighted penalty of the current values.
+    @discardableResult
+    public static func addPenaltyGradient(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet,
+                                          norm: SliceNorm = .l2, lambda: Double) -> Double {
+        let runs = ChannelRuns(channels.pruned)
+        var total = 0.0
+        for tensor in checkedTensors(parameters, config, channels) {
+            let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
+            // ∂/∂s of each slice's cost is coefficient(slice) · s (ℓ2, ℓ2²) or coefficient · sign(s) (ℓ1).
+            let reduced = sliceReduce(value, axis: tensor.axis, runs: runs, absolute: norm == .l1)
+            total += sliceCost(reduced, norm: norm)
+            let coefficients: [Float] = switch norm {
+            case .l2: reduced.map { Float(lambda / ($0 + l2Epsilon).squareRoot()) }
+            case .l2sq: [Float](repeating: Float(2 * lambda), count: reduced.count)
+            case .l1: [Float](repeating: Float(lambda), count: reduced.count)
+            }
+            sliceAccumulate(grad: grad, value: value, axis: tensor.axis, runs: runs,
+                            coefficients: coefficients, sign: norm == .l1)
+        }
+        return total
+    }
+
+    /// Energy left in the selected slices against the same tensors' other channel slices.
+    public static func sliceEnergy(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet) -> SliceEnergy {
+        precondition(channels.hiddenSize == config.hiddenSize,
+                     "ChannelRegularizer: channel set of width \(channels.hiddenSize) for a model of width \(config.hiddenSize)")
+        let energy = channelEnergy(parameters: parameters, config: config)
+        var inP = [Bool](repeating: false, count: config.hiddenSize)
+        for c in channels.pruned { inP[c] = true }
+        var selected = 0.0, rest = 0.0
+        for c in 0..<config.hiddenSize {
+            if inP[c] { selected += energy[c] } else { rest += energy[c] }
+        }
+        return SliceEnergy(selected: selected, rest: rest, selectedChannels: channels.pruned.count,
+                           restChannels: config.hiddenSize - channels.pruned.count)
+    }
+
+    /// e[c] = Σ s² over every slice of channel c (all C channels), the per-channel energy.
+    public static func channelEnergy(parameters: ParameterSet, config: ModelConfig) -> [Double] {
+        perChannel(parameters: parameters, config: config) { $0 }
+    }
+
+    /// Sets every slice of every channel in P to exactly 0 (DReSS prune step 1; gradients untouched).
+    public static func zeroChannels(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet) {
+        let runs = ChannelRuns(channels.pruned)
+        for tensor in checkedTensors(parameters, config, channels) {
+            sliceZero(parameters.value(tensor.name), axis: tensor.axis, runs: runs)
+        }
+    }
+
+    /// Σ over tensors of `transform`(Σ s² of the tensor's slice of c), for every channel c.
+    static func perChannel(parameters: ParameterSet, config: ModelConfig,
+                           _ transform: (Double) -> Double) -> [Double] {
+        let all = ChannelRuns(Array(0..<config.hiddenSize))
+        var out = [Double](repeating: 0, count: config.hiddenSize)
+        for tensor in checkedTensors(parameters, config, nil) {
+            let reduced = sliceReduce(parameters.value(tensor.name), axis: tensor.axis, runs: all, absolute: false)
+            for c in 0..<out.count { out[c] += transform(reduced[c]) }
+        }
+        return out
+    }
+
+    /// The config's hidden-channel tensors after checking the parameters and the set fit it.
+    /// Preconditions, not errors: the trainer builds the parameters from the config it passes.
+    private static func checkedTensors(_ parameters: ParameterSet, _ config: ModelConfig,
+                                       _ channels: ChannelSet?) -> [HiddenChannelTensor] {
+        if let channels {
+            precondition(channels.hiddenSize == config.hiddenSize,
+                         "ChannelRegularizer: channel set of width \(channels.hiddenSize) for a model of width \(config.hiddenSize)")
+        }
+        let tensors = config.hiddenChannelTensors
+        for t in tensors {
+            precondition(parameters.value(t.name).shape == t.shape,
+                         "ChannelRegularizer: \(t.name) has shape \(parameters.value(t.name).shape), config says \(t.shape)")
+        }
+        return tensors
+    }
+
+    /// Σ over slices of the cost of one slice, from its Σs² (ℓ2, ℓ2²) or Σ|s| (ℓ1).
+    private static func sliceCost(_ reduced: [Double], norm: SliceNorm) -> Double {
+        switch norm {
+        case .l2:
+            let floor = l2Epsilon.squareRoot()
+            return reduced.reduce(0) { $0 + (($1 + l2Epsilon).squareRoot() - floor) }
+        case .l2sq, .l1:
+            return reduced.reduce(0, +)
+        }
+    }
+}
+
+/// λ as a function of the update step.
+public enum LambdaSchedule: Codable, Sendable, Equatable {
+    /// λ at every step, e.g. 1e-3 (the paper's best).
+    case constant(Double)
+    /// λ = from + (to − from)·min(step, steps)/steps: `from` at step 0, `to` from step `steps` on.
+    case linearRamp(from: Double, to: Double, steps: Int)
+
+    /// λ for update `step` (0-based).
+    public func lambda(_ step: Int) -> Double {
+        switch self {
+        case let .constant(value):
+            return value
+        case let .linearRamp(from, to, steps):
+            guard steps > 0 else { return to }
+            return from + (to - from) * Double(min(max(step, 0), steps)) / Double(steps)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, value, from, to, steps
+    }
+
+    /// Accepts a bare number (constant), `{kind: constant, value: 1e-3}` or
+    /// `{kind: linear_ramp, from: 0, to: 1e-3, steps: 100}`; λ values must be finite and ≥ 0.
+    public init(from decoder: any Swift.Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let value = try? single.decode(Double.self) {
+            guard value.isFinite, value >= 0 else {
+                throw DecodingError.dataCorruptedError(in: single, debugDescription: "lambda must be a finite number >= 0, got \(value)")
+            }
+            self = .constant(value)
+            return
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try c.decode(String.self, forKey: .kind)
+        func lambdaValue(_ key: CodingKeys) throws -> Double {
+            let v = try c.decode(Double.self, forKey: key)
+            guard v.isFinite, v >= 0 else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be a finite number >= 0, got \(v)")
+            }
+            return v
+        }
+        switch kind {
+        case "constant":
+            self = .constant(try lambdaValue(.value))
+        case "linear_ramp":
+            let steps = try c.decode(Int.self, forKey: .steps)
+            guard steps >= 0 else {
+                throw DecodingError.dataCorruptedError(forKey: .steps, in: c, debugDescription: "steps must be >= 0, got \(steps)")
+            }
+            self = .linearRamp(from: try lambdaValue(.from), to: try lambdaValue(.to), steps: steps)
+        default:
+            throw DecodingError.dataCorruptedError(forKey: .kind, in: c,
+                debugDescription: "unknown lambda schedule '\(kind)'; use constant or linear_ramp")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case let .constant(value):
+            try c.encode("constant", forKey: .kind)
+            try c.encode(value, forKey: .value)
+        case let .linearRamp(from, to, steps):
+            try c.encode("linear_ramp", forKey: .kind)
+            try c.encode(from, forKey: .from)
+            try c.encode(to, forKey: .to)
+            try c.encode(steps, forKey: .steps)
+        }
+    }
+}
+
+// MARK: - Slice kernels
+
+/// A sorted channel list prepared for strided column access. Long runs of consecutive channels (first
+/// and last sets are one run) are read as contiguous, vectorisable loops per row. Scattered sets (uniform,
+/// random: runs shorter than `minMeanRun` on average) touch nearly every cache line of a row anyway, so
+/// they are read as the one contiguous span from the first to the last selected channel, and the
+/// unselected channels in it are dropped (reductions) or get coefficient 0 (gradients).
+struct ChannelRuns {
+    /// The channel list, sorted ascending.
+    let channels: [Int]
+    /// (first channel, run length, position of the first channel in the list).
+    let runs: [(start: Int, count: Int, slot: Int)]
+    /// first..<last + 1 of the list (empty when the list is).
+    let span: Range<Int>
+    /// Whether column passes read the whole span instead of the runs.
+    let useSpan: Bool
+
+    /// Mean run length below which reading the span beats looping over runs: a run costs a loop setup
+    /// and a scalar tail, a span element only arithmetic on a cache line that is loaded anyway.
+    static let minMeanRun = 8
+
+    /// `useSpan` nil chooses by `minMeanRun`; tests force either mode.
+    init(_ sorted: [Int], useSpan: Bool? = nil) {
+        var runs: [(start: Int, count: Int, slot: Int)] = []
+        for (slot, c) in sorted.enumerated() {
+            if let last = runs.last, last.start + last.count == c {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((start: c, count: 1, slot: slot))
+            }
+        }
+        self.channels = sorted
+        self.runs = runs
+        self.span = sorted.isEmpty ? 0..<0 : sorted[0]..<(sorted[sorted.count - 1] + 1)
+        self.useSpan = useSpan ?? (runs.count > 1 && sorted.count < Self.minMeanRun * runs.count)
+    }
+
+    /// Length of the channel list.
+    var total: Int { channels.count }
+}
+
+/// Rows per block of a column reduction: partial sums are Float within a block (short enough to keep
+/// Float rounding near 1e-6 relative) and Double across blocks; fixed so results ignore the thread count.
+/// Every channel's block sum adds the same rows in the same order in span and run mode: same bytes.
+private let blockRows = 64
+
+/// Elements per Float partial sum of a contiguous row (then added in Double), for the same reason.
+private let rowBlock = 256
+
+/// Parallel chunks should carry at least this many scalar operations to pay for the dispatch.
+private let minParallelWork = 1 << 15
+
+/// r[k] = Σ over the slice of channel list[k] of s² (or |s| when `absolute`), in Double.
+/// - tensor: (R, C) for .columns, (C, K) for .rows, (C) for .entries
+func sliceReduce(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns, absolute: Bool) -> [Double] {
+    let n = runs.total
+    var result = [Double](repeating: 0, count: n)
+    if n == 0 { return result }
+    let w = tensor.data
+    switch axis {
+    case .columns:
+        let R = tensor.shape[0], C = tensor.shape[1]
+        let blocks = (R + blockRows - 1) / blockRows
+        // Per-block accumulator layout: the span (span mode) or the list positions (run mode).
+        let width = runs.useSpan ? runs.span.count : n
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: blocks * n)   // (blocks, n)
+        defer { partial.deallocate() }
+        Threading.parallelFor(blocks, minChunk: max(1, minParallelWork / (blockRows * width))) { range in
+            let acc = UnsafeMutablePointer<Float>.allocate(capacity: width)   // (width)
+            defer { acc.deallocate() }
+            for b in range {
+                acc.update(repeating: 0, count: width)
+                for r in (b * blockRows)..<min(R, (b + 1) * blockRows) {
+                    let row = w + r * C
+                    if runs.useSpan {
+                        addPowers(acc, row + runs.span.lowerBound, count: width, absolute: absolute)
+                    } else {
+                        for run in runs.runs { addPowers(acc + run.slot, row + run.start, count: run.count, absolute: absolute) }
+                    }
+                }
+                let lo = runs.span.lowerBound
+                for k in 0..<n { partial[b * n + k] = Double(runs.useSpan ? acc[runs.channels[k] - lo] : acc[k]) }
+            }
+        }
+        for b in 0..<blocks {
+            for k in 0..<n { result[k] += partial[b * n + k] }
+        }
+    case .rows:
+        let K = tensor.shape[1]
+        result.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
+                for k in range { out[k] = rowReduce(w + runs.channels[k] * K, count: K, absolute: absolute) }
+            }
+        }
+    case .entries:
+        for (k, c) in runs.channels.enumerated() {
+            let v = Double(w[c])
+            result[k] = absolute ? abs(v) : v * v
+        }
+    }
+    return result
+}
+
+/// grad[slice k] += coefficients[k] · value[slice k] (or · sign(value) when `sign`).
+/// - grad, value: the same shape, (R, C) / (C, K) / (C) by `axis`
+func sliceAccumulate(grad: Tensor, value: Tensor, axis: HiddenAxis, runs: ChannelRuns,
+                     coefficients: [Float], sign: Bool) {
+    let n = runs.total
+    if n == 0 { return }
+    let g = grad.data, w = value.data
+    switch axis {
+    case .columns:
+        let R = value.shape[0], C = value.shape[1]
+        // Span mode: coefficient 0 for the unselected channels inside the span, so they get g + 0·w = g
+        // (for finite w; a non-finite weight has already ended the run).
+        var perColumn = coefficients
+        if runs.useSpan {
+            perColumn = [Float](repeating: 0, count: runs.span.count)
+            for (k, c) in runs.channels.enumerated() { perColumn[c - runs.span.lowerBound] = coefficients[k] }
+        }
+        let width = runs.useSpan ? runs.span.count : n
+        perColumn.withUnsafeBufferPointer { a in
+            let a = a.baseAddress!
+            Threading.parallelFor(R, minChunk: max(1, minParallelWork / width)) { range in
+                for r in range {
+                    let row = r * C
+                    if runs.useSpan {
+                        let lo = runs.span.lowerBound
+                        accumulate(g + row + lo, w + row + lo, a, count: width, sign: sign)
+                    } else {
+                        for run in runs.runs {
+                            accumulate(g + row + run.start, w + row + run.start, a + run.slot, count: run.count, sign: sign)
+                        }
+                    }
+                }
+            }
+        }
+    case .rows:
+        let K = value.shape[1]
+        Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
+            for k in range {
+                let c = runs.channels[k]
+                rowAccumulate(g + c * K, w + c * K, coefficients[k], count: K, sign: sign)
+            }
+        }
+    case .entries:
+        for (k, c) in runs.channels.enumerated() {
+            g[c] += coefficients[k] * (sign ? signum(w[c]) : w[c])
+        }
+    }
+}
+
+/// Sets every selected slice to 0.
+/// - tensor: (R, C) / (C, K) / (C) by `axis`
+func sliceZero(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns) {
+    let w = tensor.data
+    switch axis {
+    case .columns:
+        let R = tensor.shape[0], C = tensor.shape[1]
+        for r in 0..<R {
+            for run in runs.runs { (w + r * C + run.start).update(repeating: 0, count: run.count) }
+        }
+    case .rows:
+        let K = tensor.shape[1]
+        for run in runs.runs { (w + run.start * K).update(repeating: 0, count: run.count * K) }
+    case .entries:
+        for run in runs.runs { (w + run.start).update(repeating: 0, count: run.count) }
+    }
+}
+
+/// acc[j] += x[j]² (or |x[j]|), j < count: independent lanes, so it vectorises without reassociation.
+@inline(__always)
+private func addPowers(_ acc: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, absolute: Bool) {
+    if absolute {
+        for j in 0..<count { acc[j] += abs(x[j]) }
+    } else {
+        for j in 0..<count { acc[j] += x[j] * x[j] }
+    }
+}
+
+/// Σ x² (or Σ|x|) of one contiguous row: eight Float lanes within blocks of `rowBlock` elements (a
+/// scalar Float sum would not vectorise: IEEE addition may not be reordered), Double across blocks.
+@inline(__always)
+private func rowReduce(_ x: UnsafePointer<Float>, count: Int, absolute: Bool) -> Double {
+    var total = 0.0
+    var start = 0
+    while start < count {
+        let end = min(count, start + rowBlock)
+        var lanes = SIMD8<Float>()
+        var i = start
+        while i + 8 <= end {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            lanes += absolute ? v.replacing(with: -v, where: v .< 0) : v * v
+            i += 8
+        }
+        var sum = lanes.sum()
+        while i < end {
+            sum += absolute ? abs(x[i]) : x[i] * x[i]
+            i += 1
+        }
+        total += Double(sum)
+        start = end
+    }
+    return total
+}
+
+/// dst[j] += coef[j] · src[j] (or · sign(src[j])), j < count.
+@inline(__always)
+private func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
+                        _ coef: UnsafePointer<Float>, count: Int, sign: Bool) {
+    if sign {
+        for j in 0..<count { dst[j] += coef[j] * signum(src[j]) }
+    } else {
+        for j in 0..<count { dst[j] += coef[j] * src[j] }
+    }
+}
+
+/// dst[j] += coef · src[j] (or · sign(src[j])), j < count.
+@inline(__always)
+private func rowAccumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>,
+                           _ coef: Float, count: Int, sign: Bool) {
+    if sign {
+        for j in 0..<count { dst[j] += coef * signum(src[j]) }
+    } else {
+        for j in 0..<count { dst[j] += coef * src[j] }
+    }
+}
+
+/// sign(x) with sign(0) = 0 (the ℓ1 subgradient chosen at 0, so zeroed slices stay put).
+@inline(__always)
+private func signum(_ x: Float) -> Float {
+    x > 0 ? 1 : (x < 0 ? -1 : 0)
+}

@@ -1,0 +1,116 @@
+// Rules that choose the hidden-channel set P before DReSS regularization (or for the prune-only
+// baselines): fixed positions (first, last, evenly spread), a seeded random draw, and two importance
+// rankings, by weight magnitude or by calibration activations (lowest importance pruned). The paper fixes
+// P by position and reports that first, last and evenly spread sets behave alike (design.md).
+// Not here: the calibration forward pass behind `activation` (the caller computes the statistics with
+// the model) or the regularizer itself (ChannelRegularizer.swift).
+//
+// Count: |P| = round(ratio·C), ties rounded away from zero (ratio 0.25 of C = 10 prunes 3), ratio in [0, 1).
+
+import Model
+import Tensor
+
+/// A selection rule by name, as stage parameters spell it.
+public enum ChannelSelectionRule: String, Codable, Sendable, CaseIterable {
+    /// Channels 0..<n.
+    case first
+    /// Channels C−n..<C.
+    case last
+    /// n channels spread evenly: ⌊(2i + 1)·C / (2n)⌋ for i < n, the centres of n equal bins.
+    case uniform
+    /// n channels drawn without replacement by a seeded Philox permutation.
+    case random
+    /// The n channels with the lowest `ChannelSelection.magnitudeImportance`.
+    case magnitude
+    /// The n channels with the lowest calibration statistic (mean |x| or mean x² of the residual stream).
+    case activation
+}
+
+/// Channel selection rules; every rule returns a validated `ChannelSet` of round(ratio·C) channels.
+public enum ChannelSelection {
+    /// |P| = round(ratio·C), ties away from zero; throws for a ratio outside [0, 1) or one that rounds to C.
+    public static func count(ratio: Double, hiddenSize: Int) throws(ChannelSetError) -> Int {
+        guard ratio.isFinite, ratio >= 0, ratio < 1 else { throw .invalidRatio(ratio) }
+        let n = Int((ratio * Double(hiddenSize)).rounded(.toNearestOrAwayFromZero))
+        if n >= hiddenSize { throw .prunesEverything(hiddenSize: hiddenSize) }
+        return n
+    }
+
+    /// The first round(ratio·C) channels.
+    public static func first(ratio: Double, hiddenSize: Int) throws(ChannelSetError) -> ChannelSet {
+        let n = try count(ratio: ratio, hiddenSize: hiddenSize)
+        return try ChannelSet(hiddenSize: hiddenSize, pruned: Array(0..<n))
+    }
+
+    /// The last round(ratio·C) channels.
+    public static func last(ratio: Double, hiddenSize: Int) throws(ChannelSetError) -> ChannelSet {
+        let n = try count(ratio: ratio, hiddenSize: hiddenSize)
+        return try ChannelSet(hiddenSize: hiddenSize, pruned: Array((hiddenSize - n)..<hiddenSize))
+    }
+
+    /// round(ratio·C) channels at the centres of equal bins, ⌊(2i + 1)·C / (2n)⌋: distinct because the
+    /// bins are at least one channel wide, and symmetric (ratio 0.5 takes every odd channel of an even C).
+    public static func uniform(ratio: Double, hiddenSize: Int) throws(ChannelSetError) -> ChannelSet {
+        let n = try count(ratio: ratio, hiddenSize: hiddenSize)
+        return try ChannelSet(hiddenSize: hiddenSize, pruned: (0..<n).map { (2 * $0 + 1) * hiddenSize / (2 * n) })
+    }
+
+    /// round(ratio·C) channels: the first n of a Philox permutation of 0..<C (stream 0 of `seed`).
+    public static func random(ratio: Double, hiddenSize: Int, seed: UInt64) throws(ChannelSetError) -> ChannelSet {
+        let n = try count(ratio: ratio, hiddenSize: hiddenSize)
+        var rng = RNG(seed: seed)
+        return try ChannelSet(hiddenSize: hiddenSize, pruned: Array(rng.permutation(hiddenSize).prefix(n)))
+    }
+
+    /// The round(ratio·C) channels of lowest `magnitudeImportance`.
+    public static func magnitude(ratio: Double, parameters: ParameterSet, config: ModelConfig) throws(ChannelSetError) -> ChannelSet {
+        try requireParameters(parameters, for: config)
+        let n = try count(ratio: ratio, hiddenSize: config.hiddenSize)
+        return try ChannelSet(hiddenSize: config.hiddenSize,
+                              pruned: lowest(magnitudeImportance(parameters: parameters, config: config), count: n))
+    }
+
+    /// Importance of channel c: Σ over every slice the DReSS penalty touches (the same slices, tied
+    /// embeddings once) of its ℓ2 norm, i.e. the unsmoothed ℓ2 penalty channel c alone would cost.
+    /// Raw weights, no per-tensor normalisation: embeddings and norm scales weigh as they are.
+    public static func magnitudeImportance(parameters: ParameterSet, config: ModelConfig) -> [Double] {
+        ChannelRegularizer.perChannel(parameters: parameters, config: config) { $0.squareRoot() }
+    }
+
+    /// The round(ratio·C) channels with the lowest `statistics` (one finite value per channel, e.g. mean
+    /// |x| of the residual stream over calibration tokens, computed by the caller with the model).
+    public static func activation(ratio: Double, statistics: [Double]) throws(ChannelSetError) -> ChannelSet {
+        let C = statistics.count
+        if let bad = statistics.firstIndex(where: { !$0.isFinite }) {
+            throw .nonFiniteStatistic(index: bad, value: statistics[bad])
+        }
+        let n = try count(ratio: ratio, hiddenSize: C)
+        return try ChannelSet(hiddenSize: C, pruned: lowest(statistics, count: n))
+    }
+
+    /// Applies `rule` to a model of `config`: `seed` is used by .random, `parameters` by .magnitude and
+    /// `statistics` (C values) by .activation; a rule whose input is missing throws.
+    public static func select(_ rule: ChannelSelectionRule, ratio: Double, config: ModelConfig, seed: UInt64 = 0,
+                              parameters: ParameterSet? = nil, statistics: [Double]? = nil) throws(ChannelSetError) -> ChannelSet {
+        let C = config.hiddenSize
+        switch rule {
+        case .first: return try first(ratio: ratio, hiddenSize: C)
+        case .last: return try last(ratio: ratio, hiddenSize: C)
+        case .uniform: return try uniform(ratio: ratio, hiddenSize: C)
+        case .random: return try random(ratio: ratio, hiddenSize: C, seed: seed)
+        case .magnitude:
+            guard let parameters else { throw .missingSelectionInput(rule: rule.rawValue, needs: "parameters") }
+            return try magnitude(ratio: ratio, parameters: parameters, config: config)
+        case .activation:
+            guard let statistics else { throw .missingSelectionInput(rule: rule.rawValue, needs: "statistics") }
+            if statistics.count != C { throw .statisticsCount(count: statistics.count, hiddenSize: C) }
+            return try activation(ratio: ratio, statistics: statistics)
+        }
+    }
+
+    /// Indices of the `count` smallest scores; equal scores go to the lower index (deterministic).
+    static func lowest(_ scores: [Double], count: Int) -> [Int] {
+        let order = scores.indices.sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        return Array(order.prefix(count))
+    }
+}
