@@ -109,11 +109,13 @@ struct LayerScratch {
     /// attnBackward: attentionBackward's scratch for one sequence
     let attnBackward: Tensor
 
-    init(_ carver: Carver, N: Int, T: Int, C: Int, maxHeads: Int, maxQ: Int, training: Bool) {
+    init(_ carver: Carver, N: Int, T: Int, C: Int, maxHeads: Int, headDim: Int, training: Bool) {
         proj = carver.take([N, C])
         probs = carver.take([maxHeads, T, T])
-        attnOut = carver.take(training ? [T, maxQ] : [0])
-        attnBackward = carver.take(training ? [T * T] : [0])
+        attnOut = carver.take(training ? [T, maxHeads * headDim] : [0])
+        // Sized for the widest layer with grouped KV heads (NKV 1 is the largest case), so any layer fits.
+        let backwardCount = attentionBackwardScratchCount(B: 1, T: T, NH: maxHeads, NKV: 1, HD: headDim)
+        attnBackward = carver.take(training ? [backwardCount] : [0])
     }
 }
 

@@ -505,7 +505,7 @@ public final class Decoder {
 
     func layerScratch(_ carver: Carver, B: Int, T: Int, training: Bool) -> LayerScratch {
         LayerScratch(carver, N: B * T, T: T, C: config.hiddenSize, maxHeads: widest.heads,
-                     maxQ: widest.heads * config.headDim, training: training)
+                     headDim: config.headDim, training: training)
     }
 
     /// The largest heads, KV heads and MLP width over layers (shared buffers fit every layer).

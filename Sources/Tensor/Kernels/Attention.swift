@@ -47,10 +47,11 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 
 /// Floats of scratch `attentionBackward` needs when the caller provides it: one (T, T) matrix per
 /// parallel worker, plus, when query heads share KV heads, each query head's (2, T, HD) share of dK
-/// and dV. It depends on the thread budget (`Threading.threads`), so compute it under the same budget
-/// as the call; B·NH·(T·T + 2·T·HD) floats are always enough.
+/// and dV. Workers never exceed B·NH, so this counts one (T, T) matrix per head: an upper bound that
+/// does not depend on the thread budget, so a buffer sized once stays large enough if
+/// `Threading.configure` changes later (sizing by the current budget overflowed exactly then).
 public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD: Int) -> Int {
-    attentionWorkers(B * NH) * T * T + (NH == NKV ? 0 : B * NH * 2 * T * HD)
+    B * NH * T * T + (NH == NKV ? 0 : B * NH * 2 * T * HD)
 }
 
 /// Backward of `attentionForward`; accumulates into dq, dk and dv.
