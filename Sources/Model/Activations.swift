@@ -30,10 +30,16 @@ final class Carver {
 
     /// The value `build` makes from views of one allocation, and that allocation's size in bytes.
     static func plan<Value>(_ build: (Carver) -> Value) -> (value: Value, bytes: Int) {
-        let measure = Carver(storage: nil)
-        _ = build(measure)
-        let carver = Carver(storage: TensorStorage(count: measure.count))
-        return (build(carver), measure.count * MemoryLayout<Float>.stride)
+        let bytes = measure(build)
+        let carver = Carver(storage: TensorStorage(count: bytes / MemoryLayout<Float>.stride))
+        return (build(carver), bytes)
+    }
+
+    /// Bytes `build` would allocate (the measuring pass alone: nothing is allocated).
+    static func measure<Value>(_ build: (Carver) -> Value) -> Int {
+        let measuring = Carver(storage: nil)
+        _ = build(measuring)
+        return measuring.count * MemoryLayout<Float>.stride
     }
 }
 

@@ -34,7 +34,10 @@ public final class Decoder {
     /// adapter gradients accumulate.
     public var trainBase = true
     /// Rows of the LM head computed at once: at most this many × V logits exist at any time.
-    public var lmHeadChunkRows: Int
+    /// Changing it re-plans the buffers.
+    public var lmHeadChunkRows: Int {
+        didSet { invalidateBuffers() }
+    }
 
     var layers: [LayerParams]
     let embedding: Param
@@ -158,7 +161,7 @@ public final class Decoder {
         var total = 0.0
         targets.withUnsafeBufferPointer { targetsBuffer in
             let targetPointer = targetsBuffer.baseAddress!
-            forEachChunk(N) { r0, rows in
+            forEachChunk(N, rows: arena.logits.shape[0]) { r0, rows in
                 let logits = arena.logits.data, inp = arena.finalNorm.out.data + r0 * config.hiddenSize
                 // logits (rows, V) → losses → dlogits in place → dtop rows and dWhead.
                 linearForward(out: logits, inp: inp, weight: lmHead.value.data, bias: nil, N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
@@ -390,7 +393,7 @@ public final class Decoder {
         guard let work = inference else { preconditionFailure("Decoder: inference workspace missing after a forward") }
         var sum = 0.0
         targets.withUnsafeBufferPointer { targetsBuffer in
-            forEachChunk(B * T) { r0, rows in
+            forEachChunk(B * T, rows: work.logits.shape[0]) { r0, rows in
                 linearForward(out: work.logits.data, inp: top.data + r0 * config.hiddenSize, weight: lmHead.value.data, bias: nil,
                               N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
                 crossEntropyForward(losses: work.losses.data + r0, logits: work.logits.data, targets: targetsBuffer.baseAddress! + r0,
@@ -527,11 +530,11 @@ public final class Decoder {
         pending = nil
     }
 
-    /// Calls body(firstRow, rowCount) over 0..<N in chunks of `lmHeadChunkRows`.
-    func forEachChunk(_ N: Int, _ body: (Int, Int) -> Void) {
+    /// Calls body(firstRow, rowCount) over 0..<N in chunks of `chunk` rows (the logits buffer's).
+    func forEachChunk(_ N: Int, rows chunk: Int, _ body: (Int, Int) -> Void) {
         var r0 = 0
         while r0 < N {
-            let rows = min(lmHeadChunkRows, N - r0)
+            let rows = min(chunk, N - r0)
             body(r0, rows)
             r0 += rows
         }
@@ -607,11 +610,6 @@ extension Tensor {
         Tensor(storage: storage, offset: offset, shape: [rows, columns])
     }
 
-}
-
-extension Carver {
-    /// Bytes `build` would allocate.
-    static func measure<Value>(_ build: (Carver) -> Value) -> Int { plan(build).bytes }
 }
 
 // MARK: - Config checks
