@@ -235,16 +235,9 @@ public final class Decoder {
         normForward(p.mlpNorm, a.mlpNorm, inp: a.mid, N: N)
         if let wGate = p.wGate {
             linear(wGate, out: a.gate, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_gate"])
-            linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
-            swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, N: N * F)
-        } else {
-            linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
-            if config.activation == .relu {
-                reluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
-            } else {
-                geluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
-            }
         }
+        linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
+        mlpActivation(a, N: N, F: F)
         linear(p.wDown, out: s.proj, inp: a.hidden, N: N, inner: a.loraInner["w_down"])
         residualForward(out: output.data, inp1: a.mid.data, inp2: s.proj.data, N: N * C)
     }
@@ -258,6 +251,7 @@ public final class Decoder {
         // MLP block: x' = mid + down(h). dres is both d(mid) (residual path) and d(down's output).
         let dhidden = g.dhidden.prefixColumns(F, rows: N), dup = g.dup.prefixColumns(F, rows: N)
         dhidden.zero()
+        mlpActivation(a, N: N, F: F)  // h was not kept (see LayerActivations.hidden): recompute it
         linearLayerBackward(p.wDown, dinp: dhidden, dout: g.dres, inp: a.hidden, N: N, inner: a.loraInner["w_down"], dinner: g.dlora)
         dup.zero()
         g.dnorm.zero()
@@ -308,6 +302,15 @@ public final class Decoder {
     }
 
     // MARK: - Paired ops (forward, then backward)
+
+    /// hidden = silu(gate) ⊙ up, gelu(up) or relu(up); (N, F). Its backward is inline in layerBackward.
+    func mlpActivation(_ a: LayerActivations, N: Int, F: Int) {
+        switch config.activation {
+        case .swiglu: swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, N: N * F)
+        case .gelu: geluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
+        case .relu: reluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
+        }
+    }
 
     /// out = inp·Wᵀ + b (+ scale·(inp·Aᵀ)·Bᵀ with an adapter; inp·Aᵀ is kept in `inner`, (N, R)).
     func linear(_ p: LinearParams, out: Tensor, inp: Tensor, N: Int, inner: Tensor?) {
@@ -491,12 +494,12 @@ public final class Decoder {
     }
 
     func makeTrainingArena(_ carver: Carver, B: Int, T: Int) -> TrainingArena {
-        let N = B * T, C = config.hiddenSize
+        let N = B * T, C = config.hiddenSize, w = widest
+        let hidden = carver.take([N, w.ffn])
         let acts = config.layers.map {
             LayerActivations(carver, N: N, C: C, shape: $0, headDim: config.headDim, swiglu: config.activation == .swiglu,
-                             loraTargets: adaptedTargets, rank: loraRank)
+                             loraTargets: adaptedTargets, rank: loraRank, hidden: hidden)
         }
-        let w = widest
         return TrainingArena(
             B: B, T: T, layers: acts, top: carver.take([N, C]), finalNorm: NormActivations(carver, N: N, C: C),
             dtop: carver.take([N, C]), losses: carver.take([N]), dlosses: carver.take([N]),
