@@ -126,6 +126,7 @@ start_munge() {
         dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
     fi
     chmod 400 "$dir/munge/munge.key"
+    # Its stdio goes to a file: the daemon would otherwise hold the caller's pipes open forever.
     # --force: munged refuses some setups (running as root, /tmp parents) that are fine for tests.
     munged --force \
         --socket="$dir/munge/munge.socket" \
@@ -133,6 +134,7 @@ start_munge() {
         --pid-file="$dir/munge/munged.pid" \
         --log-file="$dir/log/munged.log" \
         --seed-file="$dir/munge/munged.seed" \
+        </dev/null >>"$dir/log/munged.out" 2>&1 \
         || die "munged did not start; see $dir/log/munged.log"
     cp "$dir/munge/munged.pid" "$dir/run/munged.pid"
 }
