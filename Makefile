@@ -6,7 +6,7 @@ APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/streamline
 
-.PHONY: deps build test run bench clean
+.PHONY: deps build test run bench clean slurm-deps slurm-test
 
 ## deps: install the system packages Streamline needs (quick no-op when they are there).
 deps:
@@ -15,6 +15,14 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "make deps: swift not found; install Swift 6 (https://swift.org/install)"; exit 1; }
+
+## slurm-deps: install Debian's slurm-wlm and munge for the Slurm tests (quick no-op when there).
+slurm-deps:
+	scripts/slurm-local.sh install
+
+## slurm-test: the Slurm suites; they start and stop a private two-node cluster themselves.
+slurm-test: deps slurm-deps
+	$(SWIFT) test --filter Slurm
 
 ## build: release build of the streamline executable.
 build: deps

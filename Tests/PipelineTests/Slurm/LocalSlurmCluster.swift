@@ -1,0 +1,97 @@
+// A private Slurm cluster for tests: `scripts/slurm-local.sh install` then `start DIR` in a fresh
+// temporary folder, once per suite that carries the `.localSlurmCluster` trait, and `stop DIR` after
+// the suite even when a test fails. When the cluster cannot start the suite fails with the script's
+// message (it is never skipped). Tests reach it through `LocalSlurmCluster.current`.
+
+import Foundation
+@testable import Pipeline
+import Testing
+
+/// A running private cluster: its folder and a client pointed at it.
+struct LocalSlurmCluster: Sendable {
+    /// The folder holding slurm.conf, munge, spool, logs and the daemons' PIDs.
+    var directory: URL
+    var client: SlurmClient
+
+    @TaskLocal static var current: LocalSlurmCluster?
+
+    /// The repository's scripts/slurm-local.sh, found from this file's path.
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/slurm-local.sh")
+
+    struct ScriptFailed: Error, CustomStringConvertible {
+        var command: String
+        var status: Int32
+        var output: String
+        var description: String {
+            "`\(command)` exited with status \(status):\n\(output)\nThe Slurm tests need Debian's slurm-wlm and munge "
+                + "and root (as in CI): run `scripts/slurm-local.sh install` as root, then the tests again."
+        }
+    }
+
+    /// Runs the script with `arguments`; returns its output or throws `ScriptFailed`.
+    @discardableResult
+    static func runScript(_ arguments: [String]) throws -> String {
+        let result = try SlurmClient.spawn("/bin/bash", [script.path] + arguments,
+                                           environment: ProcessInfo.processInfo.environment)
+        guard result.status == 0 else {
+            throw ScriptFailed(command: "slurm-local.sh " + arguments.joined(separator: " "),
+                               status: result.status, output: result.stdout + result.stderr)
+        }
+        return result.stdout
+    }
+
+    /// Polls until every job in `ids` is final (or `seconds` pass) and returns their last states.
+    func waitUntilFinal(_ ids: [SlurmJobID], seconds: Double = 20) async throws -> [SlurmJobID: SlurmJobState] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let states = try client.states(of: ids)
+            if ids.allSatisfy({ states[$0]?.isFinal == true }) || Date() > deadline { return states }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// Polls until `condition` holds for the states of `ids` (or `seconds` pass).
+    func waitUntil(_ ids: [SlurmJobID], seconds: Double = 20,
+                   _ condition: ([SlurmJobID: SlurmJobState]) -> Bool) async throws -> [SlurmJobID: SlurmJobState] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while true {
+            let states = try client.states(of: ids)
+            if condition(states) || Date() > deadline { return states }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+/// Starts a private cluster around a suite and stops it afterwards.
+struct LocalSlurmClusterTrait: SuiteTrait, TestScoping {
+    func provideScope(for test: Test, testCase: Test.Case?,
+                      performing function: @Sendable () async throws -> Void) async throws {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("streamline-slurm-\(UUID().uuidString.prefix(8))")
+        try LocalSlurmCluster.runScript(["install"])
+        do {
+            try LocalSlurmCluster.runScript(["start", directory.path])
+        } catch {
+            _ = try? LocalSlurmCluster.runScript(["stop", directory.path])
+            throw error
+        }
+        let cluster = LocalSlurmCluster(
+            directory: directory,
+            client: SlurmClient(configFile: directory.appendingPathComponent("slurm.conf").path))
+        do {
+            try await LocalSlurmCluster.$current.withValue(cluster) { try await function() }
+        } catch {
+            _ = try? LocalSlurmCluster.runScript(["stop", directory.path])
+            throw error
+        }
+        try LocalSlurmCluster.runScript(["stop", directory.path])
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+extension Trait where Self == LocalSlurmClusterTrait {
+    /// Runs the suite against a private two-node Slurm cluster started by scripts/slurm-local.sh.
+    static var localSlurmCluster: Self { Self() }
+}
