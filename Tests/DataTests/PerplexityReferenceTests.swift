@@ -15,8 +15,8 @@ import Data
 
 /// The part of the reference fixture these tests read.
 struct PerplexityReference: Decodable {
-    struct Protocol: Decodable { var window: Int; var stride: Int; var bos: Bool; var windows: Int }
-    var evaluation: Protocol
+    struct Windows: Decodable { var window: Int; var stride: Int; var bos: Bool; var windows: Int }
+    var evaluation: Windows
     var window_nll_sums: [Double]
     var token_ids: [Int32]
     var text_sha256: String
@@ -68,7 +68,7 @@ private let smolLM2: Result<ImportedModel, any Error> = Result {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = dir.appendingPathComponent("smollm2.h5")
-        try run(binary, ["import", modelURL.path, "--out", store.path])
+        _ = try run(binary, ["import", modelURL.path, "--out", store.path])
         let window = reference.evaluation.window, windows = reference.evaluation.windows
         let json = try run(binary, ["eval", "--model", store.path, "--text", hamletURL.path, "--window", "\(window)",
                                     "--max-tokens", "\(window * windows)", "--json"])
