@@ -31,7 +31,7 @@ public struct EvaluateStage: StageKind {
         ParamDecl("stride", .int(0...8192), default: .int(0), doc: "Tokens between window starts; 0 = window (no overlap)."),
         ParamDecl("bos", .bool, default: .bool(false), doc: "Put the tokenizer's bos token before each window."),
         ParamDecl("max_tokens", .int(0...1_000_000_000), default: .int(0), doc: "Use only the first N tokens; 0 = all."),
-        ParamDecl("batch", .int(1...64), default: .int(4), doc: "Windows per forward pass (speed only; does not change the result)."),
+        ParamDecl("batch", .int(1...64), default: .int(1), doc: "Windows per forward pass (speed only; does not change the result)."),
     ]
     public let inputs = [
         InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to evaluate."),

@@ -56,6 +56,19 @@ import Testing
         #expect(sliding.perplexity != plain.perplexity)  // more context per token changes the number
     }
 
+    @Test func aDatasetStoreOfTheSameTextGivesTheSamePerplexity() throws {
+        let (dir, store, _) = try fixture()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let documents = try TextCorpus.plainText(dir.appendingPathComponent("t.txt"))
+        try TokenDataset(documents: documents, tokenizer: store.tokenizer).write(to: dir.appendingPathComponent("d.h5"))
+        let fromText = try evaluate(["--window", "48", "--max-tokens", "250"], in: dir)
+        let result = try streamline(["eval", "--model", "m.h5", "--dataset", "d.h5", "--json", "--window", "48",
+                                     "--max-tokens", "250", "--threads", "1"], in: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let fromDataset = try JSONDecoder().decode(Output.self, from: Data(result.stdout.utf8))
+        #expect(fromDataset.perplexity == fromText.perplexity && fromDataset.tokens_scored == fromText.tokens_scored)
+    }
+
     @Test func refusesAStrideLargerThanTheWindow() throws {
         let (dir, _, _) = try fixture()
         defer { try? FileManager.default.removeItem(at: dir) }
