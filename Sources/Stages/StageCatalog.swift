@@ -11,6 +11,10 @@ public enum StageCatalog {
         DebugTotal(),
         DebugSleep(),
         DebugFail(),
+        ImportStage(),
+        DatasetStage(),
+        EvaluateStage(),
+        TrainStage(),
     ]
 
     /// The registry the planner and the CLI use.
