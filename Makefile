@@ -28,8 +28,9 @@ slurm-test: deps slurm-deps
 build: deps
 	$(SWIFT) build -c release --product streamline
 
-## test: every test suite (the CLI tests run the debug `streamline` binary, so build it first).
-test: deps slurm-deps fetch
+## test: every test suite. The CLI tests run the debug `streamline` binary and the SmolLM2 reference
+## test runs the release one (a full 512-token window is too slow unoptimised), so build both first.
+test: deps slurm-deps fetch build
 	$(SWIFT) build --product streamline
 	$(SWIFT) test
 
@@ -37,9 +38,9 @@ test: deps slurm-deps fetch
 bench: build
 	$(BIN) bench engine --threads $(THREADS)
 
-## run: the default job.
-run: build
-	$(BIN) bench engine --threads $(THREADS)
+## run: the default job: the quickstart pipeline on SmolLM2-135M and Shakespeare (cached after the first run).
+run: build models corpora
+	$(BIN) run --spec Pipelines/quickstart.yaml --threads $(THREADS)
 
 ## models: SmolLM2-135M-Instruct (Q4_1 GGUF) into models/smollm2/, sha256-checked (quick when present).
 models:
