@@ -42,7 +42,7 @@ let package = Package(
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
-        .target(name: "Data", dependencies: ["Tensor", "TensorStore", "Model", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Data", dependencies: ["Tensor", "TensorStore", "Model", .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
 
         // MARK: - Pipelines
 

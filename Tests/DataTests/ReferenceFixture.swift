@@ -10,6 +10,8 @@ struct ReferenceFixture: Decodable {
     let tokensScored: Int
     let meanNLL: Double
     let perplexity: Double
+    /// Σ NLL of each window's T−1 scored tokens.
+    let windowNLLSums: [Double]
     let tokenIDs: [Int32]
     let protocolInfo: EvalProtocol
 
@@ -22,7 +24,7 @@ struct ReferenceFixture: Decodable {
     enum CodingKeys: String, CodingKey {
         case command, perplexity
         case modelSHA256 = "model_sha256", textSHA256 = "text_sha256", tokensScored = "tokens_scored"
-        case meanNLL = "mean_nll", tokenIDs = "token_ids", protocolInfo = "protocol"
+        case meanNLL = "mean_nll", windowNLLSums = "window_nll_sums", tokenIDs = "token_ids", protocolInfo = "protocol"
     }
 
     static func load() throws -> ReferenceFixture {
