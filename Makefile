@@ -37,6 +37,8 @@ test: deps slurm-deps fetch build
 ## bench: engine benchmarks (tokens/s, GFLOP/s against cblas_sgemm, peak memory).
 bench: build
 	$(BIN) bench engine --threads $(THREADS)
+	$(BIN) bench store --threads $(THREADS)
+	$(BIN) bench pipeline
 
 ## run: the default job: the quickstart pipeline on SmolLM2-135M and Shakespeare (cached after the first run).
 run: build models corpora
