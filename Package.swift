@@ -42,7 +42,7 @@ let package = Package(
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
-        .target(name: "Data", dependencies: ["Tensor", "TensorStore", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Data", dependencies: ["Tensor", "TensorStore", "Model", .product(name: "Crypto", package: "swift-crypto")]),
 
         // MARK: - Pipelines
 
@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "Tensor", "TensorStore"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
     ]

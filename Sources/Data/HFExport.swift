@@ -1,0 +1,65 @@
+// LLaMA-family models -> a Hugging Face folder transformers can load: config.json (LlamaForCausalLM),
+// model.safetensors (F32) and tokenizer.json. Pruned models are expressed exactly:
+// - hiddenSize != heads·headDim: `head_dim` is written explicitly.
+// - normDivisor D != hiddenSize d′ (channels deleted, the norm still divides by the original D):
+//   Streamline computes x / sqrt(Σx²/D + ε) · s, HF computes x / sqrt(Σx²/d′ + ε′) · s′. With
+//   s′ = s·sqrt(D/d′) and ε′ = ε·D/d′:  x·s·sqrt(D/d′) / sqrt(Σx²/d′ + ε·D/d′)
+//   = x·s / sqrt((d′/D)·(Σx²/d′ + ε·D/d′)) = x·s / sqrt(Σx²/D + ε). Exact, for every norm at once,
+//   because all norms share D and ε.
+// Not supported: per-layer widths (HF LLaMA has one width per model) and the GPT-2/OPT families.
+
+import Foundation
+import Model
+import Tensor
+
+public enum HFExport {
+    /// Writes `config.json`, `model.safetensors` and (when given) `tokenizer.json` into `folder`.
+    public static func write(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?, to folder: URL) throws {
+        guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
+            throw DataError.notExportable(detail: "HF export writes the LLaMA family; this model is \(config.architecture.rawValue)")
+        }
+        guard let shape = config.layers.first, config.layers.allSatisfy({ $0 == shape }) else {
+            throw DataError.notExportable(detail: "layers have different head counts or FFN widths")
+        }
+        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw DataError.unwritable(path: folder.path, detail: error.localizedDescription)
+        }
+        let D = Double(config.normDivisor), d = Double(config.hiddenSize)
+        let scaleFactor = Float((D / d).squareRoot())
+        var json: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "float32",
+            "hidden_size": config.hiddenSize, "intermediate_size": shape.ffn, "num_hidden_layers": config.layerCount,
+            "num_attention_heads": shape.heads, "num_key_value_heads": shape.kvHeads, "head_dim": config.headDim,
+            "rms_norm_eps": Double(config.normEps) * D / d, "rope_theta": Double(config.ropeTheta),
+            "vocab_size": config.vocabSize, "max_position_embeddings": config.maxPositions,
+            "tie_word_embeddings": config.tiedEmbeddings, "hidden_act": "silu",
+            "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(),
+        ]
+        if let bos = tokenizer?.bosID { json["bos_token_id"] = bos }
+        if let eos = tokenizer?.eosID { json["eos_token_id"] = eos }
+        try writeData(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
+                      to: folder.appendingPathComponent("config.json"))
+        var tensors: [(name: String, tensor: Tensor)] = []
+        for spec in config.parameterSpecs {
+            guard case .copy(let hfName) = HFImport.hfSource(spec.name, config: config, prefix: "model.") else {
+                preconditionFailure("HFExport: llama names are plain copies")
+            }
+            var value = parameters.value(spec.name)
+            if spec.name.hasSuffix("/scale") && scaleFactor != 1 {
+                value = value.copy()
+                for i in 0..<value.count { value.data[i] *= scaleFactor }
+            }
+            tensors.append((hfName, value))
+        }
+        try SafetensorsFile.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors"))
+        if let tokenizer {
+            try writeData(try tokenizer.tokenizerJSON(), to: folder.appendingPathComponent("tokenizer.json"))
+        }
+    }
+
+    private static func writeData(_ data: Data, to url: URL) throws {
+        do { try data.write(to: url, options: .atomic) } catch {
+            throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+// Text corpora -> token datasets: documents from plain text files, WikiText raw files (a document
+// starts at each ` = Title = ` heading) and JSONL (one string field per line); tokenized into one id
+// stream with document boundaries; seeded train/validation splits by document; seeded windows of L
+// tokens; stored as a tensor store tagged with the tokenizer's and the text's digests.
+// Not a tokenizer (BPE.swift) and not an evaluator.
+
+import Crypto
+import Foundation
+import Tensor
+import TensorStore
+
+/// One document of a corpus.
+public struct TextDocument: Sendable, Equatable {
+    /// WikiText heading or JSONL line number, when the format has one.
+    public var title: String?
+    /// The document's text.
+    public var text: String
+    public init(title: String? = nil, text: String) {
+        self.title = title
+        self.text = text
+    }
+}
+
+/// Readers for the corpus formats.
+public enum TextCorpus {
+    /// A plain text file as one document.
+    public static func plainText(_ url: URL) throws -> [TextDocument] {
+        [TextDocument(title: url.lastPathComponent, text: try readText(url))]
+    }
+
+    /// A WikiText raw file: a document starts at every top-level heading line ` = Title = `
+    /// (sub-headings ` = = Section = = ` stay inside their article). Text before the first heading is dropped.
+    public static func wikitext(_ url: URL) throws -> [TextDocument] {
+        let docs = wikitext(text: try readText(url))
+        guard !docs.isEmpty else { throw DataError.notEnoughText(path: url.path, detail: "no ' = Title = ' heading found") }
+        return docs
+    }
+
+    /// `wikitext(_:)` on text in memory.
+    public static func wikitext(text: String) -> [TextDocument] {
+        var docs: [TextDocument] = []
+        var title: String?
+        var body = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if let heading = topLevelHeading(line) {
+                if let title { docs.append(TextDocument(title: title, text: body)) }
+                title = heading
+                body = String(line) + "\n"
+            } else if title != nil {
+                body += line + "\n"
+            }
+        }
+        if let title { docs.append(TextDocument(title: title, text: body)) }
+        return docs
+    }
+
+    /// " = Title = " -> "Title"; nil for sub-headings (" = = X = = ") and other lines.
+    static func topLevelHeading(_ line: Substring) -> String? {
+        guard line.hasPrefix(" = "), line.hasSuffix(" = "), !line.hasPrefix(" = = "), line.count > 6 else { return nil }
+        return String(line.dropFirst(3).dropLast(3))
+    }
+
+    /// JSONL: each non-empty line an object whose string `field` is one document (title: the line number).
+    public static func jsonl(_ url: URL, field: String) throws -> [TextDocument] {
+        var docs: [TextDocument] = []
+        for (i, line) in try readText(url).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.allSatisfy(\.isWhitespace) { continue }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let text = object[field] as? String else {
+                throw DataError.jsonlField(path: url.path, line: i + 1, field: field)
+            }
+            docs.append(TextDocument(title: "line \(i + 1)", text: text))
+        }
+        return docs
+    }
+
+    static func readText(_ url: URL) throws -> String {
+        do { return try String(contentsOf: url, encoding: .utf8) } catch {
+            throw DataError.unreadable(path: url.path, detail: error.localizedDescription)
+        }
+    }
+
+    /// SHA-256 (hex) of the documents' texts and boundaries (titles excluded: they are not tokenized).
+    public static func digest(_ documents: [TextDocument]) -> String {
+        var h = SHA256()
+        h.update(data: Data("streamline.text.v1\n".utf8))
+        for doc in documents {
+            let bytes = Data(doc.text.utf8)
+            h.update(data: Data("\(bytes.count)\n".utf8))
+            h.update(data: bytes)
+        }
+        return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Token ids of a corpus with its document boundaries and provenance digests.
+public struct TokenDataset: Sendable, Equatable {
+    /// All documents' ids, concatenated: (N).
+    public private(set) var tokens: [Int32]
+    /// Start of each document in `tokens`, ascending, first 0: (D).
+    public private(set) var documentStarts: [Int]
+    /// `BPETokenizer.digest` of the tokenizer that produced the ids.
+    public let tokenizerDigest: String
+    /// `TextCorpus.digest` of the documents.
+    public let textDigest: String
+    /// Which part of the corpus this is, e.g. "all" or "validation seed=1 fraction=0.25".
+    public let selection: String
+
+    /// Store kind written by `write(to:)`.
+    public static let storeKind = "token_dataset"
+
+    public init(tokens: [Int32], documentStarts: [Int], tokenizerDigest: String, textDigest: String, selection: String = "all") {
+        self.tokens = tokens
+        self.documentStarts = documentStarts
+        self.tokenizerDigest = tokenizerDigest
+        self.textDigest = textDigest
+        self.selection = selection
+    }
+
+    /// Tokenizes `documents` (no BOS; `eos` appends the tokenizer's eos id to each document).
+    public init(documents: [TextDocument], tokenizer: BPETokenizer, eos: Bool = false) {
+        var tokens: [Int32] = []
+        var starts: [Int] = []
+        for doc in documents {
+            starts.append(tokens.count)
+            tokens += tokenizer.encode(doc.text)
+            if eos, let id = tokenizer.eosID { tokens.append(Int32(id)) }
+        }
+        self.init(tokens: tokens, documentStarts: starts, tokenizerDigest: tokenizer.digest,
+                  textDigest: TextCorpus.digest(documents))
+    }
+
+    /// D, number of documents.
+    public var documentCount: Int { documentStarts.count }
+
+    /// The ids of document `i`.
+    public func document(_ i: Int) -> ArraySlice<Int32> {
+        let end = i + 1 < documentStarts.count ? documentStarts[i + 1] : tokens.count
+        return tokens[documentStarts[i]..<end]
+    }
+
+    /// Splits by document: a seeded permutation picks round(fraction·D) validation documents (at least
+    /// one when fraction > 0 and D > 1); both parts keep the corpus order. Same seed, same split.
+    public func split(validationFraction: Double, seed: UInt64) -> (train: TokenDataset, validation: TokenDataset) {
+        precondition((0...1).contains(validationFraction), "TokenDataset.split: fraction \(validationFraction) outside [0, 1]")
+        var rng = RNG(seed: seed)
+        var count = Int((validationFraction * Double(documentCount)).rounded())
+        if validationFraction > 0 && documentCount > 1 { count = min(max(count, 1), documentCount - 1) }
+        let validation = Set(rng.permutation(documentCount).prefix(count))
+        let tag = "seed=\(seed) fraction=\(validationFraction)"
+        return (subset({ !validation.contains($0) }, selection: "train \(tag)"),
+                subset({ validation.contains($0) }, selection: "validation \(tag)"))
+    }
+
+    private func subset(_ keep: (Int) -> Bool, selection: String) -> TokenDataset {
+        var tokens: [Int32] = []
+        var starts: [Int] = []
+        for i in 0..<documentCount where keep(i) {
+            starts.append(tokens.count)
+            tokens += document(i)
+        }
+        return TokenDataset(tokens: tokens, documentStarts: starts, tokenizerDigest: tokenizerDigest,
+                            textDigest: textDigest, selection: self.selection == "all" ? selection : self.selection + " / " + selection)
+    }
+
+    /// `count` windows of `length` consecutive ids, each starting at a seeded uniform position of the
+    /// id stream (windows may cross document boundaries and overlap). Same seed, same windows.
+    public func sampleWindows(count: Int, length: Int, seed: UInt64) throws -> [[Int32]] {
+        guard length > 0, tokens.count >= length else {
+            throw DataError.notEnoughText(path: selection, detail: "\(tokens.count) tokens, a window needs \(length)")
+        }
+        var rng = RNG(seed: seed)
+        return (0..<count).map { _ in
+            let start = rng.nextInt(below: tokens.count - length + 1)
+            return Array(tokens[start..<(start + length)])
+        }
+    }
+
+    // MARK: - Store
+
+    /// Writes a tensor store of kind `token_dataset`: `tokens` int32 (N), `document_starts` int64 (D),
+    /// metadata `tokenizer_digest`, `text_digest`, `selection`. Returns the store digest.
+    @discardableResult
+    public func write(to url: URL) throws -> String {
+        let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
+        try writer.write("tokens", tokens, shape: [tokens.count])
+        try writer.write("document_starts", documentStarts.map(Int64.init), shape: [documentStarts.count])
+        try writer.setMetadata("tokenizer_digest", tokenizerDigest)
+        try writer.setMetadata("text_digest", textDigest)
+        try writer.setMetadata("selection", selection)
+        return try writer.commit()
+    }
+
+    /// Reads a store written by `write(to:)`.
+    public init(store url: URL) throws {
+        let reader = try TensorStoreReader(url: url)
+        guard reader.kind == Self.storeKind else {
+            throw DataError.malformed(format: "token dataset store", path: url.path, at: "kind",
+                                      detail: "kind is '\(reader.kind)', expected '\(Self.storeKind)'")
+        }
+        self.init(tokens: try reader.int32s("tokens").values,
+                  documentStarts: try reader.values("document_starts", as: Int64.self).values.map(Int.init),
+                  tokenizerDigest: try reader.metadata("tokenizer_digest", as: String.self),
+                  textDigest: try reader.metadata("text_digest", as: String.self),
+                  selection: try reader.metadata("selection", as: String.self))
+    }
+}

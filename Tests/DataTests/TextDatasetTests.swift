@@ -1,0 +1,87 @@
+// Text corpora and token datasets: WikiText document boundaries, JSONL fields and their errors,
+// deterministic seeded splits and windows, digests, and the dataset store round trip.
+
+import Foundation
+import Testing
+@testable import Data
+
+@Suite struct TextDatasetTests {
+    let wiki = """
+     = Valkyria Chronicles III = \n\n Senjō no Valkyria 3 is a game . \n\n = = Gameplay = = \n\n It plays well . \n\
+     = Tower Building = \n\n The tower is tall . \n = Third = \n text \n
+    """
+
+    private func tokenizer() throws -> BPETokenizer {
+        try BPETokenizer(gguf: GGUFFile(url: Fetched.file(Fetched.gpt2Vocab, target: "testdata")))
+    }
+
+    @Test func wikitextDocumentsStartAtTopLevelHeadings() {
+        let docs = TextCorpus.wikitext(text: wiki)
+        #expect(docs.map(\.title) == ["Valkyria Chronicles III", "Tower Building", "Third"])
+        #expect(docs[0].text.contains(" = = Gameplay = = "))
+        #expect(docs[0].text.hasPrefix(" = Valkyria Chronicles III = \n"))
+        #expect(!docs[0].text.contains("tower"))
+        #expect(docs.map(\.text).joined() == wiki.split(separator: "\n", omittingEmptySubsequences: false).map { $0 + "\n" }.joined())
+    }
+
+    @Test func jsonlField() throws {
+        let dir = try makeTempDir("jsonl")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.jsonl")
+        try Data("{\"text\": \"first doc\", \"id\": 1}\n\n{\"text\": \"second \\u00e9\"}\n".utf8).write(to: url)
+        #expect(try TextCorpus.jsonl(url, field: "text").map(\.text) == ["first doc", "second é"])
+        #expect(throws: DataError.jsonlField(path: url.path, line: 1, field: "body")) { try TextCorpus.jsonl(url, field: "body") }
+    }
+
+    @Test func boundariesAndDigests() throws {
+        let tok = try tokenizer()
+        let docs = TextCorpus.wikitext(text: wiki)
+        let data = TokenDataset(documents: docs, tokenizer: tok)
+        #expect(data.documentCount == 3)
+        for (i, doc) in docs.enumerated() { #expect(Array(data.document(i)) == tok.encode(doc.text)) }
+        #expect(data.tokenizerDigest == tok.digest)
+        #expect(data.textDigest == TextCorpus.digest(docs))
+        var changed = docs
+        changed[2].text += "!"
+        #expect(TextCorpus.digest(changed) != data.textDigest)
+        let withEOS = TokenDataset(documents: docs, tokenizer: tok, eos: true)
+        #expect(withEOS.document(0).last == Int32(tok.eosID!))
+    }
+
+    @Test func splitsAreSeededDisjointAndComplete() throws {
+        let docs = (0..<40).map { TextDocument(text: "Document number \($0) says hello.") }
+        let data = TokenDataset(documents: docs, tokenizer: try tokenizer())
+        let (train, validation) = data.split(validationFraction: 0.25, seed: 42)
+        #expect(validation.documentCount == 10 && train.documentCount == 30)
+        let again = data.split(validationFraction: 0.25, seed: 42)
+        #expect(again.train == train && again.validation == validation)
+        #expect(data.split(validationFraction: 0.25, seed: 43).validation != validation)
+        let all = (0..<train.documentCount).map { Array(train.document($0)) } + (0..<validation.documentCount).map { Array(validation.document($0)) }
+        #expect(Set(all) == Set((0..<40).map { Array(data.document($0)) }))
+        #expect(train.tokens.count + validation.tokens.count == data.tokens.count)
+    }
+
+    @Test func windowsAreSeededSlicesOfTheStream() throws {
+        let data = TokenDataset(documents: [TextDocument(text: String(repeating: "the quick brown fox 12 jumps. ", count: 50))],
+                                tokenizer: try tokenizer())
+        let w = try data.sampleWindows(count: 8, length: 16, seed: 3)
+        #expect(w.count == 8 && w.allSatisfy { $0.count == 16 })
+        #expect(try data.sampleWindows(count: 8, length: 16, seed: 3) == w)
+        #expect(try data.sampleWindows(count: 8, length: 16, seed: 4) != w)
+        let stream = data.tokens
+        for window in w {
+            #expect((0...(stream.count - 16)).contains { Array(stream[$0..<($0 + 16)]) == window })
+        }
+        #expect(throws: DataError.self) { try data.sampleWindows(count: 1, length: stream.count + 1, seed: 0) }
+    }
+
+    @Test func storeRoundTrip() throws {
+        let dir = try makeTempDir("dataset-store")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = TokenDataset(documents: TextCorpus.wikitext(text: wiki), tokenizer: try tokenizer())
+        let (train, _) = data.split(validationFraction: 0.34, seed: 1)
+        let url = dir.appendingPathComponent("train.h5")
+        try train.write(to: url)
+        #expect(try TokenDataset(store: url) == train)
+    }
+}

