@@ -14,5 +14,8 @@ extension Streamline {
         CacheCommand.self,
         InspectCommand.self,
         BenchCommand.self,
+        ImportCommand.self,
+        EvalCommand.self,
+        GenerateCommand.self,
     ]
 }
