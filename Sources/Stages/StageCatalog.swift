@@ -11,6 +11,11 @@ public enum StageCatalog {
         DebugTotal(),
         DebugSleep(),
         DebugFail(),
+        TinyLMStage(),
+        SelectStage(),
+        RegularizeStage(),
+        PruneStage(),
+        FinetuneStage(),
     ]
 
     /// The registry the planner and the CLI use.

@@ -1,0 +1,64 @@
+// The `finetune` stage kind (issue 5): recovery fine-tuning of a (pruned) model on a token dataset,
+// with LoRA adapters on every linear layer merged into the weights at the end (the paper's setting:
+// rank 32, alpha 10, lr 2e-5) or with every weight trained. The output has the input's widths.
+// Not here: the training loop itself (Training/Trainer.swift).
+
+import Data
+import Foundation
+import Model
+import Pipeline
+import Training
+
+/// `finetune`: LoRA (merged) or full fine-tuning.
+public struct FinetuneStage: StageKind {
+    public init() {}
+    public let name = "finetune"
+    public let version = 1
+    public let doc = "Recovery fine-tuning: LoRA on every linear layer, merged at the end (or full); same widths out."
+    public let params = [
+        ParamDecl("method", .string(choices: ["lora", "full"]), default: .string("lora"), doc: "lora: train adapters only, then merge; full: train every weight."),
+        ParamDecl("rank", .int(1...4096), default: .int(32), doc: "LoRA rank r (the paper's 32)."),
+        ParamDecl("alpha", .double(0...1e6), default: .double(10), doc: "LoRA alpha; the adapter scale is alpha/rank (the paper's 10)."),
+    ] + trainingParams(steps: 100, lr: 2e-5)
+    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to recover (usually pruned)."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens.")]
+    public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model, adapters merged.")]
+
+    struct Params: Decodable {
+        var method: String
+        var rank: Int
+        var alpha: Double
+    }
+
+    public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        let store = try ModelStore(store: context.inputs["model"]!)
+        let data = try TokenSplit(store: context.inputs["data"]!, T: t.seq_len, heldOutFraction: 0, seed: context.seed,
+                                  stage: context.stageID, input: "data")
+        let model = try store.decoder()
+        if p.method == "lora" {
+            do {
+                try model.addLoRA(rank: p.rank, alpha: Float(p.alpha), seed: context.seed)
+            } catch {
+                throw DReSSStageError.badParameter(stage: context.stageID, name: "rank", reason: error.description)
+            }
+            model.trainBase = false
+        }
+        let config = TrainerConfig(steps: t.steps, batchSize: t.batch, seqLen: t.seq_len, accumulation: t.accumulation,
+                                   clipNorm: t.clipNorm, schedule: t.schedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)))
+        do {
+            try Trainer(model: model, config: config, batches: data.sampler).run { report in
+                context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
+                                               tokensPerSecond: report.tokensPerSecond))
+                if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
+            }
+        } catch {
+            throw DReSSStageError.failed(stage: context.stageID, step: "fine-tuning", underlying: error.description)
+        }
+        if p.method == "lora" { model.mergeLoRA() }
+        var out = store
+        out.parameters = model.parameters
+        out.source["finetuned"] = p.method == "lora" ? "lora rank=\(p.rank) alpha=\(p.alpha) steps=\(t.steps)" : "full steps=\(t.steps)"
+        try out.write(to: context.outputs["model"]!)
+    }
+}
