@@ -132,9 +132,10 @@ public struct RegularizeStage: StageKind {
             curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
                                            heldOut: data.heldOut) { event in
                 switch event {
-                case let .step(point, steps):
-                    context.progress(StageProgress(step: point.step, totalSteps: steps, loss: Double(point.loss)))
-                    if point.step % p.log_every == 0 || point.step == steps { context.log(point.description) }
+                case let .step(step, steps, loss):
+                    context.progress(StageProgress(step: step, totalSteps: steps, loss: Double(loss)))
+                case let .point(point):
+                    context.log(point.description)
                 case let .evaluation(evaluation):
                     context.log(evaluation.description)
                 }

@@ -6,5 +6,6 @@ extension BenchCommand {
     static let registeredBenchmarks: [any ParsableCommand.Type] = [
         BenchCommand.Engine.self,
         BenchCommand.Store.self,
+        BenchCommand.Regularize.self,
     ]
 }

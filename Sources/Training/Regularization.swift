@@ -191,8 +191,10 @@ public struct RegularizationCurves: Codable, Sendable, Equatable {
 
 /// What `runRegularization` reports while it runs.
 public enum RegularizationEvent: Sendable {
-    /// After every update (recorded in the curves only every `logEvery`).
-    case step(RegularizationPoint, steps: Int)
+    /// After every update: updates done (1-based), of `steps`, and the update's mean LM loss.
+    case step(Int, steps: Int, loss: Float)
+    /// After every `logEvery`-th update and the last: the recorded point.
+    case point(RegularizationPoint)
     /// After each held-out checkpoint.
     case evaluation(MaskedEvaluation)
 }
@@ -255,12 +257,15 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
         }
         optimizer.update(lr: lr)                                                              // update
         let step = t + 1
-        let point = RegularizationPoint(
-            step: step, loss: loss, penalty: penalty, lambda: lambda, lr: lr,
-            energy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative,
-            gradNorm: gradNorm)
-        if step % config.logEvery == 0 || step == config.steps { curves.points.append(point) }
-        progress(.step(point, steps: config.steps))
+        progress(.step(step, steps: config.steps, loss: loss))
+        // Energy only at recorded points: it reads every hidden-channel slice of the model, a pass as
+        // long as the penalty's.
+        if step % config.logEvery == 0 || step == config.steps {
+            let energy = ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative
+            let point = RegularizationPoint(step: step, loss: loss, penalty: penalty, lambda: lambda, lr: lr, energy: energy, gradNorm: gradNorm)
+            curves.points.append(point)
+            progress(.point(point))
+        }
         if step == config.steps || (config.evalEvery > 0 && step % config.evalEvery == 0) { try checkpoint(step) }
     }
     return curves

@@ -35,10 +35,16 @@ import Model
         let channels = try ChannelSelection.last(ratio: 0.5, hiddenSize: Self.config.hiddenSize)
         let config = RegularizationConfig(lambda: .constant(1), steps: 150, batchSize: 4, seqLen: Self.T,
                                           lr: 3e-2, warmup: 5, minLR: 0, logEvery: 10, evalEvery: 50)
-        var events = 0
+        var steps = 0, points = 0, evaluations = 0
         let curves = try runRegularization(model: model, batches: TokenSampler(stream: Self.text, T: Self.T, seed: 4),
-                                           channels: channels, config: config, heldOut: Self.heldOut()) { _ in events += 1 }
-        #expect(events == 150 + 4, "150 steps and evaluations at 0, 50, 100, 150")
+                                           channels: channels, config: config, heldOut: Self.heldOut()) { event in
+            switch event {
+            case .step: steps += 1
+            case .point: points += 1
+            case .evaluation: evaluations += 1
+            }
+        }
+        #expect(steps == 150 && points == 15 && evaluations == 4, "evaluations at 0, 50, 100, 150")
         #expect(curves.points.map(\.step) == Array(stride(from: 10, through: 150, by: 10)))
         #expect(curves.evaluations.map(\.step) == [0, 50, 100, 150])
         #expect(curves.initialEnergy > 0.2, "a trained model uses the selected channels: \(curves.initialEnergy)")
