@@ -19,7 +19,10 @@ public struct FinetuneStage: StageKind {
         ParamDecl("method", .string(choices: ["lora", "full"]), default: .string("lora"), doc: "lora: train adapters only, then merge; full: train every weight."),
         ParamDecl("rank", .int(1...4096), default: .int(32), doc: "LoRA rank r (the paper's 32)."),
         ParamDecl("alpha", .double(0...1e6), default: .double(10), doc: "LoRA alpha; the adapter scale is alpha/rank (the paper's 10)."),
-    ] + trainingParams(steps: 100, lr: 2e-5)
+    ] + trainingParams(steps: 100, lr: 2e-5) + [
+        ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0),
+                  doc: "Tail of the token stream not trained on; its loss is logged before and after (0: train on all)."),
+    ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to recover (usually pruned)."),
                          InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens.")]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model, adapters merged.")]
@@ -28,14 +31,16 @@ public struct FinetuneStage: StageKind {
         var method: String
         var rank: Int
         var alpha: Double
+        var heldout_fraction: Double
     }
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let data = try TokenSplit(store: context.inputs["data"]!, T: t.seq_len, heldOutFraction: 0, seed: context.seed,
+        let data = try TokenSplit(store: context.inputs["data"]!, T: t.seq_len, heldOutFraction: p.heldout_fraction, seed: context.seed,
                                   stage: context.stageID, input: "data")
         let model = try store.decoder()
+        let before = heldOutLoss(model, batches: data.heldOut)
         if p.method == "lora" {
             do {
                 try model.addLoRA(rank: p.rank, alpha: Float(p.alpha), seed: context.seed)
@@ -56,6 +61,9 @@ public struct FinetuneStage: StageKind {
             throw DReSSStageError.failed(stage: context.stageID, step: "fine-tuning", underlying: error.description)
         }
         if p.method == "lora" { model.mergeLoRA() }
+        if !data.heldOut.isEmpty {
+            context.log(String(format: "held-out loss %.4f -> %.4f over %d windows", before, heldOutLoss(model, batches: data.heldOut), data.heldOut.count))
+        }
         var out = store
         out.parameters = model.parameters
         out.source["finetuned"] = p.method == "lora" ? "lora rank=\(p.rank) alpha=\(p.alpha) steps=\(t.steps)" : "full steps=\(t.steps)"
