@@ -37,7 +37,7 @@ public struct FinetuneStage: StageKind {
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let data = try TokenSplit(store: context.inputs["data"]!, T: t.seq_len, heldOutFraction: p.heldout_fraction, seed: context.seed,
+        let data = try TokenSplit(store: context.inputs["data"]!, training: t, heldOutFraction: p.heldout_fraction, seed: context.seed,
                                   stage: context.stageID, input: "data")
         let model = try store.decoder()
         let before = heldOutLoss(model, batches: data.heldOut)

@@ -25,6 +25,10 @@ func trainingParams(steps: Int, lr: Double, batch: Int = 4, seqLen: Int = 256, w
         ParamDecl("min_lr_fraction", .double(0...1), default: .double(0.1), doc: "Floor of the decay as a fraction of lr."),
         ParamDecl("weight_decay", .double(0...10), default: .double(0), doc: "AdamW decoupled weight decay on matrices."),
         ParamDecl("clip_norm", .double(0...1e6), default: .double(1), doc: "Global gradient-norm clip; 0 = off."),
+        ParamDecl("samples", .int(0...100_000_000), default: .int(0),
+                  doc: "Data budget: 0 = random windows anywhere in the training part; N = only windows sample_offset ..< sample_offset+N of T+1 tokens cut end to end from it, shuffled each epoch."),
+        ParamDecl("sample_offset", .int(0...100_000_000), default: .int(0),
+                  doc: "First window of the budget (e.g. regularize 0 + 750 samples, finetune 750 + 250: the paper's 3:1 split)."),
     ]
 }
 
@@ -40,6 +44,8 @@ struct TrainingParams: Decodable {
     var min_lr_fraction: Double
     var weight_decay: Double
     var clip_norm: Double
+    var samples: Int
+    var sample_offset: Int
 
     var schedule: LRSchedule {
         LRSchedule(kind: decay, lr: Float(lr), warmup: warmup, steps: max(steps, warmup), minLR: Float(lr * min_lr_fraction))
@@ -54,19 +60,27 @@ struct TokenSplit {
     var heldOut: [TokenBatch]
 
     /// The last `heldOutFraction` of the token stream (at least one window when the fraction is > 0)
-    /// becomes held-out windows; random windows of the rest train, seeded by `seed`.
-    init(store url: URL, T: Int, heldOutFraction: Double, seed: UInt64, stage: String, input: String) throws {
+    /// becomes held-out windows. The rest trains: random windows anywhere (`training.samples` 0), or
+    /// windows `sample_offset ..< sample_offset + samples` of T + 1 tokens cut end to end, shuffled each
+    /// epoch by `seed` (a fixed data budget).
+    init(store url: URL, training: TrainingParams, heldOutFraction: Double, seed: UInt64, stage: String, input: String) throws {
         let tokens = try TokenDataset(store: url).tokens
-        let window = T + 1
+        let T = training.seq_len, window = T + 1
         var heldCount = heldOutFraction > 0 ? max(window, Int(Double(tokens.count) * heldOutFraction)) : 0
         heldCount -= heldCount % window
-        guard tokens.count - heldCount >= window else {
-            throw DReSSStageError.badInput(stage: stage, input: input,
-                                           what: "has \(tokens.count) tokens: too few for training windows of \(window) after holding out \(heldCount)")
-        }
         let split = tokens.count - heldCount
+        let budget = training.samples > 0 ? (training.sample_offset + training.samples) * window : window
+        guard split >= budget else {
+            throw DReSSStageError.badInput(stage: stage, input: input, what: "has \(tokens.count) tokens: \(split) left after holding out \(heldCount), "
+                                           + "but training needs \(budget) (windows of \(window), samples \(training.samples) from \(training.sample_offset))")
+        }
         do {
-            sampler = try TokenSampler(stream: Array(tokens[..<split]), T: T, seed: seed)
+            if training.samples > 0 {
+                let start = training.sample_offset * window
+                sampler = try TokenSampler(windows: Array(tokens[start..<(start + training.samples * window)]), T: T, seed: seed)
+            } else {
+                sampler = try TokenSampler(stream: Array(tokens[..<split]), T: T, seed: seed)
+            }
         } catch {
             throw DReSSStageError.badInput(stage: stage, input: input, what: error.description)
         }
@@ -116,7 +130,7 @@ public struct RegularizeStage: StageKind {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
         let store = try ModelStore(store: context.inputs["model"]!)
         let (channels, selection) = try selectChannels(context, model: store)
-        let data = try TokenSplit(store: context.inputs["data"]!, T: t.seq_len, heldOutFraction: p.heldout_fraction,
+        let data = try TokenSplit(store: context.inputs["data"]!, training: t, heldOutFraction: p.heldout_fraction,
                                   seed: context.seed, stage: context.stageID, input: "data")
         let lambda: LambdaSchedule = p.lambda_schedule == "linear_ramp"
             ? .linearRamp(from: p.lambda_start, to: p.lambda, steps: p.lambda_ramp_steps > 0 ? p.lambda_ramp_steps : t.steps)

@@ -80,4 +80,42 @@ import Training
         #expect(again.status == 0)
         #expect(!again.stdout.contains("done "), "\(again.stdout)")
     }
+
+    /// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the outputs.
+    static func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
+                        in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
+        var resolved: [String: ParamValue] = [:]
+        for decl in kind.params { resolved[decl.name] = params[decl.name] ?? decl.defaultValue }
+        let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
+            ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
+        })
+        try kind.run(StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1))
+        return outputs
+    }
+
+    @Test func selectAppliesEachRuleToTheModelStore() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        let model = try ModelStore(store: tiny["model"]!)
+        func select(_ rule: String, seed: Int = 0) throws -> ChannelStore {
+            let out = try Self.runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string(rule), "selection_seed": .int(seed)],
+                                       inputs: ["model": tiny["model"]!], in: dir)
+            return try ChannelStore(store: out["channels"]!)
+        }
+        #expect(try select("first").channels.pruned == Array(0..<8))
+        #expect(try select("uniform").channels.pruned == (0..<8).map { (2 * $0 + 1) * 32 / 16 })
+        let random = try select("random", seed: 5)
+        #expect(random.channels == (try ChannelSelection.random(ratio: 0.25, hiddenSize: 32, seed: 5)))
+        #expect(random.selection == "random seed=5" && random.curves == nil)
+        #expect(try select("magnitude").channels == (try ChannelSelection.magnitude(ratio: 0.25, parameters: model.parameters, config: model.config)))
+    }
+
+    @Test func aDataBudgetBeyondTheCorpusIsAnErrorNamingIt() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        #expect {
+            try Self.runKind(FinetuneStage(), params: ["steps": .int(1), "seq_len": .int(32), "samples": .int(1000)],
+                             inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        } throws: { "\($0)".contains("samples 1000") }
+    }
 }
