@@ -95,7 +95,10 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         do {
             try validate()
         } catch {
-            throw DecodingError.dataCorruptedError(forKey: .steps, in: c, debugDescription: error.description)
+            // Point the key path at the offending setting.
+            var key = CodingKeys.steps
+            if case let .invalidSetting(name, _, _) = error, let named = CodingKeys(stringValue: name) { key = named }
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: error.description)
         }
     }
 

@@ -133,6 +133,9 @@ import Model
         let bad = #"{"steps": 100, "batch_size": 4, "seq_len": 256, "lr": 1e-4, "log_every": 0}"#
         #expect {
             try JSONDecoder().decode(RegularizationConfig.self, from: Data(bad.utf8))
-        } throws: { "\($0)".contains("log_every") }
+        } throws: { error in
+            guard case let DecodingError.dataCorrupted(context)? = error as? DecodingError else { return false }
+            return context.codingPath.last?.stringValue == "log_every" && context.debugDescription.contains("must be >= 1")
+        }
     }
 }
