@@ -6,7 +6,7 @@ APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev py
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/streamline
 
-.PHONY: deps build test run bench clean
+.PHONY: deps build test run bench clean models testdata corpora fetch reference
 
 ## deps: install the system packages Streamline needs (quick no-op when they are there).
 deps:
@@ -32,6 +32,28 @@ bench: build
 ## run: the default job.
 run: build
 	$(BIN) bench engine --threads $(THREADS)
+
+## models: SmolLM2-135M-Instruct (Q4_1 GGUF) into models/smollm2/, sha256-checked (quick when present).
+models:
+	@bash scripts/fetch-models.sh
+
+## testdata: GPT-2 tokenizer reference vectors into third_party/llama.cpp/models/ (quick when present).
+testdata:
+	@bash scripts/fetch-testdata.sh
+
+## corpora: Shakespeare, the King James Bible and the Python docs into data/ (quick when present).
+corpora:
+	@bash scripts/fetch-corpora.sh
+
+## fetch: everything the tests need that is not in git.
+fetch: models testdata corpora
+
+## reference: re-run the independent Python SmolLM2 reference (numpy, gguf, tokenizers; ~6 min).
+reference: models corpora
+	python3 -m pip install --quiet numpy gguf tokenizers
+	python3 scripts/reference/smollm2_perplexity.py --model models/smollm2/SmolLM2-135M-Instruct-Q4_1.gguf \
+		--text data/shakespeare/tragedies/hamlet.md --windows 8 --window 512 \
+		--out Tests/DataTests/Fixtures/smollm2-hamlet-reference.json
 
 clean:
 	rm -rf .build

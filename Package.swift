@@ -38,7 +38,7 @@ let package = Package(
         // MARK: - Models and training
 
         /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
-        .target(name: "Model", dependencies: ["Tensor", "TensorStore"], swiftSettings: kernelSettings),
+        .target(name: "Model", dependencies: ["Tensor", "TensorStore"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.

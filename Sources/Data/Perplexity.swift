@@ -96,7 +96,7 @@ public enum Perplexity {
     /// short for a single scored token, a window exceeds the model's context, or bos is asked of a
     /// tokenizer without one (`bosID` nil).
     public static func evaluate(_ decoder: Decoder, tokens allTokens: [Int32], evaluation: PerplexityProtocol,
-                                bosID: Int?, batch: Int = 4,
+                                bosID: Int?, batch: Int = 1,
                                 progress: (Int, Int) -> Void = { _, _ in }) throws -> PerplexityResult {
         let tokens = evaluation.maxTokens.map { Array(allTokens.prefix($0)) } ?? allTokens
         let prefix: [Int32]

@@ -26,14 +26,28 @@ final class Carver {
         return Tensor(storage: storage, offset: start, shape: shape)
     }
 
+    /// The first `shape`.product floats of a buffer taken earlier, viewed as `shape` (e.g. one layer's
+    /// (N, F) inside a shared (N, Fmax) buffer).
+    func prefix(of buffer: Tensor, _ shape: [Int]) -> Tensor {
+        guard storage != nil else { return Carver.placeholder }
+        precondition(shape.reduce(1, *) <= buffer.count, "Carver.prefix: \(shape) does not fit in \(buffer.shape)")
+        return Tensor(storage: buffer.storage, offset: buffer.offset, shape: shape)
+    }
+
     private static let placeholder = Tensor(zeros: [0])
 
     /// The value `build` makes from views of one allocation, and that allocation's size in bytes.
     static func plan<Value>(_ build: (Carver) -> Value) -> (value: Value, bytes: Int) {
-        let measure = Carver(storage: nil)
-        _ = build(measure)
-        let carver = Carver(storage: TensorStorage(count: measure.count))
-        return (build(carver), measure.count * MemoryLayout<Float>.stride)
+        let bytes = measure(build)
+        let carver = Carver(storage: TensorStorage(count: bytes / MemoryLayout<Float>.stride))
+        return (build(carver), bytes)
+    }
+
+    /// Bytes `build` would allocate (the measuring pass alone: nothing is allocated).
+    static func measure<Value>(_ build: (Carver) -> Value) -> Int {
+        let measuring = Carver(storage: nil)
+        _ = build(measuring)
+        return measuring.count * MemoryLayout<Float>.stride
     }
 }
 
@@ -72,14 +86,16 @@ struct LayerActivations {
     let gate: Tensor
     /// up: (N, F) up projection (the pre-activation for GELU/ReLU)
     let up: Tensor
-    /// hidden: (N, F) activation output, the input of w_down
+    /// hidden: (N, F) activation output, the input of w_down. Training does not keep it per layer:
+    /// every layer views one shared buffer and the backward recomputes it from gate and up.
     let hidden: Tensor
     /// x·Aᵀ of each adapted linear layer, keyed by short name: (N, R)
     let loraInner: [String: Tensor]
 
-    /// Views for one layer. `input` and `mid` may be given (inference aliases them to the stream).
+    /// Views for one layer. `input` and `mid` may be given (inference aliases them to the stream),
+    /// and `hidden` ((N, ≥F), shared by the layers of a training arena).
     init(_ carver: Carver, N: Int, C: Int, shape: LayerShape, headDim HD: Int, swiglu: Bool,
-         loraTargets: [String], rank: Int, input: Tensor? = nil, mid: Tensor? = nil) {
+         loraTargets: [String], rank: Int, input: Tensor? = nil, mid: Tensor? = nil, hidden: Tensor? = nil) {
         let Q = shape.heads * HD, K = shape.kvHeads * HD, F = shape.ffn
         self.input = input ?? carver.take([N, C])
         attnNorm = NormActivations(carver, N: N, C: C)
@@ -91,7 +107,7 @@ struct LayerActivations {
         mlpNorm = NormActivations(carver, N: N, C: C)
         gate = carver.take(swiglu ? [N, F] : [0])
         up = carver.take([N, F])
-        hidden = carver.take([N, F])
+        self.hidden = hidden.map { carver.prefix(of: $0, [N, F]) } ?? carver.take([N, F])
         var inner: [String: Tensor] = [:]
         for target in loraTargets { inner[target] = carver.take([N, rank]) }
         loraInner = inner

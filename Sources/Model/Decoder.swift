@@ -34,7 +34,10 @@ public final class Decoder {
     /// adapter gradients accumulate.
     public var trainBase = true
     /// Rows of the LM head computed at once: at most this many × V logits exist at any time.
-    public var lmHeadChunkRows: Int
+    /// Changing it re-plans the buffers.
+    public var lmHeadChunkRows: Int {
+        didSet { invalidateBuffers() }
+    }
 
     var layers: [LayerParams]
     let embedding: Param
@@ -158,7 +161,7 @@ public final class Decoder {
         var total = 0.0
         targets.withUnsafeBufferPointer { targetsBuffer in
             let targetPointer = targetsBuffer.baseAddress!
-            forEachChunk(N) { r0, rows in
+            forEachChunk(N, rows: arena.logits.shape[0]) { r0, rows in
                 let logits = arena.logits.data, inp = arena.finalNorm.out.data + r0 * config.hiddenSize
                 // logits (rows, V) → losses → dlogits in place → dtop rows and dWhead.
                 linearForward(out: logits, inp: inp, weight: lmHead.value.data, bias: nil, N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
@@ -232,16 +235,9 @@ public final class Decoder {
         normForward(p.mlpNorm, a.mlpNorm, inp: a.mid, N: N)
         if let wGate = p.wGate {
             linear(wGate, out: a.gate, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_gate"])
-            linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
-            swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, N: N * F)
-        } else {
-            linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
-            if config.activation == .relu {
-                reluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
-            } else {
-                geluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
-            }
         }
+        linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
+        mlpActivation(a, N: N, F: F)
         linear(p.wDown, out: s.proj, inp: a.hidden, N: N, inner: a.loraInner["w_down"])
         residualForward(out: output.data, inp1: a.mid.data, inp2: s.proj.data, N: N * C)
     }
@@ -255,6 +251,7 @@ public final class Decoder {
         // MLP block: x' = mid + down(h). dres is both d(mid) (residual path) and d(down's output).
         let dhidden = g.dhidden.prefixColumns(F, rows: N), dup = g.dup.prefixColumns(F, rows: N)
         dhidden.zero()
+        mlpActivation(a, N: N, F: F)  // h was not kept (see LayerActivations.hidden): recompute it
         linearLayerBackward(p.wDown, dinp: dhidden, dout: g.dres, inp: a.hidden, N: N, inner: a.loraInner["w_down"], dinner: g.dlora)
         dup.zero()
         g.dnorm.zero()
@@ -305,6 +302,15 @@ public final class Decoder {
     }
 
     // MARK: - Paired ops (forward, then backward)
+
+    /// hidden = silu(gate) ⊙ up, gelu(up) or relu(up); (N, F). Its backward is inline in layerBackward.
+    func mlpActivation(_ a: LayerActivations, N: Int, F: Int) {
+        switch config.activation {
+        case .swiglu: swigluForward(out: a.hidden.data, gate: a.gate.data, up: a.up.data, N: N * F)
+        case .gelu: geluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
+        case .relu: reluForward(out: a.hidden.data, inp: a.up.data, N: N * F)
+        }
+    }
 
     /// out = inp·Wᵀ + b (+ scale·(inp·Aᵀ)·Bᵀ with an adapter; inp·Aᵀ is kept in `inner`, (N, R)).
     func linear(_ p: LinearParams, out: Tensor, inp: Tensor, N: Int, inner: Tensor?) {
@@ -390,7 +396,7 @@ public final class Decoder {
         guard let work = inference else { preconditionFailure("Decoder: inference workspace missing after a forward") }
         var sum = 0.0
         targets.withUnsafeBufferPointer { targetsBuffer in
-            forEachChunk(B * T) { r0, rows in
+            forEachChunk(B * T, rows: work.logits.shape[0]) { r0, rows in
                 linearForward(out: work.logits.data, inp: top.data + r0 * config.hiddenSize, weight: lmHead.value.data, bias: nil,
                               N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
                 crossEntropyForward(losses: work.losses.data + r0, logits: work.logits.data, targets: targetsBuffer.baseAddress! + r0,
@@ -488,12 +494,12 @@ public final class Decoder {
     }
 
     func makeTrainingArena(_ carver: Carver, B: Int, T: Int) -> TrainingArena {
-        let N = B * T, C = config.hiddenSize
+        let N = B * T, C = config.hiddenSize, w = widest
+        let hidden = carver.take([N, w.ffn])
         let acts = config.layers.map {
             LayerActivations(carver, N: N, C: C, shape: $0, headDim: config.headDim, swiglu: config.activation == .swiglu,
-                             loraTargets: adaptedTargets, rank: loraRank)
+                             loraTargets: adaptedTargets, rank: loraRank, hidden: hidden)
         }
-        let w = widest
         return TrainingArena(
             B: B, T: T, layers: acts, top: carver.take([N, C]), finalNorm: NormActivations(carver, N: N, C: C),
             dtop: carver.take([N, C]), losses: carver.take([N]), dlosses: carver.take([N]),
@@ -527,11 +533,11 @@ public final class Decoder {
         pending = nil
     }
 
-    /// Calls body(firstRow, rowCount) over 0..<N in chunks of `lmHeadChunkRows`.
-    func forEachChunk(_ N: Int, _ body: (Int, Int) -> Void) {
+    /// Calls body(firstRow, rowCount) over 0..<N in chunks of `chunk` rows (the logits buffer's).
+    func forEachChunk(_ N: Int, rows chunk: Int, _ body: (Int, Int) -> Void) {
         var r0 = 0
         while r0 < N {
-            let rows = min(lmHeadChunkRows, N - r0)
+            let rows = min(chunk, N - r0)
             body(r0, rows)
             r0 += rows
         }
@@ -607,11 +613,6 @@ extension Tensor {
         Tensor(storage: storage, offset: offset, shape: [rows, columns])
     }
 
-}
-
-extension Carver {
-    /// Bytes `build` would allocate.
-    static func measure<Value>(_ build: (Carver) -> Value) -> Int { plan(build).bytes }
 }
 
 // MARK: - Config checks

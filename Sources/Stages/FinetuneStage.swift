@@ -7,18 +7,19 @@ import Data
 import Foundation
 import Model
 import Pipeline
+import Tensor
 import Training
 
-/// `finetune`: LoRA (merged) or full fine-tuning.
+/// `finetune`: LoRA (merged) or full fine-tuning. Unlike the general `train` kind it has the paper's
+/// recovery defaults, a fixed data budget (`samples`, `sample_offset`) and a held-out tail.
 public struct FinetuneStage: StageKind {
     public init() {}
     public let name = "finetune"
     public let version = 1
     public let doc = "Recovery fine-tuning: LoRA on every linear layer, merged at the end (or full); same widths out."
     public let params = [
-        ParamDecl("method", .string(choices: ["lora", "full"]), default: .string("lora"), doc: "lora: train adapters only, then merge; full: train every weight."),
-        ParamDecl("rank", .int(1...4096), default: .int(32), doc: "LoRA rank r (the paper's 32)."),
-        ParamDecl("alpha", .double(0...1e6), default: .double(10), doc: "LoRA alpha; the adapter scale is alpha/rank (the paper's 10)."),
+        ParamDecl("lora_rank", .int(0...4096), default: .int(32), doc: "LoRA rank r (the paper's 32); 0 trains every weight (full fine-tuning)."),
+        ParamDecl("lora_alpha", .double(0...1e6), default: .double(10), doc: "LoRA alpha; the adapter scale is alpha/rank (the paper's 10)."),
     ] + trainingParams(steps: 100, lr: 2e-5) + [
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0),
                   doc: "Tail of the token stream not trained on; its loss is logged before and after (0: train on all)."),
@@ -28,29 +29,30 @@ public struct FinetuneStage: StageKind {
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model, adapters merged.")]
 
     struct Params: Decodable {
-        var method: String
-        var rank: Int
-        var alpha: Double
+        var lora_rank: Int
+        var lora_alpha: Double
         var heldout_fraction: Double
     }
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let data = try TokenSplit(store: context.inputs["data"]!, training: t, heldOutFraction: p.heldout_fraction, seed: context.seed,
+        let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction, seed: context.seed,
                                   stage: context.stageID, input: "data")
         let model = try store.decoder()
         let before = heldOutLoss(model, batches: data.heldOut)
-        if p.method == "lora" {
+        let lora = p.lora_rank > 0
+        if lora {
             do {
-                try model.addLoRA(rank: p.rank, alpha: Float(p.alpha), seed: context.seed)
+                try model.addLoRA(rank: p.lora_rank, alpha: Float(p.lora_alpha), seed: context.seed)
             } catch {
-                throw DReSSStageError.badParameter(stage: context.stageID, name: "rank", reason: error.description)
+                throw DReSSStageError.badParameter(stage: context.stageID, name: "lora_rank", reason: error.description)
             }
             model.trainBase = false
         }
-        let config = TrainerConfig(steps: t.steps, batchSize: t.batch, seqLen: t.seq_len, accumulation: t.accumulation,
-                                   clipNorm: t.clipNorm, schedule: t.schedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)))
+        let config = TrainerConfig(steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len, accumulation: t.accumulation,
+                                   clipNorm: t.clipNorm, schedule: t.lrSchedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)))
         do {
             try Trainer(model: model, config: config, batches: data.sampler).run { report in
                 context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
@@ -60,13 +62,13 @@ public struct FinetuneStage: StageKind {
         } catch {
             throw DReSSStageError.failed(stage: context.stageID, step: "fine-tuning", underlying: error.description)
         }
-        if p.method == "lora" { model.mergeLoRA() }
+        if lora { model.mergeLoRA() }
         if !data.heldOut.isEmpty {
             context.log(String(format: "held-out loss %.4f -> %.4f over %d windows", before, heldOutLoss(model, batches: data.heldOut), data.heldOut.count))
         }
         var out = store
         out.parameters = model.parameters
-        out.source["finetuned"] = p.method == "lora" ? "lora rank=\(p.rank) alpha=\(p.alpha) steps=\(t.steps)" : "full steps=\(t.steps)"
+        out.source["finetuned"] = lora ? "lora rank=\(p.lora_rank) alpha=\(p.lora_alpha) steps=\(t.steps)" : "full steps=\(t.steps)"
         try out.write(to: context.outputs["model"]!)
     }
 }

@@ -11,18 +11,19 @@ import Pipeline
 import Tensor
 import Training
 
-/// The training parameters `regularize` and `finetune` share (their defaults differ, so built per kind).
+/// The training parameters `regularize` and `finetune` share (their defaults differ, so built per kind);
+/// names as in `train`.
 func trainingParams(steps: Int, lr: Double, batch: Int = 4, seqLen: Int = 256, warmup: Int = 10) -> [ParamDecl] {
     [
         ParamDecl("steps", .int(0...1_000_000), default: .int(steps), doc: "Optimiser updates."),
-        ParamDecl("batch", .int(1...4096), default: .int(batch), doc: "Sequences per micro-batch (B)."),
+        ParamDecl("batch_size", .int(1...4096), default: .int(batch), doc: "Sequences per micro-batch (B)."),
         ParamDecl("seq_len", .int(1...65_536), default: .int(seqLen), doc: "Tokens per sequence (T)."),
         ParamDecl("accumulation", .int(1...4096), default: .int(1), doc: "Micro-batches per update (effective batch = accumulation·B)."),
         ParamDecl("lr", .double(0...1), default: .double(lr), doc: "Peak learning rate (AdamW)."),
         ParamDecl("warmup", .int(0...1_000_000), default: .int(warmup), doc: "Linear warm-up updates."),
-        ParamDecl("decay", .string(choices: ["cosine", "linear", "constant"]), default: .string("cosine"),
-                  doc: "Learning-rate curve after warm-up, down to min_lr_fraction·lr at the last update."),
-        ParamDecl("min_lr_fraction", .double(0...1), default: .double(0.1), doc: "Floor of the decay as a fraction of lr."),
+        ParamDecl("schedule", .string(choices: LRSchedule.Kind.allCases.map(\.rawValue)), default: .string("cosine"),
+                  doc: "Learning-rate curve after warm-up, down to min_lr_ratio·lr at the last update."),
+        ParamDecl("min_lr_ratio", .double(0...1), default: .double(0.1), doc: "Floor of the decay as a share of lr."),
         ParamDecl("weight_decay", .double(0...10), default: .double(0), doc: "AdamW decoupled weight decay on matrices."),
         ParamDecl("clip_norm", .double(0...1e6), default: .double(1), doc: "Global gradient-norm clip; 0 = off."),
         ParamDecl("samples", .int(0...100_000_000), default: .int(0),
@@ -35,20 +36,20 @@ func trainingParams(steps: Int, lr: Double, batch: Int = 4, seqLen: Int = 256, w
 /// The decoded `trainingParams`.
 struct TrainingParams: Decodable {
     var steps: Int
-    var batch: Int
+    var batch_size: Int
     var seq_len: Int
     var accumulation: Int
     var lr: Double
     var warmup: Int
-    var decay: LRSchedule.Kind
-    var min_lr_fraction: Double
+    var schedule: LRSchedule.Kind
+    var min_lr_ratio: Double
     var weight_decay: Double
     var clip_norm: Double
     var samples: Int
     var sample_offset: Int
 
-    var schedule: LRSchedule {
-        LRSchedule(kind: decay, lr: Float(lr), warmup: warmup, steps: max(steps, warmup), minLR: Float(lr * min_lr_fraction))
+    var lrSchedule: LRSchedule {
+        LRSchedule(kind: schedule, lr: Float(lr), warmup: warmup, steps: max(steps, warmup), minLR: Float(lr * min_lr_ratio))
     }
     var clipNorm: Float? { clip_norm > 0 ? Float(clip_norm) : nil }
 }
@@ -63,8 +64,15 @@ struct TokenSplit {
     /// becomes held-out windows. The rest trains: random windows anywhere (`training.samples` 0), or
     /// windows `sample_offset ..< sample_offset + samples` of T + 1 tokens cut end to end, shuffled each
     /// epoch by `seed` (a fixed data budget).
-    init(store url: URL, training: TrainingParams, heldOutFraction: Double, seed: UInt64, stage: String, input: String) throws {
-        let tokens = try TokenDataset(store: url).tokens
+    /// The dataset must have been tokenized by `tokenizer` (the model's).
+    init(store url: URL, tokenizer: BPETokenizer, training: TrainingParams, heldOutFraction: Double, seed: UInt64,
+         stage: String, input: String) throws {
+        let dataset = try TokenDataset(store: url)
+        guard dataset.tokenizerDigest == tokenizer.digest else {
+            throw DReSSStageError.badInput(stage: stage, input: input,
+                                           what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+        }
+        let tokens = dataset.tokens
         let T = training.seq_len, window = T + 1
         var heldCount = heldOutFraction > 0 ? max(window, Int(Double(tokens.count) * heldOutFraction)) : 0
         heldCount -= heldCount % window
@@ -128,16 +136,17 @@ public struct RegularizeStage: StageKind {
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
         let (channels, selection) = try selectChannels(context, model: store)
-        let data = try TokenSplit(store: context.inputs["data"]!, training: t, heldOutFraction: p.heldout_fraction,
+        let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction,
                                   seed: context.seed, stage: context.stageID, input: "data")
         let lambda: LambdaSchedule = p.lambda_schedule == "linear_ramp"
             ? .linearRamp(from: p.lambda_start, to: p.lambda, steps: p.lambda_ramp_steps > 0 ? p.lambda_ramp_steps : t.steps)
             : .constant(p.lambda)
-        let config = RegularizationConfig(lambda: lambda, norm: p.norm, steps: t.steps, batchSize: t.batch, seqLen: t.seq_len,
-                                          accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.decay,
-                                          minLR: Float(t.lr * t.min_lr_fraction), weightDecay: Float(t.weight_decay),
+        let config = RegularizationConfig(lambda: lambda, norm: p.norm, steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len,
+                                          accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
+                                          minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
                                           clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every)
         let model = try store.decoder()
         context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
