@@ -1,7 +1,7 @@
 // `debug/tiny-lm`: a self-contained source for tests and demonstrations of the DReSS stages. It writes
 // a synthetic corpus (seeded sentences from a tiny grammar) as a token dataset, and a tiny LLaMA with
 // a byte-level tokenizer of 96 tokens trained on it for a few steps, so that its channels carry
-// something that pruning can destroy. Seconds, no files needed. Not a model anyone should use.
+// something that pruning can destroy, and a held-out corpus of the same grammar. Seconds, no files needed. Not a model anyone should use.
 
 import Data
 import Foundation
@@ -15,7 +15,7 @@ public struct TinyLMStage: StageKind {
     public init() {}
     public let name = "debug/tiny-lm"
     public let version = 1
-    public let doc = "Test kind: a tiny LLaMA (byte tokens) trained briefly on a synthetic seeded corpus, and that corpus as a token dataset."
+    public let doc = "Test kind: a tiny LLaMA (byte tokens) trained briefly on a synthetic seeded corpus; that corpus and a held-out one as token datasets."
     public let params = [
         ParamDecl("hidden", .int(2...4096), default: .int(32), doc: "Hidden size d."),
         ParamDecl("layers", .int(1...64), default: .int(2), doc: "Decoder layers."),
@@ -27,7 +27,8 @@ public struct TinyLMStage: StageKind {
     ]
     public let inputs: [InputDecl] = []
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The tiny trained model."),
-                          OutputDecl("data", storeKind: TokenDataset.storeKind, doc: "The synthetic corpus, tokenized.")]
+                          OutputDecl("data", storeKind: TokenDataset.storeKind, doc: "The synthetic corpus, tokenized."),
+                          OutputDecl("heldout", storeKind: TokenDataset.storeKind, doc: "Another sentences/4 sentences of the same grammar, never trained on.")]
 
     struct Params: Decodable {
         var hidden: Int, layers: Int, heads: Int, kv_heads: Int, ffn: Int, sentences: Int, train_steps: Int
@@ -40,11 +41,11 @@ public struct TinyLMStage: StageKind {
                                 path: "debug/tiny-lm")
     }
 
-    /// `count` sentences "the <adjective> <noun> <verb> the <noun>." drawn by Philox from `seed`.
-    static func corpus(sentences count: Int, seed: UInt64) -> String {
+    /// `count` sentences "the <adjective> <noun> <verb> the <noun>." drawn by Philox stream `stream` of `seed`.
+    static func corpus(sentences count: Int, seed: UInt64, stream: UInt64 = 0) -> String {
         let adjectives = ["red", "small", "old", "quick"], nouns = ["cat", "dog", "bird", "fox", "mouse"]
         let verbs = ["sees", "chases", "likes", "hears"]
-        var rng = RNG(seed: seed)
+        var rng = RNG(seed: seed, stream: stream)
         return (0..<count).map { _ in
             "the \(adjectives[rng.nextInt(below: adjectives.count)]) \(nouns[rng.nextInt(below: nouns.count)]) "
                 + "\(verbs[rng.nextInt(below: verbs.count)]) the \(nouns[rng.nextInt(below: nouns.count)])."
@@ -78,5 +79,8 @@ public struct TinyLMStage: StageKind {
         try ModelStore(config: config, parameters: model.parameters, tokenizer: tokenizer, source: ["debug": "tiny-lm"])
             .write(to: context.outputs["model"]!)
         try data.write(to: context.outputs["data"]!)
+        // Stream 1: different sentences of the same grammar (stream 0 made the training corpus).
+        let heldOut = Self.corpus(sentences: max(1, p.sentences / 4), seed: context.seed, stream: 1)
+        try TokenDataset(documents: [TextDocument(text: heldOut)], tokenizer: tokenizer).write(to: context.outputs["heldout"]!)
     }
 }

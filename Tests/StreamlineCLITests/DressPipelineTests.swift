@@ -11,6 +11,7 @@ import Model
 import Pipeline
 import Stages
 import Training
+import TensorStore
 
 @Suite(.serialized) struct DressPipelineTests {
     /// Output store files of a finished node: its fingerprint from `streamline stage NODE --json`,
@@ -25,7 +26,7 @@ import Training
         return Dictionary(uniqueKeysWithValues: names.map { ($0, cache.outputURL(fingerprint, $0)) })
     }
 
-    /// Mean loss of a model store on the last windows of the corpus (the regularize stage's held-out tail).
+    /// Mean loss of a model store on the last windows of the held-out corpus.
     static func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
         let decoder = try model.decoder()
         let tokens = data.tokens
@@ -43,7 +44,7 @@ import Training
         #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
 
         let tinyOut = try Self.outputs("tiny", in: dir)
-        let dense = try ModelStore(store: tinyOut["model"]!), data = try TokenDataset(store: tinyOut["data"]!)
+        let dense = try ModelStore(store: tinyOut["model"]!), data = try TokenDataset(store: tinyOut["heldout"]!)
         let regularizeOut = try Self.outputs("regularize", in: dir)
         let regularized = try ModelStore(store: regularizeOut["model"]!)
         let channelStore = try ChannelStore(store: regularizeOut["channels"]!)
@@ -74,6 +75,15 @@ import Training
         #expect(abs(prunedLoss - regularizedLoss) < 1e-3, "regularized \(regularizedLoss), pruned \(prunedLoss)")
         #expect(directLoss > denseLoss + 0.1, "dense \(denseLoss), direct prune \(directLoss)")
         #expect(finetunedLoss.isFinite && finetunedLoss < directLoss, "fine-tuned \(finetunedLoss), direct \(directLoss)")
+
+        // The evaluate stages (the `stages` branch's kind, sliding windows of 64) tell the same story.
+        func perplexity(_ node: String) throws -> Double {
+            let reader = try TensorStoreReader(url: try Self.outputs(node, in: dir)["metrics"]!)
+            return try reader.metadata("metrics", as: EvaluationMetrics.self).perplexity
+        }
+        let ppl = try ["dense", "regularized", "pruned", "finetuned", "direct"].map { try perplexity("eval_\($0)") }
+        #expect(abs(ppl[2] / ppl[1] - 1) < 1e-3, "perplexity regularized \(ppl[1]), pruned \(ppl[2])")
+        #expect(ppl[4] > ppl[0] * 1.1, "perplexity dense \(ppl[0]), direct \(ppl[4])")
 
         // A second run computes nothing.
         let again = try streamline(["run"], in: dir)
