@@ -15,6 +15,11 @@ public enum StageCatalog {
         DatasetStage(),
         EvaluateStage(),
         TrainStage(),
+        TinyLMStage(),
+        SelectStage(),
+        RegularizeStage(),
+        PruneStage(),
+        FinetuneStage(),
     ]
 
     /// The registry the planner and the CLI use.

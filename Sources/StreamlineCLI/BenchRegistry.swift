@@ -6,6 +6,7 @@ extension BenchCommand {
     static let registeredBenchmarks: [any ParsableCommand.Type] = [
         BenchCommand.Engine.self,
         BenchCommand.Store.self,
+        BenchCommand.Regularize.self,
         BenchCommand.PipelineRuns.self,
     ]
 }

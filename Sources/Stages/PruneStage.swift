@@ -1,0 +1,43 @@
+// The `prune` stage kind (issue 5): physically deletes the hidden channels of a channel store from
+// every tensor of a model store (Model/ChannelSurgery.swift), giving a strictly smaller model whose
+// config states its new width. Deleting a slice is the same as zeroing it and then deleting it, so the
+// "zero, then remove" of the paper is one copy of the kept slices. Not here: choosing the channels
+// (`select`, `regularize`).
+
+import Data
+import Foundation
+import Model
+import Pipeline
+
+/// `prune`: a model without the channels P.
+public struct PruneStage: StageKind {
+    public init() {}
+    public let name = "prune"
+    public let version = 1
+    public let doc = "Deletes the hidden channels P from every tensor: a strictly smaller model of width d − |P|."
+    public let params = [
+        ParamDecl("norms", .string(choices: NormWidthPolicy.allCases.map(\.rawValue)), default: .string(NormWidthPolicy.keepDivisor.rawValue),
+                  doc: "keep_divisor: norms keep dividing by the original width (exact when P's channels are zero); rescale_scales: RMSNorm divides by the new width, scales × √(d/d′)."),
+    ]
+    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to prune (regularized or not)."),
+                         InputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, from select or regularize.")]
+    public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The pruned model; its config has the new hidden size.")]
+
+    struct Params: Decodable { var norms: NormWidthPolicy }
+
+    public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self)
+        let store = try ModelStore(store: context.inputs["model"]!)
+        let channels = try ChannelStore(store: context.inputs["channels"]!).channels
+        var pruned = store
+        do {
+            pruned.config = try prunedConfig(store.config, channels: channels, norms: p.norms)
+            pruned.parameters = try pruneParameters(store.parameters, config: store.config, channels: channels, norms: p.norms)
+        } catch {
+            throw DReSSStageError.badInput(stage: context.stageID, input: "channels", what: "does not fit the model: \(error.description)")
+        }
+        pruned.source["pruned"] = "\(channels.pruned.count) of \(channels.hiddenSize) hidden channels, norms \(p.norms.rawValue)"
+        context.log("hidden size \(store.config.hiddenSize) -> \(pruned.config.hiddenSize); parameters \(store.config.parameterCount) -> \(pruned.config.parameterCount)")
+        try pruned.write(to: context.outputs["model"]!)
+    }
+}

@@ -1,0 +1,175 @@
+// The `regularize` stage kind (method `dress`, issue 5): chooses P by rule, then trains the model on LM
+// loss + λ·Σ‖slice‖ over P's slices (Training/Regularization.swift) on windows of a token dataset,
+// holding out the tail of the token stream for the masked-perplexity checkpoints. Writes the
+// regularized model and the channel store with the run's curves. Also here: reading token datasets
+// into a sampler and held-out batches, shared with `finetune`. Not here: pruning (PruneStage.swift).
+
+import Data
+import Foundation
+import Model
+import Pipeline
+import Tensor
+import Training
+
+/// The training parameters `regularize` and `finetune` share (their defaults differ, so built per kind);
+/// names as in `train`.
+func trainingParams(steps: Int, lr: Double, batch: Int = 4, seqLen: Int = 256, warmup: Int = 10) -> [ParamDecl] {
+    [
+        ParamDecl("steps", .int(0...1_000_000), default: .int(steps), doc: "Optimiser updates."),
+        ParamDecl("batch_size", .int(1...4096), default: .int(batch), doc: "Sequences per micro-batch (B)."),
+        ParamDecl("seq_len", .int(1...65_536), default: .int(seqLen), doc: "Tokens per sequence (T)."),
+        ParamDecl("accumulation", .int(1...4096), default: .int(1), doc: "Micro-batches per update (effective batch = accumulation·B)."),
+        ParamDecl("lr", .double(0...1), default: .double(lr), doc: "Peak learning rate (AdamW)."),
+        ParamDecl("warmup", .int(0...1_000_000), default: .int(warmup), doc: "Linear warm-up updates."),
+        ParamDecl("schedule", .string(choices: LRSchedule.Kind.allCases.map(\.rawValue)), default: .string("cosine"),
+                  doc: "Learning-rate curve after warm-up, down to min_lr_ratio·lr at the last update."),
+        ParamDecl("min_lr_ratio", .double(0...1), default: .double(0.1), doc: "Floor of the decay as a share of lr."),
+        ParamDecl("weight_decay", .double(0...10), default: .double(0), doc: "AdamW decoupled weight decay on matrices."),
+        ParamDecl("clip_norm", .double(0...1e6), default: .double(1), doc: "Global gradient-norm clip; 0 = off."),
+        ParamDecl("samples", .int(0...100_000_000), default: .int(0),
+                  doc: "Data budget: 0 = random windows anywhere in the training part; N = only windows sample_offset ..< sample_offset+N of T+1 tokens cut end to end from it, shuffled each epoch."),
+        ParamDecl("sample_offset", .int(0...100_000_000), default: .int(0),
+                  doc: "First window of the budget (e.g. regularize 0 + 750 samples, finetune 750 + 250: the paper's 3:1 split)."),
+    ]
+}
+
+/// The decoded `trainingParams`.
+struct TrainingParams: Decodable {
+    var steps: Int
+    var batch_size: Int
+    var seq_len: Int
+    var accumulation: Int
+    var lr: Double
+    var warmup: Int
+    var schedule: LRSchedule.Kind
+    var min_lr_ratio: Double
+    var weight_decay: Double
+    var clip_norm: Double
+    var samples: Int
+    var sample_offset: Int
+
+    var lrSchedule: LRSchedule {
+        LRSchedule(kind: schedule, lr: Float(lr), warmup: warmup, steps: max(steps, warmup), minLR: Float(lr * min_lr_ratio))
+    }
+    var clipNorm: Float? { clip_norm > 0 ? Float(clip_norm) : nil }
+}
+
+/// A token dataset store as a training sampler over its head and held-out batches from its tail.
+struct TokenSplit {
+    var sampler: TokenSampler
+    /// Windows of T + 1 tokens cut end to end from the tail, (1, T) each.
+    var heldOut: [TokenBatch]
+
+    /// The last `heldOutFraction` of the token stream (at least one window when the fraction is > 0)
+    /// becomes held-out windows. The rest trains: random windows anywhere (`training.samples` 0), or
+    /// windows `sample_offset ..< sample_offset + samples` of T + 1 tokens cut end to end, shuffled each
+    /// epoch by `seed` (a fixed data budget).
+    /// The dataset must have been tokenized by `tokenizer` (the model's).
+    init(store url: URL, tokenizer: BPETokenizer, training: TrainingParams, heldOutFraction: Double, seed: UInt64,
+         stage: String, input: String) throws {
+        let dataset = try TokenDataset(store: url)
+        guard dataset.tokenizerDigest == tokenizer.digest else {
+            throw DReSSStageError.badInput(stage: stage, input: input,
+                                           what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+        }
+        let tokens = dataset.tokens
+        let T = training.seq_len, window = T + 1
+        var heldCount = heldOutFraction > 0 ? max(window, Int(Double(tokens.count) * heldOutFraction)) : 0
+        heldCount -= heldCount % window
+        let split = tokens.count - heldCount
+        let budget = training.samples > 0 ? (training.sample_offset + training.samples) * window : window
+        guard split >= budget else {
+            throw DReSSStageError.badInput(stage: stage, input: input, what: "has \(tokens.count) tokens: \(split) left after holding out \(heldCount), "
+                                           + "but training needs \(budget) (windows of \(window), samples \(training.samples) from \(training.sample_offset))")
+        }
+        do {
+            if training.samples > 0 {
+                let start = training.sample_offset * window
+                sampler = try TokenSampler(windows: Array(tokens[start..<(start + training.samples * window)]), T: T, seed: seed)
+            } else {
+                sampler = try TokenSampler(stream: Array(tokens[..<split]), T: T, seed: seed)
+            }
+        } catch {
+            throw DReSSStageError.badInput(stage: stage, input: input, what: error.description)
+        }
+        heldOut = stride(from: split, to: tokens.count, by: window).map { start in
+            TokenBatch(tokens: Array(tokens[start..<(start + T)]), targets: Array(tokens[(start + 1)..<(start + window)]), B: 1, T: T)
+        }
+    }
+}
+
+/// `regularize`: DReSS regularization of a model towards an empty channel set P.
+public struct RegularizeStage: StageKind {
+    public init() {}
+    public let name = "regularize"
+    public let version = 1
+    public let doc = "DReSS: chooses P by rule, then trains with LM loss + λ·Σ‖slice‖ over P's slices so that pruning P later costs little."
+    public let params = selectionParams + [
+        ParamDecl("lambda", .double(0...1e6), default: .double(1e-3), doc: "Penalty weight λ (the paper's best: 1e-3); the ramp's end value."),
+        ParamDecl("lambda_schedule", .string(choices: ["constant", "linear_ramp"]), default: .string("constant"),
+                  doc: "constant: λ throughout; linear_ramp: from lambda_start to lambda over lambda_ramp_steps."),
+        ParamDecl("lambda_start", .double(0...1e6), default: .double(0), doc: "λ at step 0 of a linear_ramp."),
+        ParamDecl("lambda_ramp_steps", .int(0...1_000_000), default: .int(0), doc: "Length of a linear_ramp; 0 = the whole run."),
+        ParamDecl("norm", .string(choices: SliceNorm.allCases.map(\.rawValue)), default: .string("l2"),
+                  doc: "Slice norm: l2 (the paper's), l2sq (squared) or l1."),
+    ] + trainingParams(steps: 200, lr: 1e-4) + [
+        ParamDecl("log_every", .int(1...1_000_000), default: .int(10), doc: "Record loss, penalty and slice energy every this many updates."),
+        ParamDecl("eval_every", .int(0...1_000_000), default: .int(0), doc: "Masked held-out loss every this many updates (0: before and after only)."),
+        ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0.05),
+                  doc: "Tail of the token stream held out for the masked-loss checkpoints (not trained on)."),
+    ]
+    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training tokens (its tail is held out).")]
+    public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The regularized model (same widths)."),
+                          OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, with the run's loss, penalty, energy and masked-loss curves.")]
+
+    struct Params: Decodable {
+        var lambda: Double
+        var lambda_schedule: String
+        var lambda_start: Double
+        var lambda_ramp_steps: Int
+        var norm: SliceNorm
+        var log_every: Int
+        var eval_every: Int
+        var heldout_fraction: Double
+    }
+
+    public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        Threading.configure(threads: context.threads)
+        let store = try ModelStore(store: context.inputs["model"]!)
+        let (channels, selection) = try selectChannels(context, model: store)
+        let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction,
+                                  seed: context.seed, stage: context.stageID, input: "data")
+        let lambda: LambdaSchedule = p.lambda_schedule == "linear_ramp"
+            ? .linearRamp(from: p.lambda_start, to: p.lambda, steps: p.lambda_ramp_steps > 0 ? p.lambda_ramp_steps : t.steps)
+            : .constant(p.lambda)
+        let config = RegularizationConfig(lambda: lambda, norm: p.norm, steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len,
+                                          accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
+                                          minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
+                                          clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every)
+        let model = try store.decoder()
+        context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
+        let curves: RegularizationCurves
+        do {
+            curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
+                                           heldOut: data.heldOut) { event in
+                switch event {
+                case let .step(step, steps, loss):
+                    context.progress(StageProgress(step: step, totalSteps: steps, loss: Double(loss)))
+                case let .point(point):
+                    context.log(point.description)
+                case let .evaluation(evaluation):
+                    context.log(evaluation.description)
+                }
+            }
+        } catch {
+            throw DReSSStageError.failed(stage: context.stageID, step: "regularizing", underlying: error.description)
+        }
+        var out = store
+        out.parameters = model.parameters
+        out.source["regularized"] = "\(p.norm.rawValue) lambda=\(p.lambda) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
+        try out.write(to: context.outputs["model"]!)
+        try ChannelStore(channels: channels, selection: selection, curves: curves).write(to: context.outputs["channels"]!)
+    }
+}

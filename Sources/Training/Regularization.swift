@@ -1,0 +1,301 @@
+// The DReSS regularization loop (design.md "The method", issue 5) as a library function: AdamW with
+// warm-up and decay on LM loss + λ(step)·Σ‖slice‖ over the slices of a fixed channel set P, with the
+// curves a report plots (loss, penalty, relative slice energy, and at checkpoints the held-out loss of
+// the model with P masked to zero). Each update is Trainer's five calls plus one: the penalty gradient
+// is added after the model's backward and before clipping, so clipping sees the whole objective.
+// Not here: choosing P (ChannelSelection.swift), the penalty kernels (ChannelRegularizer.swift),
+// deleting the channels (Model/ChannelSurgery.swift), stores and stage parameters (module Stages).
+
+import Foundation
+import Model
+import Tensor
+
+/// Settings of one regularization run; Codable (snake_case keys) so stage parameters can carry them.
+public struct RegularizationConfig: Codable, Sendable, Equatable {
+    /// λ over update steps, e.g. constant 1e-3 (the paper's best).
+    public var lambda: LambdaSchedule
+    /// How one slice is measured, e.g. .l2 (the paper's).
+    public var norm: SliceNorm
+    /// Optimiser updates, e.g. 200.
+    public var steps: Int
+    /// B, sequences per micro-batch, e.g. 4.
+    public var batchSize: Int
+    /// T, tokens per sequence, e.g. 256.
+    public var seqLen: Int
+    /// Micro-batches accumulated per update, e.g. 1 (effective batch = accumulation · B).
+    public var accumulation: Int
+    /// Peak learning rate, e.g. 1e-4.
+    public var lr: Float
+    /// Linear warm-up updates, e.g. 10.
+    public var warmup: Int
+    /// Curve after warm-up, e.g. .cosine down to `minLR` at the last step.
+    public var decay: LRSchedule.Kind
+    /// Floor of the decay, e.g. lr / 10.
+    public var minLR: Float
+    /// AdamW decoupled weight decay on matrices, e.g. 0 (why 0: the penalty is the regulariser; decay
+    /// would also shrink the kept channels).
+    public var weightDecay: Float
+    /// Global gradient-norm limit, e.g. 1.0; nil = no clipping (`clip_norm: 0` in a file).
+    public var clipNorm: Float?
+    /// Loss, penalty and energy are recorded every `logEvery` updates (and at the last), e.g. 10.
+    public var logEvery: Int
+    /// The masked held-out loss is measured every `evalEvery` updates, before the first and after the
+    /// last; 0 = only before the first and after the last.
+    public var evalEvery: Int
+
+    public init(lambda: LambdaSchedule = .constant(1e-3), norm: SliceNorm = .l2, steps: Int, batchSize: Int,
+                seqLen: Int, accumulation: Int = 1, lr: Float, warmup: Int = 0, decay: LRSchedule.Kind = .cosine,
+                minLR: Float? = nil, weightDecay: Float = 0, clipNorm: Float? = 1.0, logEvery: Int = 10, evalEvery: Int = 0) {
+        self.lambda = lambda
+        self.norm = norm
+        self.steps = steps
+        self.batchSize = batchSize
+        self.seqLen = seqLen
+        self.accumulation = accumulation
+        self.lr = lr
+        self.warmup = warmup
+        self.decay = decay
+        self.minLR = minLR ?? lr / 10
+        self.weightDecay = weightDecay
+        self.clipNorm = clipNorm
+        self.logEvery = logEvery
+        self.evalEvery = evalEvery
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case lambda, norm, steps, accumulation, lr, warmup, decay
+        case batchSize = "batch_size"
+        case seqLen = "seq_len"
+        case minLR = "min_lr"
+        case weightDecay = "weight_decay"
+        case clipNorm = "clip_norm"
+        case logEvery = "log_every"
+        case evalEvery = "eval_every"
+    }
+
+    /// Required keys: steps, batch_size, seq_len, lr; the rest default as in the memberwise init.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let lr = try c.decode(Float.self, forKey: .lr)
+        self.init(lambda: try c.decodeIfPresent(LambdaSchedule.self, forKey: .lambda) ?? .constant(1e-3),
+                  norm: try c.decodeIfPresent(SliceNorm.self, forKey: .norm) ?? .l2,
+                  steps: try c.decode(Int.self, forKey: .steps),
+                  batchSize: try c.decode(Int.self, forKey: .batchSize),
+                  seqLen: try c.decode(Int.self, forKey: .seqLen),
+                  accumulation: try c.decodeIfPresent(Int.self, forKey: .accumulation) ?? 1,
+                  lr: lr,
+                  warmup: try c.decodeIfPresent(Int.self, forKey: .warmup) ?? 0,
+                  decay: try c.decodeIfPresent(LRSchedule.Kind.self, forKey: .decay) ?? .cosine,
+                  minLR: try c.decodeIfPresent(Float.self, forKey: .minLR),
+                  weightDecay: try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0,
+                  // Absent: the memberwise default 1.0; 0 turns clipping off (a YAML null is easy to lose).
+                  clipNorm: try c.decodeIfPresent(Float.self, forKey: .clipNorm).map { $0 == 0 ? nil : $0 } ?? 1.0,
+                  logEvery: try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? 10,
+                  evalEvery: try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? 0)
+        do {
+            try validate()
+        } catch {
+            // Point the key path at the offending setting.
+            var key = CodingKeys.steps
+            if case let .invalidSetting(name, _, _) = error, let named = CodingKeys(stringValue: name) { key = named }
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: error.description)
+        }
+    }
+
+    /// The equivalent trainer settings (sizes, clipping, the warm-up/decay schedule, AdamW decay); its
+    /// validation covers the shared keys.
+    public var trainerConfig: TrainerConfig {
+        TrainerConfig(steps: steps, batchSize: batchSize, seqLen: seqLen, accumulation: accumulation, clipNorm: clipNorm,
+                      schedule: LRSchedule(kind: decay, lr: lr, warmup: warmup, steps: max(steps, warmup), minLR: minLR),
+                      optimizer: AdamWConfig(weightDecay: weightDecay))
+    }
+
+    /// Checks ranges: the trainer's keys, a finite lr ≥ min_lr ≥ 0, warm-up ≥ 0, weight decay ≥ 0,
+    /// log_every ≥ 1, eval_every ≥ 0.
+    public func validate() throws(TrainingError) {
+        try trainerConfig.validate()
+        guard lr.isFinite, lr >= 0 else { throw .invalidSetting(key: "lr", value: "\(lr)", reason: "must be a finite number >= 0") }
+        guard minLR.isFinite, minLR >= 0, minLR <= lr else {
+            throw .invalidSetting(key: "min_lr", value: "\(minLR)", reason: "must lie in [0, lr = \(lr)]")
+        }
+        for (key, value, minimum) in [("warmup", warmup, 0), ("log_every", logEvery, 1), ("eval_every", evalEvery, 0)]
+            where value < minimum {
+            throw .invalidSetting(key: key, value: "\(value)", reason: "must be >= \(minimum)")
+        }
+        guard weightDecay.isFinite, weightDecay >= 0 else {
+            throw .invalidSetting(key: "weight_decay", value: "\(weightDecay)", reason: "must be a finite number >= 0")
+        }
+    }
+}
+
+/// One recorded point of the training curves.
+public struct RegularizationPoint: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// Updates done (1-based).
+    public var step: Int
+    /// Mean LM loss of the update's micro-batches (before the update).
+    public var loss: Float
+    /// Unweighted penalty Σ‖slice‖ before the update.
+    public var penalty: Double
+    /// λ used by the update.
+    public var lambda: Double
+    /// Learning rate used by the update.
+    public var lr: Float
+    /// `SliceEnergy.relative` after the update: 0.5 = a selected channel as strong as a kept one, → 0 as P empties.
+    public var energy: Double
+    /// Global gradient norm of the whole objective before clipping.
+    public var gradNorm: Double
+
+    public var description: String {
+        String(format: "step %d | loss %.4f | penalty %.4g | λ %.3g | energy %.3e | lr %.3e | grad norm %.3f",
+               step, Double(loss), penalty, lambda, energy, Double(lr), gradNorm)
+    }
+}
+
+/// Held-out losses at a checkpoint: of the model as it is, and with the slices of P set to zero.
+public struct MaskedEvaluation: Codable, Sendable, Equatable, CustomStringConvertible {
+    /// Updates done when measured (0 = before the first).
+    public var step: Int
+    /// Mean held-out cross-entropy of the model as it is.
+    public var loss: Double
+    /// Mean held-out cross-entropy with every slice of P zeroed (what pruning P would leave).
+    public var maskedLoss: Double
+
+    /// exp(loss).
+    public var perplexity: Double { exp(loss) }
+    /// exp(maskedLoss).
+    public var maskedPerplexity: Double { exp(maskedLoss) }
+
+    public var description: String {
+        String(format: "eval step %d | loss %.4f (ppl %.2f) | P masked: loss %.4f (ppl %.2f)",
+               step, loss, perplexity, maskedLoss, maskedPerplexity)
+    }
+}
+
+/// The curves of one regularization run, for reports and plots.
+public struct RegularizationCurves: Codable, Sendable, Equatable {
+    /// Every `logEvery`-th update and the last.
+    public var points: [RegularizationPoint]
+    /// Before the first update, every `evalEvery`-th, and after the last (empty without held-out batches).
+    public var evaluations: [MaskedEvaluation]
+    /// Relative slice energy before the first update.
+    public var initialEnergy: Double
+
+    public init(points: [RegularizationPoint] = [], evaluations: [MaskedEvaluation] = [], initialEnergy: Double = 0) {
+        self.points = points
+        self.evaluations = evaluations
+        self.initialEnergy = initialEnergy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case points, evaluations
+        case initialEnergy = "initial_energy"
+    }
+}
+
+/// What `runRegularization` reports while it runs.
+public enum RegularizationEvent: Sendable {
+    /// After every update: updates done (1-based), of `steps`, and the update's mean LM loss.
+    case step(Int, steps: Int, loss: Float)
+    /// After every `logEvery`-th update and the last: the recorded point.
+    case point(RegularizationPoint)
+    /// After each held-out checkpoint.
+    case evaluation(MaskedEvaluation)
+}
+
+/// Trains `model` in place on LM loss + λ(step)·Σ‖slice‖ over the slices of `channels` and returns the
+/// curves. Sample numbers follow the update count (update t, micro-batch k reads samples
+/// (t·K + k)·B ..< +B of `batches`), so the run is a pure function of its inputs. `heldOut` batches
+/// (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model is not changed by them.
+/// The model's base weights must be trainable (`trainBase`) and no adapters attached.
+public func runRegularization(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
+                              heldOut: [TokenBatch] = [],
+                              progress: (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) -> RegularizationCurves {
+    try config.validate()
+    guard batches.T == config.seqLen else {
+        throw .invalidSetting(key: "seq_len", value: "\(config.seqLen)", reason: "the batch source cuts windows of T = \(batches.T)")
+    }
+    guard channels.hiddenSize == model.config.hiddenSize else {
+        throw .invalidSetting(key: "channels", value: "width \(channels.hiddenSize)",
+                              reason: "the model's hidden size is \(model.config.hiddenSize)")
+    }
+    // Why no adapters: the masked copy would have to reproduce them, and DReSS trains the base weights.
+    guard model.adapters == nil else {
+        throw .invalidSetting(key: "adapters", value: "attached", reason: "regularize the base weights without LoRA adapters")
+    }
+    guard model.trainBase else {
+        throw .invalidSetting(key: "train_base", value: "false", reason: "the penalty acts on the base weights, which must train")
+    }
+    let trainer = config.trainerConfig
+    let schedule = trainer.schedule
+    let optimizer = AdamW(sets: model.trainableSets, config: trainer.optimizer)
+    let parameters = model.parameters, modelConfig = model.config
+    let B = config.batchSize, T = config.seqLen, K = config.accumulation
+
+    var curves = RegularizationCurves(
+        initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
+    func checkpoint(_ step: Int) throws(TrainingError) {
+        guard !heldOut.isEmpty else { return }
+        let evaluation = try maskedEvaluation(model: model, channels: channels, heldOut: heldOut, step: step)
+        curves.evaluations.append(evaluation)
+        progress(.evaluation(evaluation))
+    }
+    try checkpoint(0)
+    for t in 0..<config.steps {
+        let lr = schedule.lr(t), lambda = config.lambda.lambda(t)
+        var lossSum = 0.0
+        for set in optimizer.sets { set.zeroGrads() }                                         // zero grad
+        for micro in 0..<K {
+            let batch = batches.batch(first: (t * K + micro) * B, count: B)                    // next batch
+            lossSum += Double(model.forward(tokens: batch.tokens, targets: batch.targets, B: B, T: T)) // forward
+            model.backward()                                                                  // backward
+        }
+        // The grads hold the SUM of K micro-batch gradients and clipping scales them by 1/K, so the
+        // penalty gradient enters with K·λ to end up as λ·∂penalty in the mean.
+        let penalty = ChannelRegularizer.addPenaltyGradient(parameters: parameters, config: modelConfig, channels: channels,
+                                                            norm: config.norm, lambda: lambda * Double(K))   // penalty
+        let gradNorm = optimizer.clipGradients(maxNorm: config.clipNorm, scale: 1 / Float(K))        // clip
+        let loss = Float(lossSum / Double(K))
+        guard loss.isFinite, gradNorm.isFinite, penalty.isFinite else {
+            throw .nonFinite(step: t + 1, loss: loss, gradNorm: gradNorm)
+        }
+        optimizer.update(lr: lr)                                                              // update
+        let step = t + 1
+        progress(.step(step, steps: config.steps, loss: loss))
+        // Energy only at recorded points: it reads every hidden-channel slice of the model, a pass as
+        // long as the penalty's.
+        if step % config.logEvery == 0 || step == config.steps {
+            let energy = ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative
+            let point = RegularizationPoint(step: step, loss: loss, penalty: penalty, lambda: lambda, lr: lr, energy: energy, gradNorm: gradNorm)
+            curves.points.append(point)
+            progress(.point(point))
+        }
+        if step == config.steps || (config.evalEvery > 0 && step % config.evalEvery == 0) { try checkpoint(step) }
+    }
+    return curves
+}
+
+/// Held-out loss of `model` (without adapters) as it is and of a copy with the slices of `channels` zeroed.
+public func maskedEvaluation(model: Decoder, channels: ChannelSet, heldOut: [TokenBatch], step: Int = 0) throws(TrainingError) -> MaskedEvaluation {
+    let masked = ParameterSet(model.parameters.specs)
+    masked.values.assign(model.parameters.values)
+    ChannelRegularizer.zeroChannels(parameters: masked, config: model.config, channels: channels)
+    let copy: Decoder
+    do {
+        copy = try Decoder(config: model.config, parameters: masked)
+    } catch {
+        // The copy has the model's own config and specs, so this cannot fail for a valid model.
+        preconditionFailure("maskedEvaluation: copying a valid decoder failed: \(error)")
+    }
+    return MaskedEvaluation(step: step, loss: heldOutLoss(model, batches: heldOut), maskedLoss: heldOutLoss(copy, batches: heldOut))
+}
+
+/// Mean cross-entropy over every target of `heldOut`.
+public func heldOutLoss(_ model: Decoder, batches heldOut: [TokenBatch]) -> Double {
+    var sum = 0.0, count = 0
+    for batch in heldOut {
+        let r = model.negativeLogLikelihood(tokens: batch.tokens, targets: batch.targets, B: batch.B, T: batch.T)
+        sum += r.sum
+        count += r.count
+    }
+    return count > 0 ? sum / Double(count) : 0
+}

@@ -1,0 +1,131 @@
+// DReSS end to end through the built binary: `streamline run` on Pipelines/dress-tiny.yaml (a tiny
+// self-trained model -> regularize -> prune -> finetune, and the direct baseline), then the stores are
+// read back with the libraries: the pruned model is strictly smaller with hidden size d − |P|, the
+// regularized slices are empty, pruning the regularized model barely changes its loss while pruning
+// the untouched one does, fine-tuning keeps the widths, and a second run is all cache hits.
+
+import Foundation
+import Testing
+import Data
+import Model
+import Pipeline
+import Stages
+import Training
+import TensorStore
+
+@Suite(.serialized) struct DressPipelineTests {
+    /// Output store files of a finished node: its fingerprint from `streamline stage NODE --json`,
+    /// located in the project's default cache (.streamline-cache beside the spec).
+    static func outputs(_ node: String, in dir: URL) throws -> [String: URL] {
+        let result = try streamline(["stage", node, "--json"], in: dir)
+        let line = result.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        let fingerprint = try #require(object?["fingerprint"] as? String, "no fingerprint in \(result.stdout)")
+        let names = (object?["outputs"] as? [String: String] ?? [:]).keys
+        let cache = Cache(root: dir.appendingPathComponent(".streamline-cache"))
+        return Dictionary(uniqueKeysWithValues: names.map { ($0, cache.outputURL(fingerprint, $0)) })
+    }
+
+    /// Mean loss of a model store on the last windows of the held-out corpus.
+    static func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
+        let decoder = try model.decoder()
+        let tokens = data.tokens
+        let batches = (0..<windows).map { w -> TokenBatch in
+            let start = tokens.count - (w + 1) * (T + 1)
+            return TokenBatch(tokens: Array(tokens[start..<(start + T)]), targets: Array(tokens[(start + 1)...(start + T)]), B: 1, T: T)
+        }
+        return Training.heldOutLoss(decoder, batches: batches)
+    }
+
+    @Test func tinyDressPipelineRunsEndToEnd() throws {
+        let spec = try String(contentsOf: repositoryRoot.appendingPathComponent("Pipelines/dress-tiny.yaml"), encoding: .utf8)
+        let dir = try temporaryProject(["pipeline.yaml": spec])
+        let run = try streamline(["run", "--quiet"], in: dir)
+        #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+
+        let tinyOut = try Self.outputs("tiny", in: dir)
+        let dense = try ModelStore(store: tinyOut["model"]!), data = try TokenDataset(store: tinyOut["heldout"]!)
+        let regularizeOut = try Self.outputs("regularize", in: dir)
+        let regularized = try ModelStore(store: regularizeOut["model"]!)
+        let channelStore = try ChannelStore(store: regularizeOut["channels"]!)
+        let pruned = try ModelStore(store: try Self.outputs("prune", in: dir)["model"]!)
+        let finetuned = try ModelStore(store: try Self.outputs("finetune", in: dir)["model"]!)
+        let direct = try ModelStore(store: try Self.outputs("direct_prune", in: dir)["model"]!)
+
+        // P: the last 25% of d = 32; the pruned model is strictly smaller with d′ = 24.
+        #expect(channelStore.channels.pruned == Array(24..<32))
+        #expect(pruned.config.hiddenSize == 24 && direct.config.hiddenSize == 24 && finetuned.config.hiddenSize == 24)
+        #expect(pruned.config.parameterCount < dense.config.parameterCount)
+        #expect(pruned.parameters.count == pruned.config.parameterCount)
+
+        // The selected slices are empty after a large λ, and the curves say so too.
+        let energy = ChannelRegularizer.sliceEnergy(parameters: regularized.parameters, config: regularized.config,
+                                                    channels: channelStore.channels).relative
+        #expect(energy < 1e-5, "relative energy left in P: \(energy)")
+        let curves = try #require(channelStore.curves)
+        #expect(curves.points.last?.energy == energy)
+        #expect(curves.initialEnergy > 0.1)
+        #expect(curves.evaluations.map(\.step) == [0, 50, 100])
+
+        // Pruning the regularized model changes its held-out loss only slightly; pruning the dense one
+        // (the direct baseline) costs much more.
+        let denseLoss = try Self.heldOutLoss(dense, data: data), regularizedLoss = try Self.heldOutLoss(regularized, data: data)
+        let prunedLoss = try Self.heldOutLoss(pruned, data: data), directLoss = try Self.heldOutLoss(direct, data: data)
+        let finetunedLoss = try Self.heldOutLoss(finetuned, data: data)
+        #expect(abs(prunedLoss - regularizedLoss) < 1e-3, "regularized \(regularizedLoss), pruned \(prunedLoss)")
+        #expect(directLoss > denseLoss + 0.1, "dense \(denseLoss), direct prune \(directLoss)")
+        #expect(finetunedLoss.isFinite && finetunedLoss < directLoss, "fine-tuned \(finetunedLoss), direct \(directLoss)")
+
+        // The evaluate stages (the `stages` branch's kind, sliding windows of 64) tell the same story.
+        func perplexity(_ node: String) throws -> Double {
+            let reader = try TensorStoreReader(url: try Self.outputs(node, in: dir)["metrics"]!)
+            return try reader.metadata("metrics", as: EvaluationMetrics.self).perplexity
+        }
+        let ppl = try ["dense", "regularized", "pruned", "finetuned", "direct"].map { try perplexity("eval_\($0)") }
+        #expect(abs(ppl[2] / ppl[1] - 1) < 1e-3, "perplexity regularized \(ppl[1]), pruned \(ppl[2])")
+        #expect(ppl[4] > ppl[0] * 1.1, "perplexity dense \(ppl[0]), direct \(ppl[4])")
+
+        // A second run computes nothing.
+        let again = try streamline(["run"], in: dir)
+        #expect(again.status == 0)
+        #expect(!again.stdout.contains("done "), "\(again.stdout)")
+    }
+
+    /// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the outputs.
+    static func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
+                        in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
+        var resolved: [String: ParamValue] = [:]
+        for decl in kind.params { resolved[decl.name] = params[decl.name] ?? decl.defaultValue }
+        let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
+            ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
+        })
+        try kind.run(StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1))
+        return outputs
+    }
+
+    @Test func selectAppliesEachRuleToTheModelStore() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        let model = try ModelStore(store: tiny["model"]!)
+        func select(_ rule: String, seed: Int = 0) throws -> ChannelStore {
+            let out = try Self.runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string(rule), "selection_seed": .int(seed)],
+                                       inputs: ["model": tiny["model"]!], in: dir)
+            return try ChannelStore(store: out["channels"]!)
+        }
+        #expect(try select("first").channels.pruned == Array(0..<8))
+        #expect(try select("uniform").channels.pruned == (0..<8).map { (2 * $0 + 1) * 32 / 16 })
+        let random = try select("random", seed: 5)
+        #expect(random.channels == (try ChannelSelection.random(ratio: 0.25, hiddenSize: 32, seed: 5)))
+        #expect(random.selection == "random seed=5" && random.curves == nil)
+        #expect(try select("magnitude").channels == (try ChannelSelection.magnitude(ratio: 0.25, parameters: model.parameters, config: model.config)))
+    }
+
+    @Test func aDataBudgetBeyondTheCorpusIsAnErrorNamingIt() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        #expect {
+            try Self.runKind(FinetuneStage(), params: ["steps": .int(1), "seq_len": .int(32), "samples": .int(1000)],
+                             inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        } throws: { "\($0)".contains("samples 1000") }
+    }
+}
