@@ -23,6 +23,8 @@ public struct CacheRecord: Codable, Sendable, Equatable {
     public var kind: String
     public var version: Int
     public var params: [String: ParamValue]
+    /// File parameter name → content digest (`PlanNode.fileDigests`), for explaining re-runs.
+    public var fileDigests: [String: String] = [:]
     public var seed: UInt64
     public var inputs: [PlanInput]
     /// Output name → store digest.
@@ -38,7 +40,7 @@ public struct CacheRecord: Codable, Sendable, Equatable {
 
 extension CacheRecord {
     private enum CodingKeys: String, CodingKey {
-        case fingerprint, id, stage, kind, version, params, paramTypes, seed, inputs, outputs, toolVersion, host, pid,
+        case fingerprint, id, stage, kind, version, params, paramTypes, fileDigests, seed, inputs, outputs, toolVersion, host, pid,
              started, finished, peakMemoryBytes
     }
 
@@ -56,6 +58,7 @@ extension CacheRecord {
             if types[entry.key] == "double", let n = entry.value.number { out[entry.key] = .double(n) }
             else { out[entry.key] = entry.value }
         }
+        fileDigests = try c.decodeIfPresent([String: String].self, forKey: .fileDigests) ?? [:]
         seed = try c.decode(UInt64.self, forKey: .seed)
         inputs = try c.decode([PlanInput].self, forKey: .inputs)
         outputs = try c.decode([String: String].self, forKey: .outputs)
@@ -78,6 +81,7 @@ extension CacheRecord {
         try c.encode(params.mapValues { v -> String in
             switch v { case .int: "int"; case .double: "double"; case .string: "string"; case .bool: "bool" }
         }, forKey: .paramTypes)
+        try c.encode(fileDigests, forKey: .fileDigests)
         try c.encode(seed, forKey: .seed)
         try c.encode(inputs, forKey: .inputs)
         try c.encode(outputs, forKey: .outputs)

@@ -66,6 +66,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case corruptEntry(fingerprint: String, detail: String)
     /// No cache entry for the fingerprint (or unique prefix) given.
     case noSuchEntry(fingerprint: String)
+    /// A `.file`/`.files` parameter names a path that does not exist (`resolved`: the absolute path).
+    case missingFile(at: SourceLocation, keyPath: String, path: String, resolved: String)
     /// A file-system operation on the cache failed.
     case io(operation: String, path: String, detail: String)
     /// A stage's `run` threw or its process exited non-zero.
@@ -135,6 +137,9 @@ extension PipelineError: CustomStringConvertible {
                 + "'streamline cache gc' removes it and the next run recomputes it."
         case .noSuchEntry(let fp):
             return "No cache entry matches '\(fp)'. Run 'streamline cache ls' to list the entries."
+        case .missingFile(let l, let k, let path, let resolved):
+            return "\(l): '\(k)': no such file or folder '\(path)' (looked for \(resolved)). "
+                + "Relative paths start at the spec's folder; fix the path or create the file."
         case .io(let op, let path, let detail):
             return "Could not \(op) \(path): \(detail). Check permissions and free disk space."
         case .stageFailed(let stage, let detail, let log):

@@ -47,7 +47,17 @@ public enum PlanReport {
     public static func differences(_ node: PlanNode, _ rec: CacheRecord) -> [Difference] {
         var out: [Difference] = []
         if rec.version != node.version { out.append(Difference(field: "version", was: "\(rec.version)", now: "\(node.version)")) }
-        for key in Set(rec.params.keys).union(node.params.keys).sorted() where rec.params[key] != node.params[key] {
+        for key in Set(rec.params.keys).union(node.params.keys).sorted() {
+            // A file parameter differs by content; its path is not part of the fingerprint.
+            if let now = node.fileDigests[key] {
+                let was = rec.fileDigests[key]
+                if was != now {
+                    out.append(Difference(field: "params.\(key)", was: "content " + short(was ?? "(unknown)"),
+                                          now: "content " + short(now)))
+                }
+                continue
+            }
+            guard rec.params[key] != node.params[key] else { continue }
             out.append(Difference(field: "params.\(key)", was: rec.params[key]?.description ?? "(absent)",
                                   now: node.params[key]?.description ?? "(absent)"))
         }

@@ -20,6 +20,10 @@
 // on the variables they share. The fingerprint of a node is the hash of its kind, version, every
 // declared parameter (resolved, defaults included), the digests of its input stores and its seed;
 // an input whose producer has not run yet contributes `pending:` + the producer's fingerprint.
+// A `.file`/`.files` parameter is resolved to absolute paths (relative to the spec's folder, `~`
+// expanded) for running, and enters the fingerprint as the content digest of what it names: editing a
+// file re-runs its stages, moving the file or the whole project does not. A missing file is a located
+// spec error, raised here, before anything runs.
 
 import Foundation
 
@@ -44,8 +48,10 @@ public struct PlanNode: Sendable {
     public var stage: String
     public var kind: String
     public var version: Int
-    /// Every declared parameter, resolved (defaults included).
+    /// Every declared parameter, resolved (defaults included; file parameters as absolute paths).
     public var params: [String: ParamValue]
+    /// File parameter name → content digest of what it names; replaces the path in the fingerprint.
+    public var fileDigests: [String: String] = [:]
     public var seed: UInt64
     public var inputs: [PlanInput]
     /// Sweep variables of this member, in id order.
@@ -65,8 +71,10 @@ public struct FingerprintMaterial: Codable, Sendable, Equatable {
 }
 
 extension PlanNode {
+    /// What the fingerprint hashes: file parameters contribute `content:<digest>`, never their paths.
     public var material: FingerprintMaterial {
-        FingerprintMaterial(kind: kind, version: version, params: params,
+        FingerprintMaterial(kind: kind, version: version,
+                            params: params.merging(fileDigests.mapValues { .string("content:" + $0) }) { $1 },
                             inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.name, $0.digest) }), seed: seed)
     }
 }
@@ -161,16 +169,25 @@ public enum Planner {
                 let id = memberID(stage.name, combo.vars)
                 let bindings = Dictionary(combo.vars.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
                 var params: [String: ParamValue] = [:]
+                var fileDigests: [String: String] = [:]
                 for decl in kind.params {
                     let kp = "stages.\(stage.name).params.\(decl.name)"
+                    let value: ParamValue, location: SourceLocation
                     if let given = stage.params.first(where: { $0.name == decl.name }) {
-                        let value = try resolve(given.value, kp, bindings, topParams)
-                        params[decl.name] = try checked(decl, value, given.value.location, kp)
+                        value = try checked(decl, try resolve(given.value, kp, bindings, topParams), given.value.location, kp)
+                        location = given.value.location
                     } else if let d = decl.defaultValue {
-                        params[decl.name] = d
+                        (value, location) = (d, stage.location)
                     } else {
                         throw PipelineError.missingKey(at: stage.location, keyPath: "stages.\(stage.name).params",
                                                        key: decl.name)
+                    }
+                    if decl.type.isFile, case .string(let text) = value {
+                        let (paths, digest) = try files(text, decl.type, spec.baseDirectory, location, kp)
+                        params[decl.name] = .string(paths)
+                        fileDigests[decl.name] = digest
+                    } else {
+                        params[decl.name] = value
                     }
                 }
                 var seed = spec.seed
@@ -197,7 +214,7 @@ public enum Planner {
                     }
                 }
                 var node = PlanNode(id: id, aliases: [], stage: stage.name, kind: kind.name, version: kind.version,
-                                    params: params, seed: seed, inputs: inputs, variables: combo.vars,
+                                    params: params, fileDigests: fileDigests, seed: seed, inputs: inputs, variables: combo.vars,
                                     fingerprint: "", location: stage.location)
                 node.fingerprint = try fingerprint(of: node.material)
                 if let existing = byFingerprint[node.fingerprint] {
@@ -213,6 +230,29 @@ public enum Planner {
             members[stage.name] = stageMembers
         }
         return Plan(nodes: nodes)
+    }
+
+    /// Resolves a `.file` path or `.files` list against `base` (nil: the working directory) and
+    /// hashes the content: the absolute paths (joined by ", " for `.files`) and the digest for the
+    /// fingerprint (`.files`: the canonical hash of the list of digests, in order).
+    static func files(_ text: String, _ type: ParamType, _ base: URL?, _ location: SourceLocation,
+                      _ keyPath: String) throws -> (paths: String, digest: String) {
+        let items = type == .file ? [text.trimmingCharacters(in: .whitespaces)]
+            : text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var paths: [String] = []
+        var digests: [String] = []
+        for item in items {
+            let expanded = NSString(string: item).expandingTildeInPath
+            let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded)
+                : (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(expanded)
+            let path = url.standardizedFileURL.path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw PipelineError.missingFile(at: location, keyPath: keyPath, path: item, resolved: path)
+            }
+            paths.append(path)
+            digests.append(try ContentDigest.of(path: path))
+        }
+        return type == .file ? (paths[0], digests[0]) : (paths.joined(separator: ", "), try fingerprint(of: digests))
     }
 
     /// `name` or `name[a=1,b=x]`.

@@ -70,6 +70,9 @@ public struct Spec: Sendable {
     public var seed: UInt64
     /// Stages in the order written; includes' stages first.
     public var stages: [StageSpec]
+    /// The folder `.file`/`.files` parameters are relative to: the spec file's folder (nil: the
+    /// working directory).
+    public var baseDirectory: URL? = nil
 
     public func stage(named name: String) -> StageSpec? { stages.first { $0.name == name } }
 }
@@ -167,7 +170,7 @@ struct SpecLoader {
         // Top-level keys starting with `x-` are free: a place for YAML anchors shared by stages.
         let top = try mapping(root, "(root)").filter { !$0.key.hasPrefix("x-") }
         try allowKeys(top, Self.topKeys, "(root)")
-        var spec = Spec(file: file, params: [], seed: 0, stages: [])
+        var spec = Spec(file: file, params: [], seed: 0, stages: [], baseDirectory: baseDirectory)
         if let inc = top.first(where: { $0.key == "include" }) {
             guard depth < 8 else {
                 throw PipelineError.includeFailed(at: loc(inc.value), keyPath: "include", path: file,

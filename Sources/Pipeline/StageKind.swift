@@ -60,16 +60,25 @@ public enum ParamType: Sendable, Equatable {
     /// A string, optionally one of fixed choices.
     case string(choices: [String]? = nil)
     case bool
+    /// A path to an external file or folder, relative to the spec's folder (`~` expanded). The stage
+    /// receives the absolute path; the fingerprint gets the content digest, never the path.
+    case file
+    /// Comma-separated paths of files or folders (possibly none), each like `.file`. The stage
+    /// receives the absolute paths joined by ", "; the fingerprint gets the digests in order.
+    case files
 
     /// The JSON Schema type name.
     var schemaType: String {
         switch self {
         case .int: return "integer"
         case .double: return "number"
-        case .string: return "string"
+        case .string, .file, .files: return "string"
         case .bool: return "boolean"
         }
     }
+
+    /// Whether values of this type name external files (resolved and content-hashed by the planner).
+    public var isFile: Bool { self == .file || self == .files }
 }
 
 /// One parameter a stage kind reads. Every declared parameter (defaults included) enters the
@@ -107,9 +116,16 @@ public struct ParamDecl: Sendable {
             return .success(value)
         case (.bool, .bool):
             return .success(value)
+        case (.file, .string(let v)):
+            if v.trimmingCharacters(in: .whitespaces).isEmpty { return .failure(.wrongType("a path to a file or folder")) }
+            return .success(value)
+        case (.files, .string):
+            return .success(value)
         case (.int, _): return .failure(.wrongType("an integer"))
         case (.string, _): return .failure(.wrongType("a string"))
         case (.bool, _): return .failure(.wrongType("true or false"))
+        case (.file, _): return .failure(.wrongType("a path to a file or folder"))
+        case (.files, _): return .failure(.wrongType("comma-separated paths of files or folders"))
         }
     }
 }

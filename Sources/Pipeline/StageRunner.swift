@@ -72,7 +72,7 @@ public enum StageRunner {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         let record = CacheRecord(fingerprint: fp, id: node.id, stage: node.stage, kind: node.kind, version: node.version,
-                                 params: node.params, seed: node.seed, inputs: node.inputs, outputs: digests,
+                                 params: node.params, fileDigests: node.fileDigests, seed: node.seed, inputs: node.inputs, outputs: digests,
                                  toolVersion: toolVersion, host: hostName(), pid: getpid(), started: started,
                                  finished: timestamp(), peakMemoryBytes: usage.ru_maxrss * 1024)
         log.write("done: outputs \(digests.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.prefix(12))" }.joined(separator: " "))")

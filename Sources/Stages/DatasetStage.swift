@@ -1,7 +1,9 @@
 // `dataset`: text files -> token datasets (train and validation) with the tokenizer of a model store.
 // Each file is one document. Validation is either the files listed in `validation` (held-out texts,
 // e.g. whole plays) or, when that is empty, a seeded split of the training documents. Tokenizing,
-// splitting and the store format are TokenDataset's (Data module).
+// splitting and the store format are TokenDataset's (Data module). `train` and `validation` are
+// file-list parameters: the planner hands this stage absolute paths and fingerprints the files'
+// content, so editing a text re-runs the stage and moving the project does not.
 
 import Data
 import Foundation
@@ -13,9 +15,9 @@ public struct DatasetStage: StageKind {
     public let version = 1
     public let doc = "Tokenizes text files into train and validation token datasets (one document per file)."
     public let params = [
-        ParamDecl("train", .string(), doc: "Comma-separated files or folders (all files below, sorted) of training text."),
-        ParamDecl("validation", .string(), default: .string(""),
-                  doc: "Comma-separated files or folders of held-out text; empty = a seeded split of the training documents."),
+        ParamDecl("train", .files, doc: "Comma-separated files or folders (all files below, sorted) of training text, relative to the spec's folder."),
+        ParamDecl("validation", .files, default: .string(""),
+                  doc: "Comma-separated files or folders of held-out text, relative to the spec's folder; empty = a seeded split of the training documents."),
         ParamDecl("validation_fraction", .double(0...0.9), default: .double(0.1),
                   doc: "Share of training documents drawn into validation when `validation` is empty."),
         ParamDecl("eos", .bool, default: .bool(true), doc: "Append the tokenizer's eos id after each document."),
@@ -58,8 +60,8 @@ public struct DatasetStage: StageKind {
         }
     }
 
-    /// The files named by a comma-separated list of files and folders (folders: every regular file
-    /// below, sorted by path, hidden files skipped).
+    /// The files named by a comma-separated list of absolute paths of files and folders (folders:
+    /// every regular file below, sorted by path, hidden files skipped).
     static func files(_ list: String) throws -> [URL] {
         var out: [URL] = []
         for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
