@@ -67,13 +67,23 @@ struct SlurmClusterTests {
         let first = try cluster.client.submit(job("sleep1", "echo $$ > sleep1.pid; sleep 60"))
         let second = try cluster.client.submit(job("sleep2", "echo $$ > sleep2.pid; sleep 60"))
         let waiting = try cluster.client.submit(job("waiting", "true", after: [first, second]))
+        // Cancel whatever happens below, so a failed check leaves no job holding a node's CPUs for
+        // the tests after it.
+        var cancelled = false
+        defer { if !cancelled { try? cluster.client.cancel([first, second, waiting]) } }
         let started = try await cluster.waitUntil([first, second]) { $0[first] == .running && $0[second] == .running }
         #expect(started[first] == .running && started[second] == .running)
-        let pids = try ["sleep1.pid", "sleep2.pid"].map { name in
-            try #require(Int32(String(contentsOf: work.appendingPathComponent(name), encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)))
+        // Slurm reports RUNNING as soon as the job is launched, a moment before its shell has written
+        // the PID file: wait for the files (seconds at most) rather than race them.
+        let pidFiles = ["sleep1.pid", "sleep2.pid"].map { work.appendingPathComponent($0) }
+        let written = Date().addingTimeInterval(15)
+        func readPID(_ url: URL) -> Int32? {
+            (try? String(contentsOf: url, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
+        while pidFiles.contains(where: { readPID($0) == nil }), Date() < written { try await Task.sleep(for: .milliseconds(50)) }
+        let pids = try pidFiles.map { try #require(readPID($0), "job never wrote \($0.lastPathComponent)") }
         try cluster.client.cancel([first, second, waiting])
+        cancelled = true
         let states = try await cluster.waitUntilFinal([first, second, waiting])
         for id in [first, second, waiting] {
             guard case .cancelled = try #require(states[id]) else {
@@ -90,8 +100,13 @@ struct SlurmClusterTests {
     @Test func jobsRunOnBothNodes() async throws {
         // Each node has 4 CPUs: two 4-CPU jobs at once cannot share a node.
         let whole = SlurmResources(cpus: 4)
-        let x = try cluster.client.submit(job("x", "echo $SLURMD_NODENAME > x.node; sleep 1", resources: whole))
-        let y = try cluster.client.submit(job("y", "echo $SLURMD_NODENAME > y.node; sleep 1", resources: whole))
+        // Each job waits (up to 20 s) until the other has started, so they overlap however slowly
+        // the second is submitted; a job that ran alone could land on the first node again.
+        func meet(_ me: String, _ other: String) -> String {
+            "echo $SLURMD_NODENAME > \(me).node; for i in $(seq 200); do [ -f \(other).node ] && break; sleep 0.1; done"
+        }
+        let x = try cluster.client.submit(job("x", meet("x", "y"), resources: whole))
+        let y = try cluster.client.submit(job("y", meet("y", "x"), resources: whole))
         let states = try await cluster.waitUntilFinal([x, y])
         #expect(states == [x: .completed, y: .completed])
         let nodes = try ["x.node", "y.node"].map {
