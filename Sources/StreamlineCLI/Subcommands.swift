@@ -15,6 +15,7 @@ extension Streamline {
         InspectCommand.self,
         BenchCommand.self,
         ImportCommand.self,
+        ExportCommand.self,
         EvalCommand.self,
         GenerateCommand.self,
     ]
