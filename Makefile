@@ -35,10 +35,11 @@ test: deps slurm-deps fetch build
 	$(SWIFT) test
 
 ## bench: engine benchmarks (tokens/s, GFLOP/s against cblas_sgemm, peak memory).
-bench: build
+bench: build models corpora
 	$(BIN) bench engine --threads $(THREADS)
 	$(BIN) bench store --threads $(THREADS)
 	$(BIN) bench pipeline
+	$(BIN) bench tokenizer
 
 ## run: the default job: the quickstart pipeline on SmolLM2-135M and Shakespeare (cached after the first run).
 run: build models corpora

@@ -8,5 +8,6 @@ extension BenchCommand {
         BenchCommand.Store.self,
         BenchCommand.Regularize.self,
         BenchCommand.PipelineRuns.self,
+        BenchCommand.Tokenizer.self,
     ]
 }
