@@ -9,6 +9,7 @@
 import Crypto
 import Foundation
 import Synchronization
+import TensorStore
 
 public enum ContentDigest {
     /// The lowercase hex SHA-256 of the file or folder at the absolute `path`. Throws

@@ -6,23 +6,13 @@
 
 import Crypto
 import Foundation
+import TensorStore
 
 /// Hashes `value` canonically; the lowercase hex SHA-256.
 public func fingerprint<T: Encodable>(of value: T) throws -> String {
     let encoder = HashEncoder()
     try encoder.encodeValue(value, path: [])
     return hex(SHA256.hash(data: Array(encoder.root.canonical().utf8)))
-}
-
-/// Lowercase hex of `bytes` (String(format:) per byte costs a third of planning a large sweep).
-func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 15)])
-    }
-    return String(decoding: out, as: UTF8.self)
 }
 
 /// The tree a value encodes into; rendered canonically once complete.

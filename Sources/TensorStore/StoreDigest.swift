@@ -50,7 +50,9 @@ func utf8Less(_ a: String, _ b: String) -> Bool {
     a.utf8.lexicographicallyPrecedes(b.utf8)
 }
 
-func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
+/// Lowercase hex of `digest`'s bytes; the one encoder for every digest Streamline prints or keys on
+/// (a byte table, because String(format:) per byte costs a third of planning a large sweep).
+public func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
     let digits = Array("0123456789abcdef".utf8)
     var out: [UInt8] = []
     for byte in digest {
