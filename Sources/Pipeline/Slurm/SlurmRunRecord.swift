@@ -3,7 +3,7 @@
 // is submitted, so that `streamline status` can reattach to a detached run and `streamline cancel`
 // can cancel exactly its jobs, from any shell on any machine that sees the cache.
 //
-//     CACHE/runs/20261129-064501-3f2a.json
+//     CACHE/runs/20261129-064501-250-3f2a.json
 //
 // It records; it neither submits nor watches (SlurmExecutor does both).
 
@@ -32,7 +32,7 @@ public struct SlurmRunRecord: Codable, Sendable, Equatable {
         }
     }
 
-    /// The run's name: UTC time of submission and a random suffix, e.g. "20261129-064501-3f2a";
+    /// The run's name: UTC time of submission (to the millisecond) and a random suffix, e.g. "20261129-064501-250-3f2a";
     /// names sort in submission order.
     public var run: String
     /// ISO 8601 UTC time of submission (nil in `init`: now).
@@ -85,7 +85,7 @@ public struct SlurmRunRecord: Codable, Sendable, Equatable {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd-HHmmss"
+        formatter.dateFormat = "yyyyMMdd-HHmmss-SSS"
         return formatter.string(from: Date()) + "-" + String(format: "%04x", UInt16.random(in: 0...UInt16.max))
     }
 

@@ -2,6 +2,8 @@
 // temporary folder, once per suite that carries the `.localSlurmCluster` trait, and `stop DIR` after
 // the suite even when a test fails. When the cluster cannot start the suite fails with the script's
 // message (it is never skipped). Tests reach it through `LocalSlurmCluster.current`.
+// Every suite that needs a cluster is nested in `LocalSlurmClusterSuites`, so one cluster serves
+// them all.
 
 import Foundation
 @testable import Pipeline
@@ -15,10 +17,12 @@ struct LocalSlurmCluster: Sendable {
 
     @TaskLocal static var current: LocalSlurmCluster?
 
-    /// The repository's scripts/slurm-local.sh, found from this file's path.
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    /// The repository root, found from this file's path (Tests/PipelineTests/Slurm/).
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/slurm-local.sh")
+
+    /// The repository's scripts/slurm-local.sh.
+    static let script = repository.appendingPathComponent("scripts/slurm-local.sh")
 
     struct ScriptFailed: Error, CustomStringConvertible {
         var command: String
@@ -95,3 +99,9 @@ extension Trait where Self == LocalSlurmClusterTrait {
     /// Runs the suite against a private two-node Slurm cluster started by scripts/slurm-local.sh.
     static var localSlurmCluster: Self { Self() }
 }
+
+/// The suites that need a cluster are nested in this one (`extension LocalSlurmClusterSuites`), so
+/// that one cluster, started once, serves them all; `.serialized` keeps one suite's jobs from
+/// competing with another's for the two nodes.
+@Suite(.serialized, .localSlurmCluster)
+struct LocalSlurmClusterSuites {}
