@@ -49,27 +49,22 @@ struct RunCommand: AsyncParsableCommand {
         let kind = executor ?? spec.executor ?? .local
         let runOptions = options.runOptions(jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                             keepGoing: keepGoing)
+        if detach, kind != .slurm { throw ValidationError("--detach needs --executor slurm (or 'executor: slurm' in the spec).") }
+        let slurm = kind == .slurm ? options.slurmExecutor(spec.slurm) : nil
+        let executor: any Executor = slurm ?? LocalExecutor(executable: runningExecutable)
+        // Ctrl-C: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
+        let interrupted = InterruptFlag(cancelling: executor)
+        defer { interrupted.stopListening() }
         let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
-        if detach {
-            guard kind == .slurm else { throw ValidationError("--detach needs --executor slurm (or 'executor: slurm' in the spec).") }
-            let record = options.slurmExecutor(spec.slurm).submit(nodes, cached: cached, options: runOptions, events: display.show)
+        if detach, let slurm {
+            let record = slurm.submit(nodes, cached: cached, options: runOptions, events: display.show)
             if !record.jobs.isEmpty { try record.save(in: cache.root) }
             display.detached(record)
+            if interrupted.value { throw PipelineError.interrupted }
             if !record.notSubmitted.isEmpty { throw ExitCode.failure }
             return
         }
-        let executor: any Executor = kind == .slurm ? options.slurmExecutor(spec.slurm) : LocalExecutor(executable: runningExecutable)
-        // Ctrl-C: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-        let interrupted = InterruptFlag()
-        interrupt.setEventHandler {
-            interrupted.set()
-            executor.cancel()
-        }
-        interrupt.resume()
         let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
-        interrupt.cancel()
         display.finish(summary)
         if interrupted.value { throw PipelineError.interrupted }
         if !summary.succeeded { throw ExitCode.failure }
@@ -162,10 +157,22 @@ final class RunDisplay: @unchecked Sendable {
     }
 }
 
-/// Set by the SIGINT handler, read once the run has stopped.
+/// Set by the SIGINT handler, read once the run has stopped. From `init` until `stopListening`, Ctrl-C
+/// sets it and cancels `executor`, instead of killing this process.
 final class InterruptFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false
-    func set() { lock.withLock { flag = true } }
+    private let source = DispatchSource.makeSignalSource(signal: SIGINT)
+
+    init(cancelling executor: any Executor) {
+        signal(SIGINT, SIG_IGN)
+        source.setEventHandler { [self] in
+            lock.withLock { flag = true }
+            executor.cancel()
+        }
+        source.resume()
+    }
+
+    func stopListening() { source.cancel() }
     var value: Bool { lock.withLock { flag } }
 }

@@ -37,8 +37,19 @@ struct StatusCommand: AsyncParsableCommand {
             if !summary.succeeded { throw ExitCode.failure }
             return
         }
+        printStates(statuses, cache: cache, record: record, client: executor.client)
+    }
+
+    /// One line per node: its state in the cache, or its Slurm job's state when `record` submitted it.
+    func printStates(_ statuses: [NodeStatus], cache: Cache, record: SlurmRunRecord?, client: SlurmClient) {
         let jobs = Dictionary((record?.jobs ?? []).map { ($0.id, $0.job) }, uniquingKeysWith: { $1 })
-        let infos = jobs.isEmpty ? [:] : try executor.client.jobs(Array(jobs.values))
+        var infos: [SlurmJobID: SlurmJobInfo] = [:]
+        var unknown = "not known to Slurm any more"
+        do { infos = jobs.isEmpty ? [:] : try client.jobs(Array(jobs.values)) } catch {
+            // Why not fail: the cache's view is still worth showing on a machine without Slurm.
+            FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
+            unknown = "state unknown (squeue failed)"
+        }
         let width = statuses.map(\.node.id.count).max() ?? 0
         for s in statuses {
             let attempted = FileManager.default.fileExists(atPath: cache.logURL(s.node.fingerprint).path)
@@ -46,7 +57,7 @@ struct StatusCommand: AsyncParsableCommand {
                 : attempted ? "failed" : "not run"
             if !s.cached, let job = jobs[s.node.id] {
                 state = "slurm job \(job) " + (infos[job].map { "\($0.state)" + ($0.nodes.isEmpty ? "" : " on \($0.nodes)") }
-                    ?? "not known to Slurm any more")
+                    ?? unknown)
             }
             print("\(s.node.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(state)")
         }

@@ -34,6 +34,19 @@ struct LocalSlurmCluster: Sendable {
         }
     }
 
+    /// The cluster of the enclosing `LocalSlurmClusterSuites`; a test outside it fails with this message.
+    static func required() throws -> LocalSlurmCluster {
+        try #require(current, "the .localSlurmCluster trait did not provide a cluster: nest the suite in LocalSlurmClusterSuites")
+    }
+
+    /// A new folder named `prefix-` and 8 random characters inside the cluster's folder: it goes when
+    /// the cluster stops, after the cluster's jobs, which may still write into it.
+    func freshFolder(_ prefix: String) throws -> URL {
+        let folder = directory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
+    }
+
     /// Runs the script with `arguments`; returns its output or throws `ScriptFailed`.
     @discardableResult
     static func runScript(_ arguments: [String]) throws -> String {

@@ -13,9 +13,8 @@ extension LocalSlurmClusterSuites {
         let work: URL
 
         init() throws {
-            cluster = try #require(LocalSlurmCluster.current, "the .localSlurmCluster trait did not provide a cluster")
-            work = cluster.directory.appendingPathComponent("work-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+            cluster = try LocalSlurmCluster.required()
+            work = try cluster.freshFolder("work")
         }
 
         func job(_ name: String, _ command: String, after: [SlurmJobID] = [],

@@ -42,10 +42,8 @@ extension LocalSlurmClusterSuites {
         let project: URL
 
         init() throws {
-            cluster = try #require(LocalSlurmCluster.current, "the .localSlurmCluster trait did not provide a cluster")
-            // Inside the cluster's folder, so that stopping the cluster's jobs never races a deleted project.
-            project = cluster.directory.appendingPathComponent("project-\(UUID().uuidString.prefix(8))")
-            try FileManager.default.createDirectory(at: project, withIntermediateDirectories: true)
+            cluster = try LocalSlurmCluster.required()
+            project = try cluster.freshFolder("project")
         }
 
         // MARK: Helpers
