@@ -272,7 +272,7 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
                         firstFailure = firstFailure ?? job.id
                         failedNow = true
                         summary.failed.append(job.id)
-                        events(.failed(id: job.id, detail: "Slurm job \(job.job) was cancelled outside this run"
+                        events(.failed(id: job.id, detail: "Slurm job \(job.job) was cancelled by scancel or `streamline cancel`, not by this runner"
                                        + (reason.isEmpty ? "" : " (\(reason))"), log: job.error))
                     }
                 case .failed, .timeout, .nodeFail, .outOfMemory:

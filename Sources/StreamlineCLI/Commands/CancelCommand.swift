@@ -22,6 +22,6 @@ struct CancelCommand: ParsableCommand {
         let open = record.jobs.filter { states[$0.job].map { !$0.isFinal } ?? false }
         try client.cancel(open.map(\.job))
         print("cancelled \(open.count) of the \(record.jobs.count) jobs of run \(record.run)"
-              + (open.isEmpty ? "" : ": " + open.map { "\($0.id) (job \($0.job))" }.joined(separator: ", ")))
+              + (open.isEmpty ? "" : " (jobs " + open.map(\.job.rawValue).joined(separator: ",") + ")"))
     }
 }
