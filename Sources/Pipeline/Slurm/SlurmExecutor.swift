@@ -196,14 +196,31 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
         }
         var trackers = record.jobs.map { Tracker(job: $0) }
         let watchStart = Date()
+        // Without keep-going, a failure (here, a refused submission) stops the run: `mustStop` asks for
+        // it, `stopping` says it was done (the pending jobs were cancelled).
+        var mustStop = !record.keepGoing && firstFailure != nil
         var stopping = false
         var squeueFailures = 0
-        if !record.keepGoing, firstFailure != nil { stopping = true; cancelPending(trackers, states: nil) }
+        func fail(_ tracker: inout Tracker, _ detail: String, log: String?) {
+            tracker.isFinal = true
+            blocked[tracker.job.id] = tracker.job.id
+            firstFailure = firstFailure ?? tracker.job.id
+            if !record.keepGoing { mustStop = true }
+            summary.failed.append(tracker.job.id)
+            events(.failed(id: tracker.job.id, detail: detail, log: log))
+        }
+        func finish(_ tracker: inout Tracker, computed: Bool) {
+            tracker.isFinal = true
+            // A job that ran between two polls was never seen running; every finish follows a start.
+            if tracker.started == nil { events(.started(id: tracker.job.id)) }
+            if computed { summary.computed.append(tracker.job.id) } else { summary.cached.append(tracker.job.id) }
+            events(.finished(id: tracker.job.id, computed: computed,
+                             seconds: Date().timeIntervalSince(tracker.started ?? watchStart)))
+        }
         while trackers.contains(where: { !$0.isFinal }) {
-            let open = trackers.filter { !$0.isFinal }.map(\.job.job)
             let infos: [SlurmJobID: SlurmJobInfo]
             do {
-                infos = try client.jobs(open)
+                infos = try client.jobs(trackers.filter { !$0.isFinal }.map(\.job.job))
                 squeueFailures = 0
             } catch {
                 // Why tolerate a few: a busy controller times out now and then; 20 polls in a row is an outage.
@@ -213,29 +230,18 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
                     continue
                 }
                 for i in trackers.indices where !trackers[i].isFinal {
-                    trackers[i].isFinal = true
-                    summary.failed.append(trackers[i].job.id)
-                    events(.failed(id: trackers[i].job.id, detail: "cannot follow Slurm job \(trackers[i].job.job): \(error)", log: nil))
+                    fail(&trackers[i], "cannot follow Slurm job \(trackers[i].job.job): \(error)", log: nil)
                 }
                 break
             }
-            var failedNow = false
             for i in trackers.indices where !trackers[i].isFinal {
                 let job = trackers[i].job
                 readProgress(&trackers[i], events: events)
-                let seconds = Date().timeIntervalSince(trackers[i].started ?? watchStart)
                 guard let info = infos[job.job] else {
-                    // Gone from squeue: ended longer ago than the cluster's MinJobAge.
-                    trackers[i].isFinal = true
-                    if let computed = trackers[i].computed {
-                        if computed { summary.computed.append(job.id) } else { summary.cached.append(job.id) }
-                        events(.finished(id: job.id, computed: computed, seconds: seconds))
-                    } else {
-                        blocked[job.id] = job.id
-                        firstFailure = firstFailure ?? job.id
-                        summary.failed.append(job.id)
-                        events(.failed(id: job.id, detail: "Slurm no longer knows job \(job.job) (it ended longer ago than "
-                                       + "MinJobAge) and its output has no result; run again to redo it", log: job.error))
+                    // Gone from squeue: it ended longer ago than the cluster's MinJobAge.
+                    if let computed = trackers[i].computed { finish(&trackers[i], computed: computed) } else {
+                        fail(&trackers[i], "Slurm no longer knows job \(job.job) (it ended longer ago than MinJobAge) "
+                             + "and its output has no result; run again to redo it", log: job.error)
                     }
                     continue
                 }
@@ -252,42 +258,27 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
                     // Why wait a few polls: on a shared filesystem the output file may lag the job's end.
                     if trackers[i].computed == nil, trackers[i].finalPolls < 4 {
                         trackers[i].finalPolls += 1
-                        continue
+                    } else {
+                        finish(&trackers[i], computed: trackers[i].computed ?? false)
                     }
-                    trackers[i].isFinal = true
-                    // A job that ran between two polls was never seen running; every finish follows a start.
-                    if trackers[i].started == nil { events(.started(id: job.id)) }
-                    let computed = trackers[i].computed ?? false
-                    if computed { summary.computed.append(job.id) } else { summary.cached.append(job.id) }
-                    events(.finished(id: job.id, computed: computed, seconds: seconds))
                 case .cancelled(let reason):
-                    trackers[i].isFinal = true
                     if let because = job.after.lazy.compactMap({ blocked[$0] }).first
                         ?? (isCancelled ? "interrupt" : stopping ? firstFailure : nil) {
+                        trackers[i].isFinal = true
                         blocked[job.id] = because
                         summary.skipped.append(job.id)
                         events(.skipped(id: job.id, because: because))
                     } else {
-                        blocked[job.id] = job.id
-                        firstFailure = firstFailure ?? job.id
-                        failedNow = true
-                        summary.failed.append(job.id)
-                        events(.failed(id: job.id, detail: "Slurm job \(job.job) was cancelled by scancel or `streamline cancel`, not by this runner"
-                                       + (reason.isEmpty ? "" : " (\(reason))"), log: job.error))
+                        fail(&trackers[i], "Slurm job \(job.job) was cancelled by scancel or `streamline cancel`, not by this "
+                             + "runner" + (reason.isEmpty ? "" : " (\(reason))"), log: job.error)
                     }
                 case .failed, .timeout, .nodeFail, .outOfMemory:
-                    trackers[i].isFinal = true
-                    blocked[job.id] = job.id
-                    firstFailure = firstFailure ?? job.id
-                    failedNow = true
-                    summary.failed.append(job.id)
                     let tail = Self.tail(of: job.error)
-                    events(.failed(id: job.id, detail: "Slurm job \(job.job) \(info.state)"
-                                   + (info.nodes.isEmpty ? "" : " on \(info.nodes)") + (tail.isEmpty ? "" : ": \(tail)"),
-                                   log: job.error))
+                    fail(&trackers[i], "Slurm job \(job.job) \(info.state)" + (info.nodes.isEmpty ? "" : " on \(info.nodes)")
+                         + (tail.isEmpty ? "" : ": \(tail)"), log: job.error)
                 }
             }
-            if failedNow, !record.keepGoing, !stopping {
+            if mustStop, !stopping {
                 stopping = true
                 cancelPending(trackers, states: infos)
             }
@@ -296,13 +287,11 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
         return summary
     }
 
-    /// Cancels the run's jobs that are still pending (all open ones when `states` is nil).
-    private func cancelPending(_ trackers: [Tracker], states: [SlurmJobID: SlurmJobInfo]?) {
+    /// Cancels the run's open jobs that `states` shows pending.
+    private func cancelPending(_ trackers: [Tracker], states: [SlurmJobID: SlurmJobInfo]) {
         let pending = trackers.filter { tracker in
-            guard !tracker.isFinal else { return false }
-            guard let states else { return true }
-            if case .pending = states[tracker.job.job]?.state { return true }
-            return false
+            guard !tracker.isFinal, case .pending? = states[tracker.job.job]?.state else { return false }
+            return true
         }.map(\.job.job)
         do { try client.cancel(pending) } catch { warn("could not cancel pending jobs after a failure: \(error)") }
     }

@@ -2,7 +2,8 @@
 // submits real jobs that run `streamline stage` against a cache in a temporary project. Shown here:
 // a tiny DReSS sweep gives the same fingerprints and output digests as a local run, and a re-run
 // submits only what is missing (detached, then followed by `status --wait`); a failure cancels its
-// dependants, named by the runner; `cancel` and Ctrl-C cancel exactly the run's jobs and leave no
+// dependants, named by the runner (and without --keep-going, the jobs that have not started);
+// `cancel` and Ctrl-C cancel exactly the run's jobs and leave no
 // stage process; a local and a Slurm runner on one cache compute each stage once.
 
 import Foundation
@@ -189,6 +190,26 @@ extension LocalSlurmClusterSuites {
             #expect(states[job["child"]!] == .cancelled(reason: "DependencyNeverSatisfied"))
             #expect(states[job["grandchild"]!] == .cancelled(reason: "DependencyNeverSatisfied"))
             #expect(run.jobs.first { $0.id == "grandchild" }?.after == ["child", "ok"])
+        }
+
+        @Test func withoutKeepGoingAFailureCancelsWhatHasNotStartedAndLetsRunningStagesFinish() throws {
+            try writeSpec("""
+                stages:
+                  broken: {kind: debug/fail}
+                  slow: {kind: debug/sleep, params: {seconds: 4, steps: 2}}
+                  later: {kind: debug/scale, inputs: {x: "${stages.slow.out}"}}
+
+                """)
+            let result = try streamline(["run", "--executor", "slurm", "--json"])
+            #expect(result.status != 0)
+            #expect(ids(result.stdout, "failed") == ["broken"])
+            #expect(ids(result.stdout, "finished", computed: true) == ["slow"])
+            let skipped = try #require(events(result.stdout).first { $0["event"] as? String == "skipped" })
+            #expect(skipped["id"] as? String == "later" && skipped["because"] as? String == "broken")
+            // The runner cancelled it while it waited for `slow`: Slurm kept the pending reason.
+            let run = try latestRun(".streamline-cache")
+            let later = try #require(run.jobs.first { $0.id == "later" })
+            #expect(try cluster.client.states(of: [later.job])[later.job] == .cancelled(reason: "Dependency"))
         }
 
         @Test func cancelAndCtrlCCancelExactlyTheRunsJobsAndLeaveNoStageRunning() throws {
