@@ -3,8 +3,8 @@
 // a tiny DReSS sweep gives the same fingerprints and output digests as a local run, and a re-run
 // submits only what is missing (detached, then followed by `status --wait`); a failure cancels its
 // dependants, named by the runner (and without --keep-going, the jobs that have not started);
-// `cancel` and Ctrl-C cancel exactly the run's jobs and leave no
-// stage process; a local and a Slurm runner on one cache compute each stage once.
+// `cancel` and Ctrl-C cancel exactly the run's jobs and leave no stage process; a local and a Slurm
+// runner on one cache compute each stage once.
 
 import Foundation
 @testable import Pipeline
