@@ -8,19 +8,6 @@ import Pipeline
 import Tensor
 import TensorStore
 
-/// The `metrics` metadata of an evaluate stage's store.
-public struct EvaluationMetrics: Codable, Sendable, Equatable {
-    public var perplexity: Double
-    public var meanNLL: Double
-    public var tokensScored: Int
-    public var windows: Int
-    public var evaluation: PerplexityProtocol
-
-    enum CodingKeys: String, CodingKey {
-        case perplexity, meanNLL = "mean_nll", tokensScored = "tokens_scored", windows, evaluation = "protocol"
-    }
-}
-
 public struct EvaluateStage: StageKind {
     public init() {}
     public let name = "evaluate"
@@ -58,14 +45,19 @@ public struct EvaluateStage: StageKind {
                                             maxTokens: p.max_tokens == 0 ? nil : p.max_tokens,
                                             tokenizerDigest: store.tokenizer.digest,
                                             textDigest: "\(data.textDigest) \(data.selection)")
-        let result = try Perplexity.evaluate(try store.decoder(), tokens: data.tokens, evaluation: evaluation,
+        let decoder = try store.decoder()
+        let result = try Perplexity.evaluate(decoder, tokens: data.tokens, evaluation: evaluation,
                                              bosID: store.tokenizer.bosID, batch: p.batch) { done, total in
             context.progress(StageProgress(step: done, totalSteps: total))
         }
         let writer = try TensorStoreWriter(url: context.outputs["metrics"]!, kind: "metrics")
         try writer.setMetadata("metrics", EvaluationMetrics(perplexity: result.perplexity, meanNLL: result.meanNLL,
                                                             tokensScored: result.tokensScored, windows: result.windows,
-                                                            evaluation: evaluation))
+                                                            evaluation: evaluation,
+                                                            parameters: store.config.parameterCount,
+                                                            hiddenSize: store.config.hiddenSize, layers: store.config.layerCount,
+                                                            flopsPerToken: decoder.flopsPerToken(T: p.window + (p.bos ? 1 : 0), training: false),
+                                                            dataset: "\(data.documentCount) documents, \(data.tokens.count) tokens, \(data.selection), text \(data.textDigest.prefix(12))"))
         try writer.write("perplexity", Tensor(shape: [1], values: [Float(result.perplexity)]))
         var provenance = StoreProvenance()
         provenance.extra["seconds"] = String(format: "%.3f", result.seconds)
