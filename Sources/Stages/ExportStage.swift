@@ -100,6 +100,8 @@ public enum ExportFolders {
     @discardableResult
     public static func materialize(_ spec: Spec, target: String? = nil, cache: Cache,
                                    log: (String) -> Void = { _ in }) throws -> [Outcome] {
+        // Planning hashes file parameters (a model file: tenths of a second); most specs export nothing.
+        guard spec.stages.contains(where: { $0.kind.value == ExportStage().name }) else { return [] }
         let plan = try Planner.plan(spec, registry: StageCatalog.registry) { cache.record($0)?.outputs }
         let base = spec.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
         var claimed: [String: String] = [:]  // destination path → node id
