@@ -2,7 +2,7 @@
 // and FLOPs per token, and (unless `speed: false`) its speed on the executing machine, against the
 // optional `dense` model's, as speed-ups. The perplexity and its windowing are Perplexity.evaluate's
 // (Data module), the speed protocol is EvaluationTiming's. The store's digested metadata holds only
-// what the inputs determine (EvaluationMetrics: equal inputs give equal bytes); timings go to the log
+// what the inputs determine (EvaluationMetrics: equal inputs give equal digests); timings go to the log
 // and to the store's provenance (EvaluationSpeed, read back by EvaluationStore.read).
 
 import Data

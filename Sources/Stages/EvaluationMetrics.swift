@@ -1,8 +1,8 @@
 // What an `evaluate` store records, and how to read it back. Two parts, kept apart on purpose:
 // `EvaluationMetrics` is determined by the inputs (perplexity, sizes, FLOPs, the text) and is the
-// store's digested metadata, so the same model on the same text gives the same store bytes;
+// store's digested metadata, so the same model on the same text gives the same store digest;
 // `EvaluationSpeed` is measured on whatever machine ran the stage, so it lives in the store's
-// provenance, which no digest covers. Measuring is EvaluationSpeedMeasurement's; this file only
+// provenance, which no digest covers. Measuring is EvaluationTiming's; this file only
 // holds the records.
 
 import Data
