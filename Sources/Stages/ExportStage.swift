@@ -10,7 +10,7 @@
 // folder's model.safetensors is byte-identical to `streamline export`'s), and config.json and
 // tokenizer.json as their exact bytes in uint8 tensors `files/config.json`, `files/tokenizer.json`:
 // tensors rather than metadata because tokenizer.json runs to megabytes (49k tokens and merges) and
-// metadata lives in HDF5 attributes, which are meant for small values.
+// metadata lives in HDF5 attributes, which the store's default object headers cap at 64 KB.
 
 import Data
 import Foundation
