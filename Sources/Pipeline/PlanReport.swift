@@ -69,6 +69,10 @@ public enum PlanReport {
                                       now: input.isPending ? "not yet computed (\(input.upstream) runs first)" : short(input.digest)))
             }
         }
+        // An optional input the record had and the spec now leaves out.
+        for input in rec.inputs where !node.inputs.contains(where: { $0.name == input.name }) {
+            out.append(Difference(field: "inputs.\(input.name)", was: short(input.digest), now: "(absent)"))
+        }
         return out
     }
 

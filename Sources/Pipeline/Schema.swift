@@ -131,9 +131,12 @@ public enum PipelineSchema {
             params[p.name] = entry
         }
         var inputs: [String: Any] = [:]
-        for i in kind.inputs { inputs[i.name] = ["$ref": "#/$defs/reference", "description": "\(i.doc) (\(i.storeKind) store)"] }
+        for i in kind.inputs {
+            inputs[i.name] = ["$ref": "#/$defs/reference", "description": "\(i.doc) (\(i.storeKind) store\(i.optional ? ", optional" : ""))"]
+        }
+        let requiredInputs = kind.inputs.filter { !$0.optional }.map(\.name)
         var required = ["kind"]
-        if !kind.inputs.isEmpty { required.append("inputs") }
+        if !requiredInputs.isEmpty { required.append("inputs") }
         return [
             "description": kind.doc, "type": "object", "additionalProperties": false, "required": required,
             "properties": [
@@ -142,7 +145,7 @@ public enum PipelineSchema {
                 "seed": ["anyOf": [["type": "integer", "minimum": 0], ["$ref": "#/$defs/interpolated"]]],
                 "sweep": ["$ref": "#/$defs/sweep"],
                 "params": ["type": "object", "additionalProperties": false, "properties": params],
-                "inputs": ["type": "object", "additionalProperties": false, "required": kind.inputs.map(\.name),
+                "inputs": ["type": "object", "additionalProperties": false, "required": requiredInputs,
                            "properties": inputs],
             ],
         ]

@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,6 +67,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
         display.finish(summary)
+        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
         if interrupted.value { throw PipelineError.interrupted }
         if !summary.succeeded { throw ExitCode.failure }
     }
