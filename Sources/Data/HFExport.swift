@@ -12,17 +12,65 @@ import Foundation
 import Model
 import Tensor
 
+/// The files of a Hugging Face folder, in memory: what `HFExport.write` puts on disk.
+public struct HFFolder {
+    /// config.json bytes.
+    public var config: Data
+    /// The weights under their HF names, in file order (norm scales already rescaled).
+    public var tensors: [(name: String, tensor: Tensor)]
+    /// tokenizer.json bytes; nil writes none.
+    public var tokenizer: Data?
+
+    /// The safetensors header metadata transformers expects.
+    public static let safetensorsMetadata = ["format": "pt"]
+
+    public init(config: Data, tensors: [(name: String, tensor: Tensor)], tokenizer: Data?) {
+        self.config = config
+        self.tensors = tensors
+        self.tokenizer = tokenizer
+    }
+
+    /// File name → bytes: config.json, model.safetensors and (when there is one) tokenizer.json.
+    public func files() throws -> [(name: String, bytes: Data)] {
+        var out = [("config.json", config),
+                   ("model.safetensors", try SafetensorsFile.encode(tensors, metadata: Self.safetensorsMetadata))]
+        if let tokenizer { out.append(("tokenizer.json", tokenizer)) }
+        return out
+    }
+
+    /// Writes the files into `folder` (created if missing), each atomically, skipping a file that
+    /// already holds exactly these bytes; returns the names written. Other files are left alone.
+    @discardableResult
+    public func write(to folder: URL) throws -> [String] {
+        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+            throw DataError.unwritable(path: folder.path, detail: error.localizedDescription)
+        }
+        var written: [String] = []
+        for (name, bytes) in try files() {
+            let url = folder.appendingPathComponent(name)
+            if let existing = try? Data(contentsOf: url, options: .mappedIfSafe), existing == bytes { continue }
+            written.append(name)
+            do { try bytes.write(to: url, options: .atomic) } catch {
+                throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
+            }
+        }
+        return written
+    }
+}
+
 public enum HFExport {
     /// Writes `config.json`, `model.safetensors` and (when given) `tokenizer.json` into `folder`.
     public static func write(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?, to folder: URL) throws {
+        try self.folder(config: config, parameters: parameters, tokenizer: tokenizer).write(to: folder)
+    }
+
+    /// The folder's files in memory (deterministic: sorted JSON keys, tensors in parameter order).
+    public static func folder(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?) throws -> HFFolder {
         guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
             throw DataError.notExportable(detail: "HF export writes the LLaMA family; this model is \(config.architecture.rawValue)")
         }
         guard let shape = config.layers.first, config.layers.allSatisfy({ $0 == shape }) else {
             throw DataError.notExportable(detail: "layers have different head counts or FFN widths")
-        }
-        do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-            throw DataError.unwritable(path: folder.path, detail: error.localizedDescription)
         }
         let D = Double(config.normDivisor), d = Double(config.hiddenSize)
         let scaleFactor = Float((D / d).squareRoot())
@@ -37,8 +85,6 @@ public enum HFExport {
         ]
         if let bos = tokenizer?.bosID { json["bos_token_id"] = bos }
         if let eos = tokenizer?.eosID { json["eos_token_id"] = eos }
-        try writeData(try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
-                      to: folder.appendingPathComponent("config.json"))
         var tensors: [(name: String, tensor: Tensor)] = []
         for spec in config.parameterSpecs {
             guard case .copy(let hfName) = HFImport.hfSource(spec.name, config: config, prefix: "model.") else {
@@ -51,15 +97,7 @@ public enum HFExport {
             }
             tensors.append((hfName, value))
         }
-        try SafetensorsFile.write(tensors, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors"))
-        if let tokenizer {
-            try writeData(try tokenizer.tokenizerJSON(), to: folder.appendingPathComponent("tokenizer.json"))
-        }
-    }
-
-    private static func writeData(_ data: Data, to url: URL) throws {
-        do { try data.write(to: url, options: .atomic) } catch {
-            throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
-        }
+        return HFFolder(config: try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
+                        tensors: tensors, tokenizer: try tokenizer?.tokenizerJSON())
     }
 }

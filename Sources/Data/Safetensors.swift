@@ -91,8 +91,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Writes `tensors` (name, float32 tensor) as an F32 safetensors file, tensors in the given order.
-    /// The header is space-padded to a multiple of 8 bytes so every tensor starts aligned.
     public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to url: URL) throws {
+        let bytes = try encode(tensors, metadata: metadata)
+        do { try bytes.write(to: url, options: .atomic) } catch {
+            throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
+        }
+    }
+
+    /// The bytes of an F32 safetensors file holding `tensors` in the given order. The header is
+    /// space-padded to a multiple of 8 bytes so every tensor starts aligned.
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -107,9 +115,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes.append(json)
         for (_, t) in tensors { bytes.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
-        do { try bytes.write(to: url, options: .atomic) } catch {
-            throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
-        }
+        return bytes
     }
 }
 

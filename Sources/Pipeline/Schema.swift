@@ -98,14 +98,16 @@ public enum PipelineSchema {
         }
         var inputs: [String: Any] = [:]
         for i in kind.inputs {
-            let description = "\(i.doc) (\(i.storeKind) store\(i.many ? "s of every member; one reference or a list" : ""))"
+            let what = i.many ? "s of every member; one reference or a list" : i.optional ? ", optional" : ""
+            let description = "\(i.doc) (\(i.storeKind) store\(what))"
             inputs[i.name] = i.many
                 ? ["anyOf": [["$ref": "#/$defs/reference"], ["type": "array", "minItems": 1, "items": ["$ref": "#/$defs/reference"]]],
                    "description": description]
                 : ["$ref": "#/$defs/reference", "description": description]
         }
+        let requiredInputs = kind.inputs.filter { !$0.optional }.map(\.name)
         var required = ["kind"]
-        if !kind.inputs.isEmpty { required.append("inputs") }
+        if !requiredInputs.isEmpty { required.append("inputs") }
         return [
             "description": kind.doc, "type": "object", "additionalProperties": false, "required": required,
             "properties": [
@@ -114,7 +116,7 @@ public enum PipelineSchema {
                 "seed": ["anyOf": [["type": "integer", "minimum": 0], ["$ref": "#/$defs/interpolated"]]],
                 "sweep": ["$ref": "#/$defs/sweep"],
                 "params": ["type": "object", "additionalProperties": false, "properties": params],
-                "inputs": ["type": "object", "additionalProperties": false, "required": kind.inputs.map(\.name),
+                "inputs": ["type": "object", "additionalProperties": false, "required": requiredInputs,
                            "properties": inputs],
             ],
         ]

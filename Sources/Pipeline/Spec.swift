@@ -324,7 +324,7 @@ struct SpecLoader {
             default: break
             }
         }
-        for input in kind.inputs where !stage.inputs.contains(where: { $0.name == input.name }) {
+        for input in kind.inputs where !input.optional && !stage.inputs.contains(where: { $0.name == input.name }) {
             throw PipelineError.missingInput(at: loc(body), keyPath: "\(path).inputs", input: input.name, kind: kindName)
         }
         return stage

@@ -147,12 +147,16 @@ public struct InputDecl: Sendable {
     /// `StageContext.gathered` (labelled) or `inputLists` (URLs only), and is not itself swept by
     /// those stages' variables (a report over a sweep).
     public var many: Bool
+    /// A spec may leave it out: the node then has no such input (absent from `StageContext.inputs`)
+    /// and nothing of it enters the fingerprint. E.g. evaluate's `dense` model, for speed-ups.
+    public var optional: Bool
 
-    public init(_ name: String, storeKind: String, doc: String, many: Bool = false) {
+    public init(_ name: String, storeKind: String, doc: String, many: Bool = false, optional: Bool = false) {
         self.name = name
         self.storeKind = storeKind
         self.doc = doc
         self.many = many
+        self.optional = optional
     }
 }
 
@@ -210,7 +214,7 @@ public struct StageContext: Sendable {
     public var params: [String: ParamValue]
     /// The seed the spec gives this stage (part of the fingerprint).
     public var seed: UInt64
-    /// Input name → the store file of the upstream output.
+    /// Input name → the store file of the upstream output (an optional input the spec left out is absent).
     public var inputs: [String: URL]
     /// Gather input name (`InputDecl.many`) → every gathered upstream store with its labels, in list
     /// then plan order.

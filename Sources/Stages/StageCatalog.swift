@@ -20,6 +20,7 @@ public enum StageCatalog {
         RegularizeStage(),
         PruneStage(),
         FinetuneStage(),
+        ExportStage(),
     ]
 
     /// The registry the planner and the CLI use.

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,6 +54,7 @@ struct RunCommand: AsyncParsableCommand {
             keepGoing: keepGoing), events: display.show)
         interrupt.cancel()
         display.finish(summary)
+        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
         if interrupted.value { throw PipelineError.interrupted }
         if !summary.succeeded { throw ExitCode.failure }
     }
