@@ -18,5 +18,6 @@ extension Streamline {
         ExportCommand.self,
         EvalCommand.self,
         GenerateCommand.self,
+        ReportCommand.self,
     ]
 }
