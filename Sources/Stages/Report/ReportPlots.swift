@@ -27,7 +27,6 @@ enum ReportPlots {
     static func perplexity(_ content: ReportContent) -> LinePlot? {
         guard !content.rows.isEmpty else { return nil }
         let onAxis = content.rows.filter { row in row.variables.contains { $0.name == content.x } }
-        let stages = content.rows.map(\.stage).firstOccurrences
         func xValue(_ row: ReportRow) -> ParamValue { row.variables.first { $0.name == content.x }!.value }
         // Categorical when some x is not a number (or no row has x: one position per row).
         let numeric = !onAxis.isEmpty && onAxis.allSatisfy { xValue($0).number != nil }
@@ -47,7 +46,9 @@ enum ReportPlots {
             let seriesValue = row.variables.first { $0.name == content.series }?.value.description
             let key = row.stage + "\u{0}" + (seriesValue ?? "")
             if let i = lines.firstIndex(where: { $0.key == key }) { lines[i].rows.append(row); continue }
-            let label = [stages.count > 1 || seriesValue == nil ? row.stage : nil, seriesValue].compactMap { $0 }.joined(separator: " · ")
+            // A method name says itself; a number needs its variable's name ("ratio=0.25").
+            let named = seriesValue.map { value in Double(value) == nil && value != "true" && value != "false" ? value : "\(content.series)=\(value)" }
+            let label = [lineStages.count > 1 || seriesValue == nil ? row.stage : nil, named].compactMap { $0 }.joined(separator: " · ")
             let stageIndex = lineStages.firstIndex(of: row.stage)!
             let (color, style) = seriesValues.count > 1
                 ? (seriesValue.flatMap { seriesValues.firstIndex(of: $0) } ?? seriesValues.count, LineStyle.cycle[stageIndex % LineStyle.cycle.count])
