@@ -17,7 +17,10 @@
 //   data, reg[ratio=0.25], reg[ratio=0.5], prune[ratio=0.25], prune[ratio=0.5],
 //   eval[ratio=0.25], eval[ratio=0.5]
 // A stage downstream of a swept stage inherits its sweep variables; two swept upstreams are joined
-// on the variables they share. The fingerprint of a node is the hash of its kind, version, every
+// on the variables they share. A sweep's own members are its grid's product × its zip's rows.
+// A gather input (`InputDecl.many`, e.g. a report reading `[${stages.dense.metrics}, ${stages.eval.metrics}]`)
+// joins nothing: it reads every node of each listed stage, in list then plan order, as inputs named
+// `results[NODE-ID]`, so the labels the stage shows (stage names, sweep variables) are fingerprinted. The fingerprint of a node is the hash of its kind, version, every
 // declared parameter (resolved, defaults included), the digests of its input stores and its seed;
 // an input whose producer has not run yet contributes `pending:` + the producer's fingerprint.
 // A `.file`/`.files` parameter is resolved to absolute paths (relative to the spec's folder, `~`

@@ -20,6 +20,9 @@
 //           grid: {ratio: [0.25, 0.5]}
 //           zip: {method: [dress, direct], selection: [last, magnitude]}
 //           exclude: [{ratio: 0.5, method: direct}]
+//       total:
+//         kind: debug/total                  # a gather input takes one reference or a list of them
+//         inputs: {xs: ["${stages.base.out}", "${stages.prune.out}"]}
 
 import Foundation
 import Yams
