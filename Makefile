@@ -20,8 +20,10 @@ deps:
 slurm-deps:
 	scripts/slurm-local.sh install
 
-## slurm-test: the Slurm suites; they start and stop a private two-node cluster themselves.
+## slurm-test: the Slurm suites; they start and stop one private two-node cluster themselves, and the
+## executor tests submit jobs that run the debug `streamline` binary, so build it first.
 slurm-test: deps slurm-deps
+	$(SWIFT) build --product streamline
 	$(SWIFT) test --filter Slurm
 
 ## build: release build of the streamline executable.

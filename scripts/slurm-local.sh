@@ -18,6 +18,8 @@ NODES=(n1 n2)
 # Each node advertises more CPUs than the machine has so that a handful of small test jobs run at
 # once on a 2-core machine instead of queueing (SlurmdParameters=config_overrides accepts it).
 CPUS_PER_NODE=4
+# Memory each node advertises (MB), so that jobs asking for --mem (the spec's `memory:`) can run.
+MEMORY_PER_NODE=4096
 
 die() { echo "slurm-local.sh: $*" >&2; exit 1; }
 
@@ -112,7 +114,7 @@ write_conf() {
         echo "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny"
         local node
         for node in "${NODES[@]}"; do
-            echo "NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 Port=$(free_port) CPUs=$CPUS_PER_NODE State=UNKNOWN"
+            echo "NodeName=$node NodeHostname=$host NodeAddr=127.0.0.1 Port=$(free_port) CPUs=$CPUS_PER_NODE RealMemory=$MEMORY_PER_NODE State=UNKNOWN"
         done
         echo "PartitionName=debug Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES MaxTime=INFINITE State=UP"
     } > "$dir/slurm.conf"

@@ -6,6 +6,8 @@
 //     CACHE/locks/ab/abcd….lock            per-fingerprint lock (flock), holder "pid host" inside
 //     CACHE/scratch/abcd….HOST.PID/        work in progress; never read, removed later
 //     CACHE/logs/abcd….log                 the latest attempt's log, kept when a stage fails
+//     CACHE/logs/slurm/ID.JOB.out|err      a Slurm job's stdout and stderr (Slurm/SlurmExecutor.swift)
+//     CACHE/runs/RUN.json                  what a Slurm run submitted (Slurm/SlurmRunRecord.swift)
 //
 // Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-derives every
 // output's store digest and compares it with the record; a mismatch is a warned miss). This file

@@ -1,6 +1,7 @@
 // Executors run a plan's uncached nodes in dependency order. `LocalExecutor` starts one
 // `streamline stage ID` process per node, up to `jobs` at once, and reads their JSON-lines progress;
-// a Slurm executor (issue 6) implements the same protocol by submitting those commands as jobs.
+// SlurmExecutor (Slurm/SlurmExecutor.swift) implements the same protocol by submitting those
+// commands as jobs.
 // Decisions about what is cached come from the plan and the cache, not from the executor.
 
 import Foundation
@@ -15,6 +16,17 @@ public enum RunEvent: Sendable, Equatable {
     case failed(id: String, detail: String, log: String?)
     /// Not run because `because` (an upstream id) failed or the run stopped.
     case skipped(id: String, because: String)
+    /// A batch scheduler's view of a node: its `job` id and `state` as text, e.g. "submitted",
+    /// "pending (Dependency)", "running on n1" (Slurm; sent whenever the state changes).
+    case scheduled(id: String, job: String, state: String)
+}
+
+/// Where a run's stages execute (`--executor`, or `executor:` in the spec).
+public enum ExecutorKind: String, Sendable, CaseIterable, Codable {
+    /// Child processes of the runner, on this machine.
+    case local
+    /// Slurm batch jobs chained by `afterok` dependencies (SlurmExecutor).
+    case slurm
 }
 
 /// How to run: the same for every executor.

@@ -37,6 +37,7 @@ public enum PipelineSchema {
             "gridVariables": sweepVariables(unique: true),
             // A zip column may repeat a value (two methods sharing a selection rule); rows stay distinct.
             "zipVariables": sweepVariables(unique: false),
+            "slurmResources": slurmResourcesSchema,
         ]
         var branches: [[String: Any]] = []
         for name in registry.names {
@@ -60,6 +61,9 @@ public enum PipelineSchema {
                 "params": ["type": "object", "additionalProperties": scalar,
                            "description": "Parameters for ${…}; override with -p NAME=VALUE."],
                 "seed": ["type": "integer", "minimum": 0, "description": "Default seed of every stage."],
+                "executor": ["enum": ExecutorKind.allCases.map(\.rawValue),
+                             "description": "Where 'streamline run' executes stages by default; --executor wins."],
+                "slurm": slurmSchema(registry: registry),
                 "stages": [
                     "type": "object", "minProperties": 1,
                     "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_-]*$"],
@@ -81,6 +85,43 @@ public enum PipelineSchema {
         return ["type": "object", "minProperties": 1, "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"],
                 "additionalProperties": list]
     }
+
+    /// The `slurm:` section (Slurm/SlurmSettingsLoader.swift checks the same and more).
+    static func slurmSchema(registry: StageRegistry) -> [String: Any] {
+        let resources: [String: Any] = ["$ref": "#/$defs/slurmResources"]
+        return [
+            "type": "object", "additionalProperties": false,
+            "description": "Slurm settings for 'run --executor slurm': resources by default, by kind, by stage (stage wins).",
+            "properties": [
+                "resources": ["$ref": "#/$defs/slurmResources", "description": "Resources of every stage's job."],
+                "kinds": ["type": "object", "propertyNames": ["enum": registry.names], "additionalProperties": resources,
+                          "description": "Overrides by stage kind."],
+                "stages": ["type": "object", "additionalProperties": resources,
+                           "description": "Overrides by stage name (win over kinds)."],
+                "prologue": ["type": "array", "items": ["type": "string", "minLength": 1],
+                             "description": "Shell commands each job runs before the stage, e.g. module loads."],
+                "executable": ["type": "string", "pattern": "^/",
+                               "description": "Absolute path of streamline on the compute nodes (default: the running one)."],
+            ],
+        ]
+    }
+
+    static var slurmResourcesSchema: [String: Any] { [
+        "type": "object", "additionalProperties": false,
+        "properties": [
+            "cpus": ["type": "integer", "minimum": 1, "description": "--cpus-per-task; also the stage's threads."],
+            "memory": ["anyOf": [["type": "integer", "minimum": 1], ["type": "string", "pattern": "^[0-9]+[KMGTkmgt]?$"]],
+                       "description": "--mem: megabytes, or with a K, M, G or T suffix (4G)."],
+            "time": ["anyOf": [["type": "integer", "minimum": 1],
+                               ["type": "string", "pattern": "^([0-9]+|([0-9]+-)?[0-9]+:[0-5][0-9]:[0-5][0-9])$"]],
+                     "description": "--time: minutes, HH:MM:SS or D-HH:MM:SS."],
+            "partition": ["type": "string", "pattern": "^\\S+$", "description": "--partition."],
+            "account": ["type": "string", "pattern": "^\\S+$", "description": "--account."],
+            "gres": ["type": "string", "pattern": "^\\S+$", "description": "--gres, e.g. gpu:1."],
+            "extra_args": ["type": "array", "items": ["type": "string", "pattern": "^-"],
+                           "description": "Further sbatch options, passed last (e.g. --qos=high)."],
+        ],
+    ] }
 
     static func kindSchema(_ kind: any StageKind) -> [String: Any] {
         var params: [String: Any] = [:]

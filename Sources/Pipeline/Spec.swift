@@ -8,6 +8,8 @@
 //     include: [shared.yaml]            # fragments: their params and stages merge in (this file wins)
 //     params: {ratio: 0.25, steps: 40}  # overridable with -p ratio=0.3
 //     seed: 7                            # default seed of every stage
+//     executor: slurm                    # where `run` executes stages (default local; --executor wins)
+//     slurm: {resources: {cpus: 2}}      # Slurm resources per kind and stage (Slurm/SlurmSettingsLoader.swift)
 //     stages:
 //       base:
 //         kind: debug/constant
@@ -82,6 +84,12 @@ public struct Spec: Sendable {
     /// The folder `.file`/`.files` parameters are relative to: the spec file's folder (nil: the
     /// working directory).
     public var baseDirectory: URL? = nil
+    /// `executor:`, the default of `run --executor`; nil when the spec does not say.
+    public var executor: ExecutorKind? = nil
+    /// The `slurm:` section (empty when absent).
+    public var slurm = SlurmSettings()
+    /// Stage names under `slurm.stages`, where they were written (checked against `stages:`).
+    var slurmStageKeys: [(name: String, location: SourceLocation)] = []
 
     public func stage(named name: String) -> StageSpec? { stages.first { $0.name == name } }
 }
@@ -150,7 +158,7 @@ struct SpecLoader {
 
     init(registry: StageRegistry) { self.registry = registry }
 
-    static let topKeys = ["include", "params", "seed", "stages"]
+    static let topKeys = ["include", "params", "seed", "stages", "executor", "slurm"]
     static let stageKeys = ["kind", "params", "inputs", "sweep", "seed", "doc"]
     static let sweepKeys = ["grid", "zip", "include", "exclude"]
 
@@ -198,6 +206,7 @@ struct SpecLoader {
                 spec.params += fragment.params
                 spec.stages += fragment.stages
                 spec.seed = fragment.seed
+                spec.takeSettings(of: fragment)
             }
         }
         let me = self
@@ -230,6 +239,8 @@ struct SpecLoader {
                     spec.stages.removeAll { $0.name == name }
                     spec.stages.append(stage)
                 }
+            case "executor", "slurm":
+                try settings(key, value, into: &spec)
             default:
                 _ = keyNode
             }
@@ -418,6 +429,7 @@ struct SpecLoader {
     /// Checks that every referenced stage and output exists and that references form no cycle.
     func checkReferences(_ spec: Spec) throws {
         let names = spec.stages.map(\.name)
+        try checkSlurmStages(spec)
         for stage in spec.stages {
             for input in stage.inputs {
                 let kp = "stages.\(stage.name).inputs.\(input.name)"

@@ -11,6 +11,7 @@ extension Streamline {
         StageCommand.self,
         LogsCommand.self,
         StatusCommand.self,
+        CancelCommand.self,
         CacheCommand.self,
         InspectCommand.self,
         BenchCommand.self,

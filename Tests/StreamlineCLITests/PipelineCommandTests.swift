@@ -102,7 +102,7 @@ let goldenSpec = """
         OVERVIEW: Show the stage DAG: every node, whether it is cached, and why it
         would run.
 
-        USAGE: streamline plan [--spec <spec>] [--cache <cache>] [-p <name=value> ...] [--format <format>] [<target>]
+        USAGE: streamline plan [--spec <spec>] [--cache <cache>] [-p <name=value> ...] [--format <format>] [--executor <executor>] [<target>]
 
         ARGUMENTS:
           <target>                Only this stage, sweep member or stage name, with
@@ -116,6 +116,9 @@ let goldenSpec = """
                                   (repeatable).
           --format <format>       Output format: text, json, dot (Graphviz) or mermaid.
                                   (values: text, json, dot, mermaid; default: text)
+          --executor <executor>   slurm: print the sbatch commands 'run --executor
+                                  slurm' would submit, as a shell script. (values:
+                                  local, slurm)
           --version               Show the version.
           -h, --help              Show help information.
 

@@ -24,6 +24,8 @@ public enum SlurmError: Error, Sendable, Equatable {
     case unknownDependency(job: SlurmJobID)
     /// A dependency on a job that ended without success: the dependant could never start.
     case failedDependency(job: SlurmJobID, state: SlurmJobState)
+    /// `streamline status` or `cancel` found no run record to reattach to in the cache.
+    case noRecordedRun(cache: String, detail: String)
 }
 
 extension SlurmError {
@@ -59,6 +61,9 @@ extension SlurmError: CustomStringConvertible {
         case let .failedDependency(job, state):
             return "job \(job) ended as \(state), so jobs depending on it would never start; "
                 + "see that stage's log, fix it and run again"
+        case let .noRecordedRun(cache, detail):
+            return "no Slurm run to reattach to in the cache \(cache): \(detail); "
+                + "submit one with `streamline run --executor slurm` (same --spec and --cache), or name it with --run"
         }
     }
 }

@@ -8,6 +8,8 @@
 //       resources: {cpus: 2, memory: 4G, time: "01:00:00", partition: short}
 //       kinds: {dress/finetune: {gres: "gpu:1", time: 240}}
 //       stages: {prune: {memory: 500M, extra_args: ["--qos=high"]}}
+//       prologue: ["module load hdf5 openblas"]      # run in each job before the stage
+//       executable: /shared/bin/streamline           # default: the running streamline
 
 import Foundation
 
@@ -172,7 +174,8 @@ public struct SlurmResources: Sendable, Hashable, Codable {
     }
 }
 
-/// The spec's `slurm:` section: default resources, then per stage kind, then per stage name.
+/// The spec's `slurm:` section: default resources, then per stage kind, then per stage name, and
+/// how each job starts the stage (a prologue, the streamline executable on the compute nodes).
 public struct SlurmSettings: Sendable, Hashable, Codable {
     /// Resources of every stage unless overridden (key `resources`).
     public var defaults: SlurmResources
@@ -180,18 +183,27 @@ public struct SlurmSettings: Sendable, Hashable, Codable {
     public var byKind: [String: SlurmResources]
     /// Overrides by stage name as written under `stages:` (key `stages`); wins over `kinds`.
     public var byStage: [String: SlurmResources]
+    /// Shell commands each job runs before the stage, in order, e.g. ["module load hdf5"]; a failing
+    /// one fails the job (key `prologue`).
+    public var prologue: [String]
+    /// The streamline executable as the compute nodes see it, e.g. "/shared/bin/streamline" (key
+    /// `executable`); nil is the running executable's absolute path.
+    public var executable: String?
 
     public init(defaults: SlurmResources = SlurmResources(), byKind: [String: SlurmResources] = [:],
-                byStage: [String: SlurmResources] = [:]) {
+                byStage: [String: SlurmResources] = [:], prologue: [String] = [], executable: String? = nil) {
         self.defaults = defaults
         self.byKind = byKind
         self.byStage = byStage
+        self.prologue = prologue
+        self.executable = executable
     }
 
     enum CodingKeys: String, CodingKey {
         case defaults = "resources"
         case byKind = "kinds"
         case byStage = "stages"
+        case prologue, executable
     }
 
     public init(from decoder: any Decoder) throws {
@@ -199,6 +211,8 @@ public struct SlurmSettings: Sendable, Hashable, Codable {
         defaults = try c.decodeIfPresent(SlurmResources.self, forKey: .defaults) ?? SlurmResources()
         byKind = try c.decodeIfPresent([String: SlurmResources].self, forKey: .byKind) ?? [:]
         byStage = try c.decodeIfPresent([String: SlurmResources].self, forKey: .byStage) ?? [:]
+        prologue = try c.decodeIfPresent([String].self, forKey: .prologue) ?? []
+        executable = try c.decodeIfPresent(String.self, forKey: .executable)
     }
 
     /// The resources of stage `stage` of kind `kind`: defaults, overlaid by the kind's, then the stage's.

@@ -1,5 +1,5 @@
-// Options shared by the pipeline commands (validate, plan, run, explain, stage, logs, status, cache),
-// and the one place that turns them into a loaded spec, a plan and a cache.
+// Options shared by the pipeline commands (validate, plan, run, explain, stage, logs, status, cancel,
+// cache), and the one place that turns them into a loaded spec, a plan, a cache and an executor.
 
 import ArgumentParser
 import Foundation
@@ -31,11 +31,31 @@ struct PipelineOptions: ParsableArguments {
         try Spec.load(url: specURL, displayName: spec, overrides: param, registry: StageCatalog.registry)
     }
 
-    /// The plan, with input digests taken from the cache's records where the upstream is cached.
-    func plan(_ cache: Cache) throws -> Plan {
-        try Planner.plan(loadSpec(), registry: StageCatalog.registry) { cache.record($0)?.outputs }
+    /// The plan (of `spec`, default: the loaded spec), with input digests taken from the cache's
+    /// records where the upstream is cached.
+    func plan(_ cache: Cache, spec: Spec? = nil) throws -> Plan {
+        try Planner.plan(spec ?? loadSpec(), registry: StageCatalog.registry) { cache.record($0)?.outputs }
+    }
+
+    /// How a run of these options runs its stages (threads and jobs apply to local runs).
+    func runOptions(jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false) -> RunOptions {
+        RunOptions(spec: specURL, cache: cacheURL, overrides: param, jobs: jobs, threads: threads, keepGoing: keepGoing)
+    }
+
+    /// A Slurm executor with the spec's `slurm:` settings, the Slurm tools on PATH and `SLURM_CONF`
+    /// from the environment, else `recordedConf` (the one a recorded run was submitted to).
+    func slurmExecutor(_ settings: SlurmSettings, recordedConf: String? = nil) -> SlurmExecutor {
+        let environment = ProcessInfo.processInfo.environment
+        let conf = environment["SLURM_CONF"].flatMap { $0.isEmpty ? nil : $0 } ?? recordedConf
+        return SlurmExecutor(client: SlurmClient(configFile: conf, environment: environment),
+                             executable: runningExecutable.path, settings: settings)
     }
 }
+
+/// This process's executable, absolute and without symlinks: what stage processes and jobs run.
+let runningExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+
+extension ExecutorKind: ExpressibleByArgument {}
 
 /// Writes one line to stdout unbuffered, so a reader on a pipe sees it at once.
 func emitLine(_ line: String) {

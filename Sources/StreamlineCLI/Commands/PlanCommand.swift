@@ -1,4 +1,5 @@
-// `streamline plan`: the nodes a run would execute, each cached or not and why.
+// `streamline plan`: the nodes a run would execute, each cached or not and why; with
+// `--executor slurm`, the sbatch commands a Slurm run would submit, as a shell script.
 
 import ArgumentParser
 import Pipeline
@@ -15,12 +16,22 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Output format: text, json, dot (Graphviz) or mermaid.")
     var format: Format = .text
 
+    @Option(help: "slurm: print the sbatch commands 'run --executor slurm' would submit, as a shell script.")
+    var executor: ExecutorKind?
+
     @Argument(help: "Only this stage, sweep member or stage name, with what it needs.")
     var target: String?
 
     func run() throws {
         let cache = Cache(root: options.cacheURL)
-        let statuses = PlanReport.statuses(try options.plan(cache).closure(of: target), cache: cache)
+        let spec = try options.loadSpec()
+        let nodes = try options.plan(cache, spec: spec).closure(of: target)
+        let statuses = PlanReport.statuses(nodes, cache: cache)
+        if executor == .slurm {
+            let cached = Set(statuses.filter(\.cached).map(\.node.id))
+            print(try options.slurmExecutor(spec.slurm).script(nodes, cached: cached, options: options.runOptions()))
+            return
+        }
         switch format {
         case .text: print(PlanReport.text(statuses))
         case .json: print(PlanReport.json(statuses))

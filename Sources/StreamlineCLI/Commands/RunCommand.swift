@@ -1,4 +1,5 @@
-// `streamline run [TARGET]`: plan, skip what is cached, run the rest as stage processes.
+// `streamline run [TARGET]`: plan, skip what is cached, run the rest as stage processes on this
+// machine or as Slurm jobs (`--executor slurm`, optionally `--detach`ed).
 
 import ArgumentParser
 import Foundation
@@ -15,10 +16,10 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "A stage name or sweep member id; default: every stage.")
     var target: String?
 
-    @Option(help: "Stages run at once.")
+    @Option(help: "Stages run at once (local runs; Slurm runs as many as the cluster allows).")
     var jobs: Int = 1
 
-    @Option(help: "Threads in all, split between running stages (default: all cores).")
+    @Option(help: "Threads in all, split between running stages (default: all cores; a Slurm job uses its CPUs).")
     var threads: Int?
 
     @Flag(help: "After a failure, keep running whatever does not depend on it.")
@@ -30,29 +31,41 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print every event as a JSON line (for scripts and CI logs).")
     var json = false
 
+    @Option(help: "Where stages run: local (child processes) or slurm (batch jobs). Default: the spec's 'executor:', else local.")
+    var executor: ExecutorKind?
+
+    @Flag(help: "Slurm only: submit the jobs, record them in the cache and exit; follow with 'status --wait', stop with 'cancel'.")
+    var detach = false
+
     func validate() throws {
         guard jobs >= 1, (threads ?? 1) >= 1 else { throw ValidationError("--jobs and --threads must be at least 1.") }
+        if detach, executor == .local { throw ValidationError("--detach needs --executor slurm: a local run cannot outlive its runner.") }
     }
 
     func run() async throws {
         let cache = Cache(root: options.cacheURL)
-        let nodes = try options.plan(cache).closure(of: target)
+        let spec = try options.loadSpec()
+        let nodes = try options.plan(cache, spec: spec).closure(of: target)
         let cached = Set(nodes.filter { cache.lookup($0.fingerprint) != nil }.map(\.id))
-        let executor = LocalExecutor(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath())
-        // Ctrl-C: stop the children (their locks go with them) and report; re-running continues.
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT)
-        let interrupted = InterruptFlag()
-        interrupt.setEventHandler {
-            interrupted.set()
-            executor.cancel()
-        }
-        interrupt.resume()
+        let kind = executor ?? spec.executor ?? .local
+        let runOptions = options.runOptions(jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
+                                            keepGoing: keepGoing)
+        if detach, kind != .slurm { throw ValidationError("--detach needs --executor slurm (or 'executor: slurm' in the spec).") }
+        let slurm = kind == .slurm ? options.slurmExecutor(spec.slurm) : nil
+        let executor: any Executor = slurm ?? LocalExecutor(executable: runningExecutable)
+        // Ctrl-C: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
+        let interrupted = InterruptFlag(cancelling: executor)
+        defer { interrupted.stopListening() }
         let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
-        let summary = await executor.run(nodes, cached: cached, options: RunOptions(
-            spec: options.specURL, cache: options.cacheURL, overrides: options.param, jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-            keepGoing: keepGoing), events: display.show)
-        interrupt.cancel()
+        if detach, let slurm {
+            let record = slurm.submit(nodes, cached: cached, options: runOptions, events: display.show)
+            if !record.jobs.isEmpty { try record.save(in: cache.root) }
+            display.detached(record)
+            if interrupted.value { throw PipelineError.interrupted }
+            if !record.notSubmitted.isEmpty { throw ExitCode.failure }
+            return
+        }
+        let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
         display.finish(summary)
         if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
         if !json && !interrupted.value { printReportTables(options, target: target) }
@@ -90,6 +103,8 @@ final class RunDisplay: @unchecked Sendable {
                 emitLine("FAILED   \(id): \(detail)" + (log.map { "\n         log: \($0)" } ?? ""))
             case .skipped(let id, let because):
                 if mode == .text { emitLine("skipped  \(id) (needs \(because))") }
+            case .scheduled(let id, let job, let state):
+                if mode == .text { emitLine("slurm    \(id)  job \(job) \(state)") }
             }
         }
     }
@@ -97,6 +112,18 @@ final class RunDisplay: @unchecked Sendable {
     func finish(_ s: RunSummary) {
         if mode == .json { return }
         emitLine("\(s.computed.count) computed, \(s.cached.count) cached, \(s.failed.count) failed, \(s.skipped.count) skipped")
+    }
+
+    /// After `run --detach`: what went out and how to follow it.
+    func detached(_ record: SlurmRunRecord) {
+        if mode == .json {
+            let object: [String: Any] = ["event": "detached", "run": record.run, "jobs": record.jobs.count]
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+            emitLine(String(decoding: data, as: UTF8.self))
+            return
+        }
+        emitLine("submitted \(record.jobs.count) jobs as run \(record.run) (\(record.cached.count) cached, "
+                 + "\(record.notSubmitted.count) not submitted); follow with 'streamline status --wait', stop with 'streamline cancel'")
     }
 
     func bar(_ p: StageProgress, since start: Date) -> String {
@@ -126,16 +153,29 @@ final class RunDisplay: @unchecked Sendable {
             object = ["event": "failed", "id": id, "detail": detail]
             if let log { object["log"] = log }
         case .skipped(let id, let because): object = ["event": "skipped", "id": id, "because": because]
+        case .scheduled(let id, let job, let state): object = ["event": "scheduled", "id": id, "job": job, "state": state]
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 }
 
-/// Set by the SIGINT handler, read once the run has stopped.
+/// Set by the SIGINT handler, read once the run has stopped. From `init` until `stopListening`, Ctrl-C
+/// sets it and cancels `executor`, instead of killing this process.
 final class InterruptFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var flag = false
-    func set() { lock.withLock { flag = true } }
+    private let source = DispatchSource.makeSignalSource(signal: SIGINT)
+
+    init(cancelling executor: any Executor) {
+        signal(SIGINT, SIG_IGN)
+        source.setEventHandler { [self] in
+            lock.withLock { flag = true }
+            executor.cancel()
+        }
+        source.resume()
+    }
+
+    func stopListening() { source.cancel() }
     var value: Bool { lock.withLock { flag } }
 }

@@ -1,24 +1,64 @@
-// `streamline status`: each node cached, failed (a log but no entry) or not run.
+// `streamline status`: each node cached, running, failed (a log but no entry) or not run, and for
+// nodes of the latest Slurm run of the spec (or `--run`) their job and its Slurm state. `--wait`
+// reattaches to that run and follows it like an attached `run --executor slurm`.
 
 import ArgumentParser
 import Foundation
 import Pipeline
 
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each stage's state in the cache: cached, running, failed (see 'logs') or not run.")
+        abstract: "Show each stage's state in the cache (cached, running, failed, not run) and its Slurm job's state.")
 
     @OptionGroup var options: PipelineOptions
 
-    func run() throws {
+    @Option(name: .customLong("run"), help: "The Slurm run to show, as named by 'run --detach' (default: the latest Slurm run of this spec).")
+    var runName: String?
+
+    @Flag(help: "Follow the Slurm run until its jobs end, showing progress; fail if a stage failed.")
+    var wait = false
+
+    @Flag(help: "With --wait: print every event as a JSON line.")
+    var json = false
+
+    func run() async throws {
         let cache = Cache(root: options.cacheURL)
-        let statuses = PlanReport.statuses(try options.plan(cache).nodes, cache: cache)
+        let spec = try options.loadSpec()
+        let statuses = PlanReport.statuses(try options.plan(cache, spec: spec).nodes, cache: cache)
+        // Why optional without --run or --wait: a spec that never ran on Slurm still has a status.
+        let record = runName == nil && !wait ? try? SlurmRunRecord.load(in: cache.root, run: nil, spec: options.specURL)
+            : try SlurmRunRecord.load(in: cache.root, run: runName, spec: options.specURL)
+        let executor = options.slurmExecutor(spec.slurm, recordedConf: record?.slurmConf)
+        if wait, let record {
+            let display = RunDisplay(mode: json ? .json : .text)
+            let summary = await executor.watch(record, events: display.show)
+            display.finish(summary)
+            if !summary.succeeded { throw ExitCode.failure }
+            return
+        }
+        printStates(statuses, cache: cache, record: record, client: executor.client)
+    }
+
+    /// One line per node: its state in the cache, or its Slurm job's state when `record` submitted it.
+    func printStates(_ statuses: [NodeStatus], cache: Cache, record: SlurmRunRecord?, client: SlurmClient) {
+        let jobs = Dictionary((record?.jobs ?? []).map { ($0.id, $0.job) }, uniquingKeysWith: { $1 })
+        var infos: [SlurmJobID: SlurmJobInfo] = [:]
+        var unknown = "not known to Slurm any more"
+        do { infos = jobs.isEmpty ? [:] : try client.jobs(Array(jobs.values)) } catch {
+            // Why not fail: the cache's view is still worth showing on a machine without Slurm.
+            FileHandle.standardError.write(Data("warning: \(error)\n".utf8))
+            unknown = "state unknown (squeue failed)"
+        }
         let width = statuses.map(\.node.id.count).max() ?? 0
         for s in statuses {
             let attempted = FileManager.default.fileExists(atPath: cache.logURL(s.node.fingerprint).path)
-            let state = s.cached ? "cached" : cache.isLocked(s.node.fingerprint) ? "running"
+            var state = s.cached ? "cached" : cache.isLocked(s.node.fingerprint) ? "running"
                 : attempted ? "failed" : "not run"
+            if !s.cached, let job = jobs[s.node.id] {
+                state = "slurm job \(job) " + (infos[job].map { "\($0.state)" + ($0.nodes.isEmpty ? "" : " on \($0.nodes)") }
+                    ?? unknown)
+            }
             print("\(s.node.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(state)")
         }
     }

@@ -2,6 +2,8 @@
 // temporary folder, once per suite that carries the `.localSlurmCluster` trait, and `stop DIR` after
 // the suite even when a test fails. When the cluster cannot start the suite fails with the script's
 // message (it is never skipped). Tests reach it through `LocalSlurmCluster.current`.
+// Every suite that needs a cluster is nested in `LocalSlurmClusterSuites`, so one cluster serves
+// them all.
 
 import Foundation
 @testable import Pipeline
@@ -15,10 +17,12 @@ struct LocalSlurmCluster: Sendable {
 
     @TaskLocal static var current: LocalSlurmCluster?
 
-    /// The repository's scripts/slurm-local.sh, found from this file's path.
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    /// The repository root, found from this file's path (Tests/PipelineTests/Slurm/).
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/slurm-local.sh")
+
+    /// The repository's scripts/slurm-local.sh.
+    static let script = repository.appendingPathComponent("scripts/slurm-local.sh")
 
     struct ScriptFailed: Error, CustomStringConvertible {
         var command: String
@@ -28,6 +32,19 @@ struct LocalSlurmCluster: Sendable {
             "`\(command)` exited with status \(status):\n\(output)\nThe Slurm tests need Debian's slurm-wlm and munge "
                 + "and root (as in CI): run `scripts/slurm-local.sh install` as root, then the tests again."
         }
+    }
+
+    /// The cluster of the enclosing `LocalSlurmClusterSuites`; a test outside it fails with this message.
+    static func required() throws -> LocalSlurmCluster {
+        try #require(current, "the .localSlurmCluster trait did not provide a cluster: nest the suite in LocalSlurmClusterSuites")
+    }
+
+    /// A new folder named `prefix-` and 8 random characters inside the cluster's folder: it goes when
+    /// the cluster stops, after the cluster's jobs, which may still write into it.
+    func freshFolder(_ prefix: String) throws -> URL {
+        let folder = directory.appendingPathComponent("\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
     }
 
     /// Runs the script with `arguments`; returns its output or throws `ScriptFailed`.
@@ -95,3 +112,9 @@ extension Trait where Self == LocalSlurmClusterTrait {
     /// Runs the suite against a private two-node Slurm cluster started by scripts/slurm-local.sh.
     static var localSlurmCluster: Self { Self() }
 }
+
+/// The suites that need a cluster are nested in this one (`extension LocalSlurmClusterSuites`), so
+/// that one cluster, started once, serves them all; `.serialized` keeps one suite's jobs from
+/// competing with another's for the two nodes.
+@Suite(.serialized, .localSlurmCluster)
+struct LocalSlurmClusterSuites {}

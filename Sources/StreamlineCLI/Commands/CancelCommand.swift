@@ -1,0 +1,27 @@
+// `streamline cancel`: cancel the Slurm jobs of a recorded run (default: the latest Slurm run of the
+// spec) that have not ended, and nothing else: other runs' and other users' jobs are not touched.
+
+import ArgumentParser
+import Foundation
+import Pipeline
+
+struct CancelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel the Slurm jobs of a run submitted with 'run --executor slurm' (nothing else).")
+
+    @OptionGroup var options: PipelineOptions
+
+    @Option(name: .customLong("run"), help: "The Slurm run to cancel, as named by 'run --detach' (default: the latest Slurm run of this spec).")
+    var runName: String?
+
+    func run() throws {
+        let record = try SlurmRunRecord.load(in: options.cacheURL, run: runName, spec: options.specURL)
+        let client = options.slurmExecutor(SlurmSettings(), recordedConf: record.slurmConf).client
+        let states = try client.states(of: record.jobs.map(\.job))
+        let open = record.jobs.filter { states[$0.job].map { !$0.isFinal } ?? false }
+        try client.cancel(open.map(\.job))
+        print("cancelled \(open.count) of the \(record.jobs.count) jobs of run \(record.run)"
+              + (open.isEmpty ? "" : " (jobs " + open.map(\.job.rawValue).joined(separator: ",") + ")"))
+    }
+}
