@@ -168,6 +168,35 @@ func svgElements(_ svg: Data) -> [String]? {
     #expect(wideText.contains("perplexity (log scale)") && wideText.contains(">1000</text>"))
 }
 
+@Test func aThirdSweepVariableGetsItsOwnLinesNotAZigzag() throws {
+    let dir = try temporaryProject([:])
+    var inputs: [GatheredInput] = []
+    for ratio in [0.25, 0.5] {
+        for method in ["dress", "direct"] {
+            for lambda in [0.01, 0.1] {
+                let id = "eval[ratio=\(ratio),method=\(method),lambda=\(lambda)]"
+                let url = dir.appendingPathComponent("\(id).h5")
+                try writeMetricsStore(url, perplexity: 10 + ratio + lambda, parameters: 1000)
+                inputs.append(GatheredInput(url: url, stage: "eval", id: id, variables: [
+                    ("ratio", .double(ratio)), ("method", .string(method)), ("lambda", .double(lambda))]))
+            }
+        }
+    }
+    let (_, files) = try ReportStore.read(try runReport(inputs, in: dir))
+    let text = String(decoding: files["perplexity.svg"]!, as: UTF8.self)
+    #expect(svgElements(files["perplexity.svg"]!)?.filter { $0 == "polyline" }.count == 4)
+    for label in ["dress · lambda=0.01", "dress · lambda=0.1", "direct · lambda=0.01", "direct · lambda=0.1"] {
+        #expect(text.contains("<title>\(label)</title>"), "\(label)")
+    }
+    // Each line has one point per ratio: two x positions, never two points at one x.
+    let lines = text.split(separator: "\n").filter { $0.hasPrefix("<polyline") }
+    #expect(lines.allSatisfy { line in
+        let points = line.split(separator: "\"").drop { !$0.hasSuffix("points=") }.dropFirst().first ?? ""
+        let xs = points.split(separator: " ").map { $0.split(separator: ",")[0] }
+        return xs.count == 2 && xs[0] != xs[1]
+    })
+}
+
 @Test func speedStaysOutOfTheStoreButIsMergedWhenShown() throws {
     let dir = try temporaryProject([:])
     let slow = try runReport(try sweepInputs(in: dir.appendingPathComponent("a"), speedFactor: 1), in: dir)

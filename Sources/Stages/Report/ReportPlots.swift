@@ -37,23 +37,29 @@ enum ReportPlots {
             return numeric ? xValue(row).number! : Double(categories!.firstIndex(of: xValue(row).description)!)
         }
 
-        // One line per (stage, series value), first seen first; points in x order. With two or more
-        // series values, colour says the value and the stroke says the stage; otherwise colour says the stage.
-        let seriesValues = content.rows.compactMap { row in row.variables.first { $0.name == content.series }?.value.description }.firstOccurrences
-        let lineStages = (onAxis.isEmpty ? content.rows : onAxis).map(\.stage).firstOccurrences
+        // One line per stage and binding of every variable but x, first seen first; points in x order.
+        // With two or more series values, colour says the series value and the stroke the rest (stage,
+        // other variables); otherwise colour says the rest.
+        let rows = onAxis.isEmpty ? content.rows : onAxis
+        func seriesValue(_ row: ReportRow) -> String? { row.variables.first { $0.name == content.series }?.value.description }
+        func others(_ row: ReportRow) -> [ReportVariable] { row.variables.filter { $0.name != content.x && $0.name != content.series } }
+        func rest(_ row: ReportRow) -> String { ([row.stage] + others(row).map { "\($0.name)=\($0.value)" }).joined(separator: ", ") }
+        let seriesValues = rows.compactMap(seriesValue).firstOccurrences
+        let rests = rows.map(rest).firstOccurrences
+        let lineStages = rows.map(\.stage).firstOccurrences
         var lines: [(key: String, label: String, color: Int, style: LineStyle, rows: [ReportRow])] = []
-        for row in (onAxis.isEmpty ? content.rows : onAxis) {
-            let seriesValue = row.variables.first { $0.name == content.series }?.value.description
-            let key = row.stage + "\u{0}" + (seriesValue ?? "")
+        for row in rows {
+            let key = rest(row) + "\u{0}" + (seriesValue(row) ?? "")
             if let i = lines.firstIndex(where: { $0.key == key }) { lines[i].rows.append(row); continue }
             // A method name says itself; a number needs its variable's name ("ratio=0.25").
-            let named = seriesValue.map { value in Double(value) == nil && value != "true" && value != "false" ? value : "\(content.series)=\(value)" }
-            let label = [lineStages.count > 1 || seriesValue == nil ? row.stage : nil, named].compactMap { $0 }.joined(separator: " · ")
-            let stageIndex = lineStages.firstIndex(of: row.stage)!
+            let named = seriesValue(row).map { v in Double(v) == nil && v != "true" && v != "false" ? v : "\(content.series)=\(v)" }
+            let parts = [lineStages.count > 1 || named == nil ? row.stage : nil, named] + others(row).map { "\($0.name)=\($0.value)" }
+            let restIndex = rests.firstIndex(of: rest(row))!
             let (color, style) = seriesValues.count > 1
-                ? (seriesValue.flatMap { seriesValues.firstIndex(of: $0) } ?? seriesValues.count, LineStyle.cycle[stageIndex % LineStyle.cycle.count])
-                : (stageIndex, LineStyle.solid)
-            lines.append((key, label, color, style, [row]))
+                ? (seriesValue(row).flatMap { seriesValues.firstIndex(of: $0) } ?? seriesValues.count,
+                   LineStyle.cycle[restIndex % LineStyle.cycle.count])
+                : (restIndex, LineStyle.solid)
+            lines.append((key, parts.compactMap { $0 }.joined(separator: " · "), color, style, [row]))
         }
         var series = lines.map { line in
             PlotSeries(label: line.label, points: line.rows.map { (position($0), $0.perplexity) }.sorted { $0.x < $1.x },
