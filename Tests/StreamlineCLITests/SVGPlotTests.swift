@@ -39,3 +39,15 @@ import Testing
     #expect(ticks(log, "x") == ["0", "50", "100", "150", "200"])
     #expect(LinePlot.wantsLogAxis([5, 51]) && !LinePlot.wantsLogAxis([5, 49]) && !LinePlot.wantsLogAxis([0, 100]))
 }
+
+@Test func aLongLegendStaysInsideThePicture() throws {
+    let series = (0..<30).map { PlotSeries(label: "line \($0)", points: [(0, Double($0)), (1, Double($0) + 1)], color: $0) }
+    let svg = LinePlot(title: "t", xLabel: "x", yLabel: "y", series: series).svg()
+    // Legend entries are the texts starting right of the plot area.
+    let ys = svg.split(separator: "\n").filter { $0.hasPrefix("<text x=\"604\"") }.compactMap { line in
+        Double(line.split(separator: "\"")[3])
+    }
+    #expect(ys.count == 30)
+    #expect(ys.allSatisfy { $0 < 440 } && ys == ys.sorted())
+    #expect(svg.contains("#4e79a7") && svg.contains("#bab0ac"))  // all ten palette colours, then again
+}

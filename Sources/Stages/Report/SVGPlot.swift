@@ -146,9 +146,11 @@ extension LinePlot {
             }
         }
         let lx = Self.width - Self.legendWidth + 4
-        out.append(#"<g font-size="12">"#)
+        // 20 px per entry, closer when that would run past the bottom (many lines).
+        let spacing = min(20, (Self.height - area.y0 - 16) / Double(max(1, series.count)))
+        out.append(#"<g font-size="\#(spacing < 14 ? 10 : 12)">"#)
         for (i, s) in series.enumerated() {
-            let y = area.y0 + 8 + Double(i) * 20, color = Self.palette[s.color % Self.palette.count]
+            let y = area.y0 + 8 + Double(i) * spacing, color = Self.palette[s.color % Self.palette.count]
             let dash = s.style.dashArray.map { #" stroke-dasharray="\#($0)""# } ?? ""
             out.append(#"<line x1="\#(n(lx))" y1="\#(n(y))" x2="\#(n(lx + 24))" y2="\#(n(y))" stroke="\#(color)" stroke-width="2"\#(dash)/>"#)
             if s.markers { out.append(#"<circle cx="\#(n(lx + 12))" cy="\#(n(y))" r="3" fill="\#(color)"/>"#) }
