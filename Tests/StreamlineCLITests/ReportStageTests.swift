@@ -197,6 +197,24 @@ func svgElements(_ svg: Data) -> [String]? {
     })
 }
 
+@Test func legendsNameOnlyTheVariablesThatTellLinesApart() throws {
+    // dress-sweep's shape: ratio × zip(method, selection, ft_steps); ft_steps follows method and selection.
+    let dir = try temporaryProject([:])
+    var inputs: [GatheredInput] = []
+    for ratio in [0.25, 0.5] {
+        for (method, selection, steps) in [("dress", "last", 10), ("none", "last", 40), ("none", "magnitude", 40)] {
+            let id = "eval[ratio=\(ratio),method=\(method),selection=\(selection),ft_steps=\(steps)]"
+            let url = dir.appendingPathComponent("\(id).h5")
+            try writeMetricsStore(url, perplexity: 10 + ratio, parameters: 1000)
+            inputs.append(GatheredInput(url: url, stage: "eval", id: id, variables: [
+                ("ratio", .double(ratio)), ("method", .string(method)), ("selection", .string(selection)), ("ft_steps", .int(steps))]))
+        }
+    }
+    let text = String(decoding: try ReportStore.read(try runReport(inputs, in: dir)).files["perplexity.svg"]!, as: UTF8.self)
+    let titles = text.split(separator: "\n").filter { $0.hasPrefix("<polyline") }.map { $0.split(separator: ">")[2].split(separator: "<")[0] }
+    #expect(titles == ["dress · selection=last", "none · selection=last", "none · selection=magnitude"])
+}
+
 @Test func speedStaysOutOfTheStoreButIsMergedWhenShown() throws {
     let dir = try temporaryProject([:])
     let slow = try runReport(try sweepInputs(in: dir.appendingPathComponent("a"), speedFactor: 1), in: dir)

@@ -38,28 +38,33 @@ enum ReportPlots {
         }
 
         // One line per stage and binding of every variable but x, first seen first; points in x order.
-        // With two or more series values, colour says the series value and the stroke the rest (stage,
-        // other variables); otherwise colour says the rest.
+        // The legend names a line by the series variable and only those other variables needed to
+        // tell lines apart (a zip's companions of `method` add nothing), plus its stage when several
+        // stages share the plot. Colour says that name, the stroke says the stage.
         let rows = onAxis.isEmpty ? content.rows : onAxis
-        func seriesValue(_ row: ReportRow) -> String? { row.variables.first { $0.name == content.series }?.value.description }
-        func others(_ row: ReportRow) -> [ReportVariable] { row.variables.filter { $0.name != content.x && $0.name != content.series } }
-        func rest(_ row: ReportRow) -> String { ([row.stage] + others(row).map { "\($0.name)=\($0.value)" }).joined(separator: ", ") }
-        let seriesValues = rows.compactMap(seriesValue).firstOccurrences
-        let rests = rows.map(rest).firstOccurrences
+        func value(_ row: ReportRow, _ name: String) -> String? { row.variables.first { $0.name == name }?.value.description }
+        let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x }.firstOccurrences
+        let names = written.filter { $0 == content.series } + written.filter { $0 != content.series }  // series first
+        func identity(_ row: ReportRow, _ vars: [String]) -> String { vars.map { value(row, $0) ?? "" }.joined(separator: "\u{0}") }
+        func distinct(_ vars: [String]) -> Int { rows.map { $0.stage + "\u{1}" + identity($0, vars) }.firstOccurrences.count }
+        var shown: [String] = []
+        for name in names where distinct(shown) < distinct(names) && distinct(shown + [name]) > distinct(shown) { shown.append(name) }
+        let groups = rows.map { identity($0, shown) }.firstOccurrences
         let lineStages = rows.map(\.stage).firstOccurrences
         var lines: [(key: String, label: String, color: Int, style: LineStyle, rows: [ReportRow])] = []
         for row in rows {
-            let key = rest(row) + "\u{0}" + (seriesValue(row) ?? "")
+            let key = row.stage + "\u{1}" + identity(row, names)
             if let i = lines.firstIndex(where: { $0.key == key }) { lines[i].rows.append(row); continue }
             // A method name says itself; a number needs its variable's name ("ratio=0.25").
-            let named = seriesValue(row).map { v in Double(v) == nil && v != "true" && v != "false" ? v : "\(content.series)=\(v)" }
-            let parts = [lineStages.count > 1 || named == nil ? row.stage : nil, named] + others(row).map { "\($0.name)=\($0.value)" }
-            let restIndex = rests.firstIndex(of: rest(row))!
-            let (color, style) = seriesValues.count > 1
-                ? (seriesValue(row).flatMap { seriesValues.firstIndex(of: $0) } ?? seriesValues.count,
-                   LineStyle.cycle[restIndex % LineStyle.cycle.count])
-                : (restIndex, LineStyle.solid)
-            lines.append((key, parts.compactMap { $0 }.joined(separator: " · "), color, style, [row]))
+            let named = shown.compactMap { name in
+                value(row, name).map { v in name == content.series && Double(v) == nil && v != "true" && v != "false" ? v : "\(name)=\(v)" }
+            }
+            let label = ((lineStages.count > 1 || named.isEmpty ? [row.stage] : []) + named).joined(separator: " · ")
+            let stageIndex = lineStages.firstIndex(of: row.stage)!
+            let (color, style) = groups.count > 1
+                ? (groups.firstIndex(of: identity(row, shown))!, LineStyle.cycle[stageIndex % LineStyle.cycle.count])
+                : (stageIndex, LineStyle.solid)
+            lines.append((key, label, color, style, [row]))
         }
         var series = lines.map { line in
             PlotSeries(label: line.label, points: line.rows.map { (position($0), $0.perplexity) }.sorted { $0.x < $1.x },
