@@ -215,6 +215,22 @@ func svgElements(_ svg: Data) -> [String]? {
     #expect(titles == ["dress · selection=last", "none · selection=last", "none · selection=magnitude"])
 }
 
+@Test func aReportOfHundredsOfRowsRoundTrips() throws {
+    // Metadata lives in HDF5 attributes: a big sweep's content must still fit and read back.
+    let dir = try temporaryProject([:])
+    let dataset = String(repeating: "a long dataset description, ", count: 8)
+    var inputs: [GatheredInput] = []
+    for i in 0..<400 {
+        let url = dir.appendingPathComponent("m\(i).h5")
+        try writeMetricsStore(url, perplexity: 10 + Double(i), parameters: 1000 + i, dataset: dataset)
+        inputs.append(GatheredInput(url: url, stage: "eval", id: "eval[step=\(i)]", variables: [("step", .int(i)), ("method", .string("m\(i % 4)"))]))
+    }
+    let (content, files) = try ReportStore.read(try runReport(inputs, params: ["x": .string("step")], in: dir))
+    #expect(content.rows.count == 400 && content.rows.last?.parameters == 1399)
+    #expect(String(decoding: files["report.json"]!, as: UTF8.self).count > 64 * 1024)
+    #expect(svgElements(files["perplexity.svg"]!)?.filter { $0 == "polyline" }.count == 4)
+}
+
 @Test func speedStaysOutOfTheStoreButIsMergedWhenShown() throws {
     let dir = try temporaryProject([:])
     let slow = try runReport(try sweepInputs(in: dir.appendingPathComponent("a"), speedFactor: 1), in: dir)
