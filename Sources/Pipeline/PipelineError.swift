@@ -120,8 +120,8 @@ extension PipelineError: CustomStringConvertible {
             return "\(l): stages depend on each other in a cycle: \(path.joined(separator: " -> ")). "
                 + "Remove one of these references."
         case .badSweep(let l, let k, let detail):
-            return "\(l): '\(k)': \(detail). A sweep is 'grid: {VAR: [values]}' or 'zip: {VAR: [values]}' "
-                + "with optional 'include'/'exclude' lists of {VAR: value} maps."
+            return "\(l): '\(k)': \(detail). A sweep is 'grid: {VAR: [values]}', 'zip: {VAR: [values]}' or both "
+                + "(members: the grid's product × the zip's rows) with optional 'include'/'exclude' lists of {VAR: value} maps."
         case .badOverride(let text, let detail):
             return "Bad parameter override '\(text)': \(detail). Write -p NAME=VALUE, e.g. -p ratio=0.3."
         case .unhashable(let field, let type):

@@ -142,7 +142,8 @@ public enum PlanReport {
         }
         for s in statuses {
             for input in s.node.inputs {
-                lines.append("  \(key[input.upstream] ?? input.upstream) -->|\(input.name)| \(key[s.node.id]!)")
+                // Quoted: gather inputs are named `results[eval[ratio=0.25]]`, and brackets end an unquoted label.
+                lines.append("  \(key[input.upstream] ?? input.upstream) -->|\"\(input.name)\"| \(key[s.node.id]!)")
             }
         }
         return lines.joined(separator: "\n")

@@ -17,7 +17,10 @@
 //   data, reg[ratio=0.25], reg[ratio=0.5], prune[ratio=0.25], prune[ratio=0.5],
 //   eval[ratio=0.25], eval[ratio=0.5]
 // A stage downstream of a swept stage inherits its sweep variables; two swept upstreams are joined
-// on the variables they share. The fingerprint of a node is the hash of its kind, version, every
+// on the variables they share. A sweep's own members are its grid's product × its zip's rows.
+// A gather input (`InputDecl.many`, e.g. a report reading `[${stages.dense.metrics}, ${stages.eval.metrics}]`)
+// joins nothing: it reads every node of each listed stage, in list then plan order, as inputs named
+// `results[NODE-ID]`, so the labels the stage shows (stage names, sweep variables) are fingerprinted. The fingerprint of a node is the hash of its kind, version, every
 // declared parameter (resolved, defaults included), the digests of its input stores and its seed;
 // an input whose producer has not run yet contributes `pending:` + the producer's fingerprint.
 // A `.file`/`.files` parameter is resolved to absolute paths (relative to the spec's folder, `~`
@@ -141,9 +144,9 @@ public enum Planner {
             let kind = registry[stage.kind.value]!
             // Join the members of every upstream stage on their shared sweep variables.
             var combos: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = [([], [:])]
-            let gathered = Set(stage.inputs.filter { input in kind.inputs.contains { $0.name == input.name && $0.many } }
-                .map(\.stage))
-            for upstream in uniqueUpstreams(stage) where !gathered.contains(upstream) {
+            let gathers = Set(kind.inputs.filter(\.many).map(\.name))
+            let joined = uniqueUpstreams(stage.inputs.filter { !gathers.contains($0.name) })
+            for upstream in joined {
                 var next: [(vars: [(name: String, value: ParamValue)], up: [String: String])] = []
                 for combo in combos {
                     for m in members[upstream]! where compatible(combo.vars, m.vars) {
@@ -201,15 +204,16 @@ public enum Planner {
                 }
                 var inputs: [PlanInput] = []
                 for input in stage.inputs {
-                    // A gather reads every distinct member, named `input[0]`, `input[1]`… in plan order.
-                    let ids = gathered.contains(input.stage)
-                        ? members[input.stage]!.map(\.nodeID).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-                        : [combo.up[input.stage]!]
-                    for (k, upID) in ids.enumerated() {
+                    // A gather reads every distinct node of each listed stage, in list then plan order,
+                    // named `input[NODE-ID]`: the labels a report shows are part of the fingerprint.
+                    let gather = gathers.contains(input.name)
+                    let ids = gather ? members[input.stage]!.map(\.nodeID) : [combo.up[input.stage]!]
+                    for upID in ids {
+                        let name = gather ? gatherInputName(input.name, upID) : input.name
+                        if gather && inputs.contains(where: { $0.name == name }) { continue }
                         let upFP = nodes[nodeIndex[upID]!].fingerprint
                         if digestCache[upFP] == nil { digestCache[upFP] = .some(outputDigests(upFP)) }
                         let digest = digestCache[upFP]!?[input.output] ?? "pending:\(upFP).\(input.output)"
-                        let name = gathered.contains(input.stage) ? "\(input.name)[\(k)]" : input.name
                         inputs.append(PlanInput(name: name, upstream: upID, output: input.output, digest: digest))
                     }
                 }
@@ -260,15 +264,14 @@ public enum Planner {
         vars.isEmpty ? stage : "\(stage)[" + vars.map { "\($0.name)=\($0.value)" }.joined(separator: ",") + "]"
     }
 
-    /// Members of one sweep: the grid product or the zip, minus excluded, plus included.
+    /// Members of one sweep: the grid's product × the zip's rows (grid-major, each member's variables
+    /// grid's then zip's), minus excluded, plus included.
     static func expand(_ sweep: SweepSpec) -> [[(name: String, value: ParamValue)]] {
-        var out: [[(name: String, value: ParamValue)]]
-        switch sweep.mode {
-        case .grid:
-            out = [[]]
-            for v in sweep.variables { out = out.flatMap { m in v.values.map { m + [(v.name, $0)] } } }
-        case .zip:
-            out = (0..<sweep.variables[0].values.count).map { i in sweep.variables.map { ($0.name, $0.values[i]) } }
+        var out: [[(name: String, value: ParamValue)]] = [[]]
+        for v in sweep.grid { out = out.flatMap { m in v.values.map { m + [(v.name, $0)] } } }
+        if let rows = sweep.zip.first?.values.count {
+            let zipped = (0..<rows).map { i in sweep.zip.map { ($0.name, $0.values[i]) } }
+            out = out.flatMap { m in zipped.map { m + $0 } }
         }
         out.removeAll { m in
             sweep.exclude.contains { ex in ex.allSatisfy { k, v in m.contains { $0.name == k && $0.value == v } } }
@@ -285,9 +288,12 @@ public enum Planner {
         return true
     }
 
-    static func uniqueUpstreams(_ stage: StageSpec) -> [String] {
+    /// The name of one gathered input in a node: `results[eval[ratio=0.25]]`.
+    public static func gatherInputName(_ input: String, _ upstreamID: String) -> String { "\(input)[\(upstreamID)]" }
+
+    static func uniqueUpstreams(_ inputs: [(name: String, stage: String, output: String, location: SourceLocation)]) -> [String] {
         var seen: [String] = []
-        for input in stage.inputs where !seen.contains(input.stage) { seen.append(input.stage) }
+        for input in inputs where !seen.contains(input.stage) { seen.append(input.stage) }
         return seen
     }
 
@@ -298,7 +304,7 @@ public enum Planner {
         func visit(_ stage: StageSpec) {
             guard !done.contains(stage.name) else { return }
             done.insert(stage.name)
-            for up in uniqueUpstreams(stage) { visit(spec.stage(named: up)!) }
+            for up in uniqueUpstreams(stage.inputs) { visit(spec.stage(named: up)!) }
             order.append(stage)
         }
         spec.stages.forEach(visit)

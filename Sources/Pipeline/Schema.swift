@@ -24,21 +24,20 @@ public enum PipelineSchema {
             "binding": ["type": "object", "additionalProperties": scalar],
             "sweep": [
                 "type": "object", "additionalProperties": false,
-                "minProperties": 1, "maxProperties": 3,
-                "oneOf": [["required": ["grid"]], ["required": ["zip"]]],
+                "minProperties": 1, "maxProperties": 4,
+                "anyOf": [["required": ["grid"]], ["required": ["zip"]]],
+                "description": "Members: the grid's product × the zip's rows (grid variables first in member ids).",
                 "properties": [
-                    "grid": ["$ref": "#/$defs/sweepVariables", "description": "Every combination of the values."],
-                    "zip": ["$ref": "#/$defs/sweepVariables", "description": "The i-th values together; equal lengths."],
+                    "grid": ["$ref": "#/$defs/gridVariables", "description": "Every combination of the values."],
+                    "zip": ["$ref": "#/$defs/zipVariables", "description": "The i-th values together; equal lengths."],
                     "include": ["type": "array", "items": ["$ref": "#/$defs/binding"], "description": "Extra members."],
                     "exclude": ["type": "array", "items": ["$ref": "#/$defs/binding"], "description": "Members to drop."],
                 ],
             ],
+            "gridVariables": sweepVariables(unique: true),
+            // A zip column may repeat a value (two methods sharing a selection rule); rows stay distinct.
+            "zipVariables": sweepVariables(unique: false),
             "slurmResources": slurmResourcesSchema,
-            "sweepVariables": [
-                "type": "object", "minProperties": 1,
-                "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"],
-                "additionalProperties": ["type": "array", "minItems": 1, "uniqueItems": true, "items": scalar],
-            ],
         ]
         var branches: [[String: Any]] = []
         for name in registry.names {
@@ -77,6 +76,14 @@ public enum PipelineSchema {
             ],
             "$defs": defs,
         ]
+    }
+
+    /// `grid:`/`zip:`: variable name → non-empty list of scalars.
+    static func sweepVariables(unique: Bool) -> [String: Any] {
+        var list: [String: Any] = ["type": "array", "minItems": 1, "items": ["type": ["number", "string", "boolean"]]]
+        if unique { list["uniqueItems"] = true }
+        return ["type": "object", "minProperties": 1, "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"],
+                "additionalProperties": list]
     }
 
     /// The `slurm:` section (Slurm/SlurmSettingsLoader.swift checks the same and more).
@@ -132,7 +139,12 @@ public enum PipelineSchema {
         }
         var inputs: [String: Any] = [:]
         for i in kind.inputs {
-            inputs[i.name] = ["$ref": "#/$defs/reference", "description": "\(i.doc) (\(i.storeKind) store\(i.optional ? ", optional" : ""))"]
+            let what = i.many ? "s of every member; one reference or a list" : i.optional ? ", optional" : ""
+            let description = "\(i.doc) (\(i.storeKind) store\(what))"
+            inputs[i.name] = i.many
+                ? ["anyOf": [["$ref": "#/$defs/reference"], ["type": "array", "minItems": 1, "items": ["$ref": "#/$defs/reference"]]],
+                   "description": description]
+                : ["$ref": "#/$defs/reference", "description": description]
         }
         let requiredInputs = kind.inputs.filter { !$0.optional }.map(\.name)
         var required = ["kind"]

@@ -18,9 +18,13 @@
 //         kind: debug/scale
 //         inputs: {x: "${stages.base.out}"}  # a dependency comes only from a reference
 //         params: {factor: "${ratio}"}       # a whole-value ${…} keeps its type
-//         sweep:
-//           grid: {ratio: [0.25, 0.5], method: [dress, direct]}
+//         sweep:                         # members: grid product × zip rows, grid variables first
+//           grid: {ratio: [0.25, 0.5]}
+//           zip: {method: [dress, direct], selection: [last, magnitude]}
 //           exclude: [{ratio: 0.5, method: direct}]
+//       total:
+//         kind: debug/total                  # a gather input takes one reference or a list of them
+//         inputs: {xs: ["${stages.base.out}", "${stages.prune.out}"]}
 
 import Foundation
 import Yams
@@ -37,17 +41,21 @@ public enum RawParam: Sendable, Equatable {
     case template(String)
 }
 
-/// A sweep declared on a stage: every member binds each variable to one value.
+/// A sweep declared on a stage: every member binds each variable to one value. Members are the
+/// grid's product × the zip's rows (grid-major), minus `exclude`, plus `include`.
 public struct SweepSpec: Sendable {
-    public enum Mode: String, Sendable { case grid, zip }
-    public var mode: Mode
-    /// Variables in the order written, with their values.
-    public var variables: [(name: String, values: [ParamValue])]
+    /// `grid:` variables in the order written: every combination of their values.
+    public var grid: [(name: String, values: [ParamValue])]
+    /// `zip:` variables in the order written: the i-th values together (equal lengths).
+    public var zip: [(name: String, values: [ParamValue])]
     /// Extra members (full bindings), appended after the product.
     public var include: [[String: ParamValue]]
     /// Members matching any of these partial bindings are dropped.
     public var exclude: [[String: ParamValue]]
     public var location: SourceLocation
+
+    /// Every variable, grid's then zip's: the order of member ids.
+    public var variables: [(name: String, values: [ParamValue])] { grid + zip }
 }
 
 /// One stage as written under `stages:`.
@@ -57,7 +65,8 @@ public struct StageSpec: Sendable {
     public var kind: Located<String>
     /// Parameters in the order written.
     public var params: [(name: String, value: Located<RawParam>)]
-    /// Input name → referenced stage and output, in the order written.
+    /// Input name → referenced stage and output, in the order written. A gather input
+    /// (`InputDecl.many`) given a list has one entry per listed reference, under the same name.
     public var inputs: [(name: String, stage: String, output: String, location: SourceLocation)]
     public var sweep: SweepSpec?
     public var seed: Located<RawParam>?
@@ -283,13 +292,33 @@ struct SpecLoader {
                         throw PipelineError.unknownKey(at: loc(inode), keyPath: "\(path).inputs", key: iname,
                                                        allowed: declared, suggestion: suggestion(for: iname, among: declared))
                     }
-                    let text = try string(v, kp)
-                    let parts = reference(text)
-                    guard parts.count == 3, parts[0] == "stages" else {
-                        throw PipelineError.badReference(at: loc(v), keyPath: kp, text: text,
-                                                         detail: "an input must be exactly '${stages.STAGE.OUTPUT}'")
+                    // A gather input may name several stages: a list, read in the order written.
+                    let many = kind.inputs.first { $0.name == iname }!.many
+                    let items: [(node: Node, path: String)]
+                    if case .sequence = v, many {
+                        items = try sequence(v, kp).enumerated().map { ($1, "\(kp)[\($0)]") }
+                        if items.isEmpty {
+                            throw PipelineError.wrongType(at: loc(v), keyPath: kp, expected: "at least one reference", found: "an empty list")
+                        }
+                    } else if case .sequence = v {
+                        throw PipelineError.wrongType(at: loc(v), keyPath: kp, expected: "one '${stages.STAGE.OUTPUT}' (only a gather input takes a list)",
+                                                      found: "a list")
+                    } else {
+                        items = [(v, kp)]
                     }
-                    stage.inputs.append((iname, parts[1], parts[2], loc(v)))
+                    for (item, itemPath) in items {
+                        let text = try string(item, itemPath)
+                        let parts = reference(text)
+                        guard parts.count == 3, parts[0] == "stages" else {
+                            let form = many ? "'${stages.STAGE.OUTPUT}' or a list of them" : "exactly '${stages.STAGE.OUTPUT}'"
+                            throw PipelineError.badReference(at: loc(item), keyPath: itemPath, text: text, detail: "an input must be \(form)")
+                        }
+                        // Each stage once: its nodes are the gathered stores' labels, which must be unique.
+                        if stage.inputs.contains(where: { $0.name == iname && $0.stage == parts[1] }) {
+                            throw PipelineError.duplicateKey(at: loc(item), keyPath: kp, key: parts[1])
+                        }
+                        stage.inputs.append((iname, parts[1], parts[2], loc(item)))
+                    }
                 }
             case "sweep":
                 stage.sweep = try sweep(value, "\(path).sweep")
@@ -318,36 +347,27 @@ struct SpecLoader {
     func sweep(_ node: Node, _ path: String) throws -> SweepSpec {
         let map = try mapping(node, path)
         try allowKeys(map, Self.sweepKeys, path)
-        let modes = map.filter { $0.key == "grid" || $0.key == "zip" }
-        guard modes.count == 1, let (modeKey, _, varsNode) = modes.first else {
-            throw PipelineError.badSweep(at: loc(node), keyPath: path, detail: "give exactly one of 'grid' or 'zip'")
+        guard map.contains(where: { $0.key == "grid" || $0.key == "zip" }) else {
+            throw PipelineError.badSweep(at: loc(node), keyPath: path, detail: "give 'grid', 'zip' or both")
         }
-        var sweep = SweepSpec(mode: SweepSpec.Mode(rawValue: modeKey)!, variables: [], include: [], exclude: [],
-                              location: loc(node))
-        let vars = try mapping(varsNode, "\(path).\(modeKey)")
-        if vars.isEmpty { throw PipelineError.badSweep(at: loc(varsNode), keyPath: "\(path).\(modeKey)", detail: "no variables") }
-        for (name, nameNode, list) in vars {
-            let kp = "\(path).\(modeKey).\(name)"
-            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
-                throw PipelineError.badSweep(at: loc(nameNode), keyPath: kp, detail: "'\(name)' is not a variable name")
+        var sweep = SweepSpec(grid: [], zip: [], include: [], exclude: [], location: loc(node))
+        for (modeKey, _, varsNode) in map where modeKey == "grid" || modeKey == "zip" {
+            let kp = "\(path).\(modeKey)"
+            // A zip column may repeat a value (two methods with the same selection); a grid axis may not.
+            let variables = try sweepVariables(varsNode, kp, taken: sweep.variables.map(\.name), unique: modeKey == "grid")
+            if modeKey == "grid" { sweep.grid = variables; continue }
+            if Set(variables.map(\.values.count)).count > 1 {
+                let counts = variables.map { "\($0.name): \($0.values.count)" }.joined(separator: ", ")
+                throw PipelineError.badSweep(at: loc(varsNode), keyPath: kp, detail: "zip lists differ in length (\(counts))")
             }
-            let items = try sequence(list, kp)
-            if items.isEmpty { throw PipelineError.badSweep(at: loc(list), keyPath: kp, detail: "an empty list of values") }
-            var values: [ParamValue] = []
-            for (i, item) in items.enumerated() {
-                guard let v = try literal(item, "\(kp)[\(i)]") else {
-                    throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "null is not a sweep value")
+            let rows = (0..<variables[0].values.count).map { i in variables.map { $0.values[i] } }
+            for (i, row) in rows.enumerated() {
+                if let j = rows[..<i].firstIndex(of: row) {
+                    throw PipelineError.badSweep(at: loc(varsNode), keyPath: kp,
+                                                 detail: "zip rows \(j + 1) and \(i + 1) are equal (\(row.map(\.description).joined(separator: ", ")))")
                 }
-                if values.contains(v) {
-                    throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "value \(v) appears twice")
-                }
-                values.append(v)
             }
-            sweep.variables.append((name, values))
-        }
-        if sweep.mode == .zip, Set(sweep.variables.map(\.values.count)).count > 1 {
-            let counts = sweep.variables.map { "\($0.name): \($0.values.count)" }.joined(separator: ", ")
-            throw PipelineError.badSweep(at: loc(varsNode), keyPath: "\(path).zip", detail: "zip lists differ in length (\(counts))")
+            sweep.zip = variables
         }
         let names = sweep.variables.map(\.name)
         for key in ["include", "exclude"] {
@@ -372,6 +392,38 @@ struct SpecLoader {
             }
         }
         return sweep
+    }
+
+    /// The variables of one `grid:` or `zip:` mapping; `taken` are names the other one already binds;
+    /// `unique`: a value may appear once per variable.
+    func sweepVariables(_ node: Node, _ path: String, taken: [String], unique: Bool) throws -> [(name: String, values: [ParamValue])] {
+        let vars = try mapping(node, path)
+        if vars.isEmpty { throw PipelineError.badSweep(at: loc(node), keyPath: path, detail: "no variables") }
+        var out: [(name: String, values: [ParamValue])] = []
+        for (name, nameNode, list) in vars {
+            let kp = "\(path).\(name)"
+            guard name.range(of: #"^[A-Za-z_][A-Za-z0-9_]*$"#, options: .regularExpression) != nil else {
+                throw PipelineError.badSweep(at: loc(nameNode), keyPath: kp, detail: "'\(name)' is not a variable name")
+            }
+            if taken.contains(name) {
+                throw PipelineError.badSweep(at: loc(nameNode), keyPath: kp,
+                                             detail: "variable '\(name)' is in both 'grid' and 'zip'; keep it in one")
+            }
+            let items = try sequence(list, kp)
+            if items.isEmpty { throw PipelineError.badSweep(at: loc(list), keyPath: kp, detail: "an empty list of values") }
+            var values: [ParamValue] = []
+            for (i, item) in items.enumerated() {
+                guard let v = try literal(item, "\(kp)[\(i)]") else {
+                    throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "null is not a sweep value")
+                }
+                if unique && values.contains(v) {
+                    throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "value \(v) appears twice")
+                }
+                values.append(v)
+            }
+            out.append((name, values))
+        }
+        return out
     }
 
     /// Checks that every referenced stage and output exists and that references form no cycle.

@@ -142,9 +142,10 @@ public struct InputDecl: Sendable {
     /// The store kind expected ("model", "dataset", "metrics"…); "any" accepts every kind.
     public var storeKind: String
     public var doc: String
-    /// A gather: the stage reads the output of every member of the referenced (swept) stage, in
-    /// plan order, from `StageContext.inputLists`, and is not itself swept by that stage's variables
-    /// (a report over a sweep).
+    /// A gather: the stage reads the output of every member of the referenced (swept) stage, or of
+    /// each stage of a YAML list of references, in list then plan order, from
+    /// `StageContext.gathered` (labelled) or `inputLists` (URLs only), and is not itself swept by
+    /// those stages' variables (a report over a sweep).
     public var many: Bool
     /// A spec may leave it out: the node then has no such input (absent from `StageContext.inputs`)
     /// and nothing of it enters the fingerprint. E.g. evaluate's `dense` model, for speed-ups.
@@ -215,8 +216,11 @@ public struct StageContext: Sendable {
     public var seed: UInt64
     /// Input name → the store file of the upstream output (an optional input the spec left out is absent).
     public var inputs: [String: URL]
-    /// Gather input name (`InputDecl.many`) → the store files of every upstream member, in plan order.
-    public var inputLists: [String: [URL]] = [:]
+    /// Gather input name (`InputDecl.many`) → every gathered upstream store with its labels, in list
+    /// then plan order.
+    public var gathered: [String: [GatheredInput]] = [:]
+    /// Gather input name → the store files of `gathered[name]`, in the same order.
+    public var inputLists: [String: [URL]] { gathered.mapValues { $0.map(\.url) } }
     /// Output name → where to write that store.
     public var outputs: [String: URL]
     /// Threads this stage may use.
@@ -244,6 +248,28 @@ public struct StageContext: Sendable {
     public func decodeParams<P: Decodable>(_ type: P.Type) throws -> P {
         try JSONDecoder().decode(P.self, from: JSONEncoder().encode(params))
     }
+}
+
+/// One store a gather input read, with what labels it: which stage and sweep member produced it.
+public struct GatheredInput: Sendable {
+    /// The upstream output store file.
+    public var url: URL
+    /// The upstream stage name, e.g. `eval`.
+    public var stage: String
+    /// The upstream node id, e.g. `eval[ratio=0.25,method=dress]`.
+    public var id: String
+    /// The upstream node's sweep variables, in id order.
+    public var variables: [(name: String, value: ParamValue)]
+
+    public init(url: URL, stage: String, id: String, variables: [(name: String, value: ParamValue)]) {
+        self.url = url
+        self.stage = stage
+        self.id = id
+        self.variables = variables
+    }
+
+    /// The value of sweep variable `name`, when the upstream node has it.
+    public func variable(_ name: String) -> ParamValue? { variables.first { $0.name == name }?.value }
 }
 
 /// The stage kinds a planner knows, by name. Built from the flat table in the Stages module.

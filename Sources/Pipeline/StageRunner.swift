@@ -22,21 +22,7 @@ public enum StageRunner {
     public static func run(_ node: PlanNode, plan: Plan, registry: StageRegistry, cache: Cache, threads: Int,
                            toolVersion: String,
                            progress: @escaping @Sendable (StageProgress) -> Void = { _ in }) throws -> StageOutcome {
-        var inputURLs: [String: URL] = [:]
-        var inputLists: [String: [URL]] = [:]
-        for input in node.inputs {
-            let upstream = plan.node(input.upstream)!
-            guard !input.isPending, cache.lookup(upstream.fingerprint) != nil else {
-                throw PipelineError.missingCachedInput(stage: node.id, input: input.name, upstream: upstream.id,
-                                                       fingerprint: upstream.fingerprint)
-            }
-            let url = cache.outputURL(upstream.fingerprint, input.output)
-            if let bracket = input.name.firstIndex(of: "[") {
-                inputLists[String(input.name[..<bracket]), default: []].append(url)
-            } else {
-                inputURLs[input.name] = url
-            }
-        }
+        let (inputURLs, gathered) = try inputStores(of: node, plan: plan, registry: registry, cache: cache)
         let fp = node.fingerprint
         let lock = try cache.lock(fp)
         defer { lock.release() }
@@ -52,7 +38,7 @@ public enum StageRunner {
         for o in kind.outputs { outputs[o.name] = scratch.appendingPathComponent("\(o.name).h5") }
         var context = StageContext(stageID: node.id, params: node.params, seed: node.seed, inputs: inputURLs,
                                    outputs: outputs, threads: threads, progress: progress, log: { log.write($0) })
-        context.inputLists = inputLists
+        context.gathered = gathered
         do {
             try kind.run(context)
         } catch {
@@ -86,6 +72,35 @@ public enum StageRunner {
         }
         try cache.publish(scratch: scratch, fingerprint: fp)
         return .computed(record)
+    }
+}
+
+extension StageRunner {
+    /// The cached input stores of `node`: single inputs by name, and gather inputs with the labels of
+    /// each gathered node, in the node's input order (list then plan order). Throws when an input is
+    /// not cached yet.
+    public static func inputStores(of node: PlanNode, plan: Plan, registry: StageRegistry,
+                                   cache: Cache) throws -> (inputs: [String: URL], gathered: [String: [GatheredInput]]) {
+        let gathers = registry[node.kind]!.inputs.filter(\.many).map(\.name)
+        var inputs: [String: URL] = [:]
+        var gathered: [String: [GatheredInput]] = [:]
+        for input in node.inputs {
+            let upstream = plan.node(input.upstream)!
+            guard !input.isPending, cache.lookup(upstream.fingerprint) != nil else {
+                throw PipelineError.missingCachedInput(stage: node.id, input: input.name, upstream: upstream.id,
+                                                       fingerprint: upstream.fingerprint)
+            }
+            let url = cache.outputURL(upstream.fingerprint, input.output)
+            if let gather = gathers.first(where: { input.name == Planner.gatherInputName($0, input.upstream) }) {
+                gathered[gather, default: []].append(GatheredInput(url: url, stage: upstream.stage, id: upstream.id,
+                                                                   variables: upstream.variables))
+            } else {
+                inputs[input.name] = url
+            }
+        }
+        // A gather whose stages have no members still reads an (empty) list.
+        for name in gathers where gathered[name] == nil { gathered[name] = [] }
+        return (inputs, gathered)
     }
 }
 

@@ -21,6 +21,7 @@ public enum StageCatalog {
         PruneStage(),
         FinetuneStage(),
         ExportStage(),
+        ReportStage(),
     ]
 
     /// The registry the planner and the CLI use.

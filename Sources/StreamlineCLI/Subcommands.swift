@@ -19,5 +19,6 @@ extension Streamline {
         ExportCommand.self,
         EvalCommand.self,
         GenerateCommand.self,
+        ReportCommand.self,
     ]
 }

@@ -75,7 +75,7 @@ import Testing
     let plan = try Planner.plan(parse(yaml), registry: testRegistry)
     let report = plan.node("report")!
     #expect(plan.nodes.last?.id == "report")
-    #expect(report.inputs.map(\.name) == ["xs[0]", "xs[1]"])
+    #expect(report.inputs.map(\.name) == ["xs[eval[ratio=0.25]]", "xs[eval[ratio=0.5]]"])
     #expect(report.inputs.map(\.upstream) == ["eval[ratio=0.25]", "eval[ratio=0.5]"])
     let cache = Cache(root: try temporaryDirectory())
     try runAll(try parse(yaml), cache: cache)

@@ -77,7 +77,7 @@ let goldenSpec = """
     #expect(dot.hasPrefix("digraph pipeline {"))
     #expect(dot.contains("  \"reg[ratio=0.5]\" -> \"out[ratio=0.5]\" [label=\"x\"];"))
     let mermaid = try streamline(["plan", "--format", "mermaid"], in: dir).stdout
-    #expect(mermaid.contains("  n0 -->|x| n1"))
+    #expect(mermaid.contains("  n0 -->|\"x\"| n1"))
     let json = try streamline(["plan", "--format", "json", "out[ratio=0.5]"], in: dir).stdout
     let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]] ?? []
     #expect(rows.map { $0["id"] as? String } == ["base", "reg[ratio=0.5]", "out[ratio=0.5]"])

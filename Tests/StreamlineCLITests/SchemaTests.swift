@@ -17,6 +17,7 @@ let beyondSchema: Set<String> = [
     "interpolated-wrong-type.yaml", "self-cycle.yaml", "stage-ref-in-param.yaml", "sweep-exclude-unknown-var.yaml",
     "sweep-include-partial.yaml", "sweep-var-reswept.yaml", "sweep-zip-unequal.yaml", "three-cycle.yaml",
     "two-cycle.yaml", "unknown-output-ref.yaml", "unknown-stage-ref.yaml", "unresolved-param-ref.yaml",
+    "sweep-grid-zip-same-var.yaml", "sweep-zip-duplicate-row.yaml", "gather-list-repeats-stage.yaml",
 ]
 
 @Test func theSchemaFileIsWhatTheRegistryGenerates() throws {

@@ -68,6 +68,7 @@ struct RunCommand: AsyncParsableCommand {
         let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
         display.finish(summary)
         if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
+        if !json && !interrupted.value { printReportTables(options, target: target) }
         if interrupted.value { throw PipelineError.interrupted }
         if !summary.succeeded { throw ExitCode.failure }
     }
