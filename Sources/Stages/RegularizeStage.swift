@@ -119,6 +119,8 @@ public struct RegularizeStage: StageKind {
                   doc: "proximal: after each AdamW update shrink every slice of P by penalty_lr·λ (exact zeros; the default, see the README's experiments); gradient: add λ·∂penalty to the gradient (AdamW caps the move at ~lr per step)."),
         ParamDecl("penalty_lr", .double(0...1e6), default: .double(1),
                   doc: "η of the proximal step: each update shrinks each slice's norm by η·λ (ℓ2; ℓ1 each element). Unused by gradient."),
+        ParamDecl("slice_weights", .string(choices: SliceWeighting.allCases.map(\.rawValue)), default: .string("uniform"),
+                  doc: "uniform: Σ‖slice‖ (the paper's; λ·penalty_lr is an absolute shrink per step); initial: each slice weighted by its starting ℓ2 norm, so λ·penalty_lr is the fraction of every slice removed per step and P empties together once their sum reaches 1."),
         ParamDecl("penalty_schedule", .string(choices: PenaltySchedule.allCases.map(\.rawValue)), default: .string("constant"),
                   doc: "constant: η throughout; lr: η follows the learning rate's warm-up and decay (η·lr_t/lr)."),
     ] + trainingParams(steps: 200, lr: 1e-4) + [
@@ -137,6 +139,7 @@ public struct RegularizeStage: StageKind {
         var penalty_update: PenaltyUpdate
         var penalty_lr: Double
         var penalty_schedule: PenaltySchedule
+        var slice_weights: SliceWeighting
         var lambda: Double
         var lambda_schedule: String
         var lambda_start: Double
@@ -167,7 +170,8 @@ public struct RegularizeStage: StageKind {
                                           accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
                                           minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
                                           clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every,
-                                          penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule)
+                                          penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule,
+                                          sliceWeights: p.slice_weights)
         let model = try store.decoder()
         context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
         let curves: RegularizationCurves
@@ -188,7 +192,7 @@ public struct RegularizeStage: StageKind {
         }
         var out = store
         out.parameters = model.parameters
-        out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
+        out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) weights=\(p.slice_weights.rawValue) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
         try out.write(to: context.outputs["model"]!)
         try ChannelStore(channels: channels, selection: selection, curves: curves).write(to: context.outputs["channels"]!)
     }

@@ -20,6 +20,16 @@ public enum PenaltyUpdate: String, Codable, Sendable, CaseIterable {
     case gradient
 }
 
+/// Which weight each slice's norm gets in the penalty.
+public enum SliceWeighting: String, Codable, Sendable, CaseIterable {
+    /// Σ‖slice‖, every slice weight 1 (the paper's penalty): λ is an absolute shrink per step.
+    case uniform
+    /// Σ ‖s⁰‖·‖slice‖ with ‖s⁰‖ the slice's norm when the run starts (`SliceWeights.initialNorms`): λ is
+    /// a fraction of each slice's starting norm, so small slices (norm scales) and large ones
+    /// (embedding columns) empty together.
+    case initial
+}
+
 /// How the proximal step size η_t follows the update step.
 public enum PenaltySchedule: String, Codable, Sendable, CaseIterable {
     /// η_t = penalty_lr at every step.
@@ -67,11 +77,14 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
     public var penaltyLR: Double
     /// How η_t follows the steps, e.g. .constant.
     public var penaltySchedule: PenaltySchedule
+    /// Weights of the slices in the penalty, e.g. .uniform (the paper's).
+    public var sliceWeights: SliceWeighting
 
     public init(lambda: LambdaSchedule = .constant(1e-3), norm: SliceNorm = .l2, steps: Int, batchSize: Int,
                 seqLen: Int, accumulation: Int = 1, lr: Float, warmup: Int = 0, decay: LRSchedule.Kind = .cosine,
                 minLR: Float? = nil, weightDecay: Float = 0, clipNorm: Float? = 1.0, logEvery: Int = 10, evalEvery: Int = 0,
-                penaltyUpdate: PenaltyUpdate = .proximal, penaltyLR: Double = 1, penaltySchedule: PenaltySchedule = .constant) {
+                penaltyUpdate: PenaltyUpdate = .proximal, penaltyLR: Double = 1, penaltySchedule: PenaltySchedule = .constant,
+                sliceWeights: SliceWeighting = .uniform) {
         self.lambda = lambda
         self.norm = norm
         self.steps = steps
@@ -89,6 +102,7 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         self.penaltyUpdate = penaltyUpdate
         self.penaltyLR = penaltyLR
         self.penaltySchedule = penaltySchedule
+        self.sliceWeights = sliceWeights
     }
 
     enum CodingKeys: String, CodingKey {
@@ -103,6 +117,7 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         case penaltyUpdate = "penalty_update"
         case penaltyLR = "penalty_lr"
         case penaltySchedule = "penalty_schedule"
+        case sliceWeights = "slice_weights"
     }
 
     /// Required keys: steps, batch_size, seq_len, lr; the rest default as in the memberwise init.
@@ -126,7 +141,8 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
                   evalEvery: try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? 0,
                   penaltyUpdate: try c.decodeIfPresent(PenaltyUpdate.self, forKey: .penaltyUpdate) ?? .proximal,
                   penaltyLR: try c.decodeIfPresent(Double.self, forKey: .penaltyLR) ?? 1,
-                  penaltySchedule: try c.decodeIfPresent(PenaltySchedule.self, forKey: .penaltySchedule) ?? .constant)
+                  penaltySchedule: try c.decodeIfPresent(PenaltySchedule.self, forKey: .penaltySchedule) ?? .constant,
+                  sliceWeights: try c.decodeIfPresent(SliceWeighting.self, forKey: .sliceWeights) ?? .uniform)
         do {
             try validate()
         } catch {
@@ -281,6 +297,8 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
     let parameters = model.parameters, modelConfig = model.config
     let B = config.batchSize, T = config.seqLen, K = config.accumulation
 
+    let weights = config.sliceWeights == .initial
+        ? SliceWeights.initialNorms(parameters: parameters, config: modelConfig, channels: channels) : nil
     var curves = RegularizationCurves(
         initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
     func checkpoint(_ step: Int) throws(TrainingError) {
@@ -304,7 +322,7 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
             // The grads hold the SUM of K micro-batch gradients and clipping scales them by 1/K, so the
             // penalty gradient enters with K·λ to end up as λ·∂penalty in the mean.
             penalty = ChannelRegularizer.addPenaltyGradient(parameters: parameters, config: modelConfig, channels: channels,
-                                                            norm: config.norm, lambda: lambda * Double(K))   // penalty
+                                                            norm: config.norm, lambda: lambda * Double(K), weights: weights) // penalty
         }
         let gradNorm = optimizer.clipGradients(maxNorm: config.clipNorm, scale: 1 / Float(K))        // clip
         let loss = Float(lossSum / Double(K))
@@ -314,7 +332,7 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
         optimizer.update(lr: lr)                                                              // update
         if config.penaltyUpdate == .proximal {
             penalty = ChannelRegularizer.applyProximal(parameters: parameters, config: modelConfig, channels: channels,
-                                                       norm: config.norm, threshold: config.penaltyStep(t, lr: lr) * lambda) // prox
+                                                       norm: config.norm, threshold: config.penaltyStep(t, lr: lr) * lambda, weights: weights) // prox
         }
         let step = t + 1
         progress(.step(step, steps: config.steps, loss: loss))

@@ -97,6 +97,30 @@ import Testing
         #expect(difference / size < 1e-5, "relative logit error \(difference / size)")
     }
 
+    @Test func initialNormWeightsShrinkEverySliceByTheSameFractionAndEmptyPTogether() throws {
+        let config = DressFixtures.gpt2
+        let channels = try ChannelSet(hiddenSize: 8, pruned: [2, 3, 7])
+        let p = DressFixtures.parameters(config, seed: 9)
+        let weights = SliceWeights.initialNorms(parameters: p, config: config, channels: channels)
+        let norms = { (set: ParameterSet) in
+            channels.pruned.map { c in DressFixtures.slices(config, set, channel: c).map { s in s.reduce(0) { $0 + $1 * $1 }.squareRoot() } }
+        }
+        let start = norms(p)
+        // The weighted penalty at the start is Σ‖s⁰‖², the weighted sum written out.
+        let expected = start.flatMap { $0 }.reduce(0) { $0 + $1 * $1 }
+        let penalty = ChannelRegularizer.penalty(parameters: p, config: config, channels: channels, weights: weights)
+        #expect(abs(penalty - expected) < 1e-5 * expected)
+        ChannelRegularizer.applyProximal(parameters: p, config: config, channels: channels, threshold: 0.25, weights: weights)
+        for (now, before) in zip(norms(p).flatMap { $0 }, start.flatMap { $0 }) {
+            #expect(abs(now - 0.75 * before) < 1e-5 * max(1, before), "every slice keeps 75%: \(now) of \(before)")
+        }
+        // Four more steps of 0.25: the thresholds add up to more than the starting norms, so all of P is empty.
+        for _ in 0..<4 {
+            ChannelRegularizer.applyProximal(parameters: p, config: config, channels: channels, threshold: 0.25, weights: weights)
+        }
+        #expect(ChannelRegularizer.sliceEnergy(parameters: p, config: config, channels: channels).selected == 0)
+    }
+
     @Test func stepSizeFollowsTheLearningRateWhenAsked() throws {
         let constant = RegularizationConfig(steps: 10, batchSize: 1, seqLen: 4, lr: 0.01, penaltyLR: 2)
         var following = constant
