@@ -77,7 +77,8 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
     public var penaltyLR: Double
     /// How η_t follows the steps, e.g. .constant.
     public var penaltySchedule: PenaltySchedule
-    /// Weights of the slices in the penalty, e.g. .uniform (the paper's).
+    /// Weights of the slices in the penalty, e.g. .initial (the stage's default, chosen by the SmolLM2
+    /// experiments) or .uniform (the paper's).
     public var sliceWeights: SliceWeighting
 
     public init(lambda: LambdaSchedule = .constant(1e-3), norm: SliceNorm = .l2, steps: Int, batchSize: Int,
