@@ -108,8 +108,8 @@ public struct RegularizeStage: StageKind {
         ParamDecl("method", .string(choices: ["dress", "none"]), default: .string("dress"),
                   doc: "dress: regularize; none: choose P only and pass the model through unchanged (the direct and importance baselines, so one sweep variable picks the method)."),
     ] + selectionParams + [
-        ParamDecl("lambda", .double(0...1e6), default: .double(0.00625),
-                  doc: "Penalty weight λ; the ramp's end value. Default: with slice_weights initial and penalty_lr 1, P is empty after 160 of the default 200 steps (1/(0.8·steps)). The paper's 1e-3 is for its subgradient form."),
+        ParamDecl("lambda", .double(0...1e6), default: .double(0.0084),
+                  doc: "Penalty weight λ; the ramp's end value. Default: with slice_weights initial and penalty_lr 1, P is empty after 60% of the default 200 steps (≈ 1/(0.6·steps), the best share on SmolLM2). The paper's 1e-3 is for its subgradient form."),
         ParamDecl("lambda_schedule", .string(choices: ["constant", "linear_ramp"]), default: .string("constant"),
                   doc: "constant: λ throughout; linear_ramp: from lambda_start to lambda over lambda_ramp_steps."),
         ParamDecl("lambda_start", .double(0...1e6), default: .double(0), doc: "λ at step 0 of a linear_ramp."),
@@ -124,7 +124,7 @@ public struct RegularizeStage: StageKind {
                   doc: "uniform: Σ‖slice‖ (the paper's; λ·penalty_lr is an absolute shrink per step); initial: each slice weighted by its starting ℓ2 norm, so λ·penalty_lr is the fraction of every slice removed per step and P empties together once their sum reaches 1."),
         ParamDecl("penalty_schedule", .string(choices: PenaltySchedule.allCases.map(\.rawValue)), default: .string("constant"),
                   doc: "constant: η throughout; lr: η follows the learning rate's warm-up and decay (η·lr_t/lr)."),
-    ] + trainingParams(steps: 200, lr: 1e-3) + [
+    ] + trainingParams(steps: 200, lr: 5e-4) + [
         ParamDecl("log_every", .int(1...1_000_000), default: .int(10), doc: "Record loss, penalty and slice energy every this many updates."),
         ParamDecl("eval_every", .int(0...1_000_000), default: .int(0), doc: "Masked held-out loss every this many updates (0: before and after only)."),
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0.05),
