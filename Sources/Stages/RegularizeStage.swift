@@ -102,17 +102,29 @@ struct TokenSplit {
 public struct RegularizeStage: StageKind {
     public init() {}
     public let name = "regularize"
-    public let version = 1
-    public let doc = "DReSS: chooses P by rule, then trains with LM loss + λ·Σ‖slice‖ over P's slices so that pruning P later costs little."
-    public let params = selectionParams + [
-        ParamDecl("lambda", .double(0...1e6), default: .double(1e-3), doc: "Penalty weight λ (the paper's best: 1e-3); the ramp's end value."),
+    public let version = 2
+    public let doc = "DReSS: chooses P by rule, then trains with LM loss + λ·Σ‖slice‖ over P's slices so that pruning P later costs little (method none: P only, model unchanged)."
+    public let params = [
+        ParamDecl("method", .string(choices: ["dress", "none"]), default: .string("dress"),
+                  doc: "dress: regularize; none: choose P only and pass the model through unchanged (the direct and importance baselines, so one sweep variable picks the method)."),
+    ] + selectionParams + [
+        ParamDecl("lambda", .double(0...1e6), default: .double(0.0084),
+                  doc: "Penalty weight λ; the ramp's end value. Default: with slice_weights initial and penalty_lr 1, P is empty after 60% of the default 200 steps (≈ 1/(0.6·steps), the best share on SmolLM2). The paper's 1e-3 is for its subgradient form."),
         ParamDecl("lambda_schedule", .string(choices: ["constant", "linear_ramp"]), default: .string("constant"),
                   doc: "constant: λ throughout; linear_ramp: from lambda_start to lambda over lambda_ramp_steps."),
         ParamDecl("lambda_start", .double(0...1e6), default: .double(0), doc: "λ at step 0 of a linear_ramp."),
         ParamDecl("lambda_ramp_steps", .int(0...1_000_000), default: .int(0), doc: "Length of a linear_ramp; 0 = the whole run."),
         ParamDecl("norm", .string(choices: SliceNorm.allCases.map(\.rawValue)), default: .string("l2"),
                   doc: "Slice norm: l2 (the paper's), l2sq (squared) or l1."),
-    ] + trainingParams(steps: 200, lr: 1e-4) + [
+        ParamDecl("penalty_update", .string(choices: PenaltyUpdate.allCases.map(\.rawValue)), default: .string("proximal"),
+                  doc: "proximal: after each AdamW update shrink every slice of P by penalty_lr·λ (exact zeros; the default, see the README's experiments); gradient: add λ·∂penalty to the gradient (AdamW caps the move at ~lr per step)."),
+        ParamDecl("penalty_lr", .double(0...1e6), default: .double(1),
+                  doc: "η of the proximal step: each update shrinks each slice's norm by η·λ (ℓ2; ℓ1 each element). Unused by gradient."),
+        ParamDecl("slice_weights", .string(choices: SliceWeighting.allCases.map(\.rawValue)), default: .string("initial"),
+                  doc: "uniform: Σ‖slice‖ (the paper's; λ·penalty_lr is an absolute shrink per step); initial: each slice weighted by its starting ℓ2 norm, so λ·penalty_lr is the fraction of every slice removed per step and P empties together once their sum reaches 1."),
+        ParamDecl("penalty_schedule", .string(choices: PenaltySchedule.allCases.map(\.rawValue)), default: .string("constant"),
+                  doc: "constant: η throughout; lr: η follows the learning rate's warm-up and decay (η·lr_t/lr)."),
+    ] + trainingParams(steps: 200, lr: 5e-4) + [
         ParamDecl("log_every", .int(1...1_000_000), default: .int(10), doc: "Record loss, penalty and slice energy every this many updates."),
         ParamDecl("eval_every", .int(0...1_000_000), default: .int(0), doc: "Masked held-out loss every this many updates (0: before and after only)."),
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0.05),
@@ -124,6 +136,11 @@ public struct RegularizeStage: StageKind {
                           OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, with the run's loss, penalty, energy and masked-loss curves.")]
 
     struct Params: Decodable {
+        var method: String
+        var penalty_update: PenaltyUpdate
+        var penalty_lr: Double
+        var penalty_schedule: PenaltySchedule
+        var slice_weights: SliceWeighting
         var lambda: Double
         var lambda_schedule: String
         var lambda_start: Double
@@ -138,7 +155,13 @@ public struct RegularizeStage: StageKind {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let (channels, selection) = try selectChannels(context, model: store)
+        let (channels, selection) = try selectChannels(context, model: store, data: context.inputs["data"])
+        if p.method == "none" {
+            context.log("selected \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)); method none: model unchanged")
+            try store.write(to: context.outputs["model"]!)
+            try ChannelStore(channels: channels, selection: selection).write(to: context.outputs["channels"]!)
+            return
+        }
         let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction,
                                   seed: context.seed, stage: context.stageID, input: "data")
         let lambda: LambdaSchedule = p.lambda_schedule == "linear_ramp"
@@ -147,7 +170,9 @@ public struct RegularizeStage: StageKind {
         let config = RegularizationConfig(lambda: lambda, norm: p.norm, steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len,
                                           accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
                                           minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
-                                          clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every)
+                                          clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every,
+                                          penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule,
+                                          sliceWeights: p.slice_weights)
         let model = try store.decoder()
         context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
         let curves: RegularizationCurves
@@ -168,7 +193,7 @@ public struct RegularizeStage: StageKind {
         }
         var out = store
         out.parameters = model.parameters
-        out.source["regularized"] = "\(p.norm.rawValue) lambda=\(p.lambda) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
+        out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) weights=\(p.slice_weights.rawValue) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
         try out.write(to: context.outputs["model"]!)
         try ChannelStore(channels: channels, selection: selection, curves: curves).write(to: context.outputs["channels"]!)
     }

@@ -2,7 +2,8 @@
 // model store gives the hidden-channel set P, written as a store of kind "channels" (P as int32
 // tensor `pruned`, the ChannelSet and optional regularization curves as metadata). `select` feeds
 // `prune` directly for the baselines that skip regularization (`direct` with a positional rule,
-// `magnitude` by importance); `regularize` uses the same rules and writes the same store.
+// `magnitude` / `activation` by importance); `regularize` uses the same rules and parameters and writes
+// the same store (with `method: none` it is a select that also passes the model through).
 // Also here: the error type of these stages. Not here: the rules themselves (Training/ChannelSelection).
 
 import Data
@@ -80,13 +81,32 @@ public struct ChannelStore: Sendable, Equatable {
 /// The selection parameters `select` and `regularize` share.
 let selectionParams = [
     ParamDecl("ratio", .double(0...0.99), default: .double(0.25), doc: "Fraction p of hidden channels to remove; |P| = round(p·d)."),
-    ParamDecl("selection", .string(choices: ["first", "last", "uniform", "random", "magnitude"]), default: .string("last"),
-              doc: "Rule choosing P: positions (first, last, uniform = evenly spread), random (selection_seed) or magnitude (lowest slice norms)."),
+    ParamDecl("selection", .string(choices: ChannelSelectionRule.allCases.map(\.rawValue)), default: .string("last"),
+              doc: "Rule choosing P: positions (first, last, uniform = evenly spread), random (selection_seed), magnitude (lowest Σ of slice ℓ2 norms) or activation (lowest residual-stream mean x² on calibration windows of the data)."),
     ParamDecl("selection_seed", .int(0...Int(Int32.max)), default: .int(0), doc: "Seed of the random rule."),
+    ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
+              doc: "activation: windows of the data run through the model (the first ones of the token stream, inside the data budget)."),
+    ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation: tokens per calibration window."),
 ]
 
-/// P for `model` by the `ratio`, `selection` and `selection_seed` parameters of `context`.
-func selectChannels(_ context: StageContext, model: ModelStore) throws -> (ChannelSet, String) {
+/// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`.
+func calibrationWindows(data url: URL, tokenizer: BPETokenizer, windows: Int, length: Int, stage: String) throws -> [[Int32]] {
+    let dataset = try TokenDataset(store: url)
+    guard dataset.tokenizerDigest == tokenizer.digest else {
+        throw DReSSStageError.badInput(stage: stage, input: "data",
+                                       what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+    }
+    let tokens = dataset.tokens
+    guard tokens.count >= windows * length else {
+        throw DReSSStageError.badInput(stage: stage, input: "data",
+                                       what: "has \(tokens.count) tokens, fewer than calibration_windows·calibration_len = \(windows * length); lower them")
+    }
+    return (0..<windows).map { Array(tokens[($0 * length)..<(($0 + 1) * length)]) }
+}
+
+/// P for `model` by the selection parameters of `context` (`ratio`, `selection`, `selection_seed`, and
+/// for `activation` the calibration windows of `data`, which it then requires).
+func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) throws -> (ChannelSet, String) {
     let ratio = context.params["ratio"]!.number!
     let ruleName = context.params["selection"]!.description
     guard let rule = ChannelSelectionRule(rawValue: ruleName) else {
@@ -95,10 +115,25 @@ func selectChannels(_ context: StageContext, model: ModelStore) throws -> (Chann
     guard case .int(let seed)? = context.params["selection_seed"] else {
         throw DReSSStageError.badParameter(stage: context.stageID, name: "selection_seed", reason: "must be an integer")
     }
+    var statistics: [Double]?
+    var label = rule == .random ? "random seed=\(seed)" : ruleName
+    if rule == .activation {
+        guard let data else {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "selection",
+                                               reason: "'activation' needs calibration text: give the stage a 'data' input")
+        }
+        guard case .int(let count)? = context.params["calibration_windows"], case .int(let length)? = context.params["calibration_len"] else {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "calibration_windows", reason: "must be integers (with calibration_len)")
+        }
+        let windows = try calibrationWindows(data: data, tokenizer: model.tokenizer, windows: count, length: length, stage: context.stageID)
+        Threading.configure(threads: context.threads)
+        statistics = ChannelSelection.activationStatistics(model: try model.decoder(), windows: windows)
+        label = "activation windows=\(count)x\(length)"
+    }
     do {
         let set = try ChannelSelection.select(rule, ratio: ratio, config: model.config, seed: UInt64(seed),
-                                              parameters: model.parameters)
-        return (set, rule == .random ? "random seed=\(seed)" : ruleName)
+                                              parameters: model.parameters, statistics: statistics)
+        return (set, label)
     } catch {
         throw DReSSStageError.badParameter(stage: context.stageID, name: "ratio", reason: error.description)
     }
@@ -108,15 +143,16 @@ func selectChannels(_ context: StageContext, model: ModelStore) throws -> (Chann
 public struct SelectStage: StageKind {
     public init() {}
     public let name = "select"
-    public let version = 1
+    public let version = 2
     public let doc = "Chooses the hidden-channel set P of a model by a rule (no training): the input of prune for the direct and importance baselines."
     public let params = selectionParams
-    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model.")]
+    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text for selection: activation.", optional: true)]
     public let outputs = [OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, the channels to remove.")]
 
     public func run(_ context: StageContext) throws {
         let model = try ModelStore(store: context.inputs["model"]!)
-        let (channels, selection) = try selectChannels(context, model: model)
+        let (channels, selection) = try selectChannels(context, model: model, data: context.inputs["data"])
         context.log("selected \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection))")
         try ChannelStore(channels: channels, selection: selection).write(to: context.outputs["channels"]!)
     }

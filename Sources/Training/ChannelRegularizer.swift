@@ -51,6 +51,42 @@ public struct SliceEnergy: Sendable, Equatable {
     }
 }
 
+/// Per-slice weights w of a weighted penalty Σ w·‖slice‖: one value per channel of P (list order) for
+/// every hidden-channel tensor. `initialNorms` makes λ relative: with w = ‖s⁰‖₂ a proximal step of
+/// threshold τ·w removes the fraction τ of every slice's starting norm, so all of P empties together
+/// after Σ τ_t = 1, whatever the sizes (on SmolLM2 they span 0.001 for norm scales to 143 for embedding
+/// columns, so one absolute threshold zeroes the scales long before the matrices move).
+public struct SliceWeights: Sendable, Equatable {
+    /// Weights by tensor name, |P| each.
+    public let byTensor: [String: [Double]]
+    /// The floor of an initial-norm weight, so a slice that starts at (nearly) zero is still held there.
+    public static let minimumWeight = 1e-3
+
+    public init(byTensor: [String: [Double]]) {
+        self.byTensor = byTensor
+    }
+
+    /// w = max(‖s‖₂, minimumWeight) of every slice of P in `parameters` now.
+    public static func initialNorms(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet) -> SliceWeights {
+        let runs = ChannelRuns(channels.pruned)
+        var byTensor: [String: [Double]] = [:]
+        for tensor in config.hiddenChannelTensors {
+            byTensor[tensor.name] = sliceReduce(parameters.value(tensor.name), axis: tensor.axis, runs: runs, absolute: false)
+                .map { max($0.squareRoot(), minimumWeight) }
+        }
+        return SliceWeights(byTensor: byTensor)
+    }
+
+    /// The weights of `tensor`, or |P| ones when there are no weights.
+    static func of(_ weights: SliceWeights?, _ tensor: String, count: Int) -> [Double] {
+        guard let weights else { return [Double](repeating: 1, count: count) }
+        guard let w = weights.byTensor[tensor], w.count == count else {
+            preconditionFailure("SliceWeights: no \(count) weights for \(tensor); build them for this model and channel set")
+        }
+        return w
+    }
+}
+
 /// The DReSS penalty on a channel set and the operations around it (pure functions over a config and a
 /// ParameterSet laid out by `config.parameterSpecs`).
 public enum ChannelRegularizer {
@@ -58,37 +94,79 @@ public enum ChannelRegularizer {
     /// defined gradient s/√(Σs² + ε) (0 at s = 0). The penalty subtracts √ε so an all-zero slice costs 0.
     public static let l2Epsilon: Double = 1e-12
 
-    /// Σ over the slices of every channel in P of ‖slice‖ (unweighted: the loss term is λ·penalty).
+    /// Σ over the slices of every channel in P of w·‖slice‖ (w = 1 without `weights`; λ not applied:
+    /// the loss term is λ·penalty).
     public static func penalty(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet,
-                               norm: SliceNorm = .l2) -> Double {
+                               norm: SliceNorm = .l2, weights: SliceWeights? = nil) -> Double {
         let runs = ChannelRuns(channels.pruned)
         var total = 0.0
         for tensor in checkedTensors(parameters, config, channels) {
             let reduced = sliceReduce(parameters.value(tensor.name), axis: tensor.axis, runs: runs, absolute: norm == .l1)
-            total += sliceCost(reduced, norm: norm)
+            total += sliceCost(reduced, norm: norm, weights: SliceWeights.of(weights, tensor.name, count: runs.total))
         }
         return total
     }
 
     /// Accumulates λ·∂penalty/∂θ into `parameters.grads` (call after the model's backward, before the
-    /// optimiser step) and returns the unweighted penalty of the current values.
+    /// optimiser step) and returns the penalty (without λ) of the current values.
     @discardableResult
     public static func addPenaltyGradient(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet,
-                                          norm: SliceNorm = .l2, lambda: Double) -> Double {
+                                          norm: SliceNorm = .l2, lambda: Double, weights: SliceWeights? = nil) -> Double {
         let runs = ChannelRuns(channels.pruned)
         var total = 0.0
         for tensor in checkedTensors(parameters, config, channels) {
             let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
             // ∂/∂s of each slice's cost is coefficient(slice) · s (ℓ2, ℓ2²) or coefficient · sign(s) (ℓ1).
             let reduced = sliceReduce(value, axis: tensor.axis, runs: runs, absolute: norm == .l1)
-            total += sliceCost(reduced, norm: norm)
+            let w = SliceWeights.of(weights, tensor.name, count: runs.total)
+            total += sliceCost(reduced, norm: norm, weights: w)
             let coefficients: [Float] = switch norm {
-            case .l2: reduced.map { Float(lambda / ($0 + l2Epsilon).squareRoot()) }
-            case .l2sq: [Float](repeating: Float(2 * lambda), count: reduced.count)
-            case .l1: [Float](repeating: Float(lambda), count: reduced.count)
+            case .l2: zip(reduced, w).map { Float(lambda * $1 / ($0 + l2Epsilon).squareRoot()) }
+            case .l2sq: w.map { Float(2 * lambda * $0) }
+            case .l1: w.map { Float(lambda * $0) }
             }
             sliceAccumulate(grad: grad, value: value, axis: tensor.axis, runs: runs,
                             coefficients: coefficients, sign: norm == .l1)
+        }
+        return total
+    }
+
+    /// The proximal step of τ·penalty, applied in place to every slice of P after an optimiser update,
+    /// (threshold τ·w per slice with `weights`) and the penalty (without λ) of the values it leaves. Exact prox of each norm (ℓ2 unsmoothed):
+    /// ℓ2: s ← s·max(0, 1 − τ/‖s‖₂) (group soft-threshold: a slice with ‖s‖₂ ≤ τ becomes exactly 0);
+    /// ℓ2²: s ← s/(1 + 2τ) (never exactly 0); ℓ1: s_i ← sign(s_i)·max(0, |s_i| − τ) per element.
+    /// Why: an AdamW step moves each weight by at most ~lr whatever λ is, so a subgradient penalty
+    /// cannot empty slices of norm ~1 in a few hundred steps at a small lr; the prox shrinks every
+    /// slice by τ = η·λ per step independently of the optimiser's scaling, and reaches exact zeros.
+    @discardableResult
+    public static func applyProximal(parameters: ParameterSet, config: ModelConfig, channels: ChannelSet,
+                                     norm: SliceNorm = .l2, threshold tau: Double, weights: SliceWeights? = nil) -> Double {
+        precondition(tau.isFinite && tau >= 0, "ChannelRegularizer.applyProximal: threshold \(tau) must be finite and >= 0")
+        let runs = ChannelRuns(channels.pruned)
+        var total = 0.0
+        for tensor in checkedTensors(parameters, config, channels) {
+            let value = parameters.value(tensor.name)
+            let w = SliceWeights.of(weights, tensor.name, count: runs.total)
+            switch norm {
+            case .l2:
+                let reduced = sliceReduce(value, axis: tensor.axis, runs: runs, absolute: false)
+                var factors = [Float](repeating: 0, count: reduced.count)
+                for (k, r) in reduced.enumerated() {
+                    let length = r.squareRoot(), threshold = tau * w[k]
+                    let factor = length > threshold ? 1 - threshold / length : 0
+                    factors[k] = Float(factor)
+                    total += w[k] * length * factor
+                }
+                sliceTransform(value, axis: tensor.axis, runs: runs, perSlice: factors, softThreshold: false)
+            case .l2sq:
+                let factors = w.map { 1 / (1 + 2 * tau * $0) }
+                let reduced = sliceReduce(value, axis: tensor.axis, runs: runs, absolute: false)
+                for k in 0..<reduced.count { total += w[k] * reduced[k] * factors[k] * factors[k] }
+                sliceTransform(value, axis: tensor.axis, runs: runs, perSlice: factors.map { Float($0) }, softThreshold: false)
+            case .l1:
+                sliceTransform(value, axis: tensor.axis, runs: runs, perSlice: w.map { Float(tau * $0) }, softThreshold: true)
+                total += sliceCost(sliceReduce(value, axis: tensor.axis, runs: runs, absolute: true), norm: .l1, weights: w)
+            }
         }
         return total
     }
@@ -149,14 +227,14 @@ public enum ChannelRegularizer {
         return tensors
     }
 
-    /// Σ over slices of the cost of one slice, from its Σs² (ℓ2, ℓ2²) or Σ|s| (ℓ1).
-    private static func sliceCost(_ reduced: [Double], norm: SliceNorm) -> Double {
+    /// Σ over slices of w·(the cost of one slice), from its Σs² (ℓ2, ℓ2²) or Σ|s| (ℓ1).
+    private static func sliceCost(_ reduced: [Double], norm: SliceNorm, weights: [Double]) -> Double {
         switch norm {
         case .l2:
             let floor = l2Epsilon.squareRoot()
-            return reduced.reduce(0) { $0 + (($1 + l2Epsilon).squareRoot() - floor) }
+            return zip(reduced, weights).reduce(0) { $0 + $1.1 * (($1.0 + l2Epsilon).squareRoot() - floor) }
         case .l2sq, .l1:
-            return reduced.reduce(0, +)
+            return zip(reduced, weights).reduce(0) { $0 + $1.1 * $1.0 }
         }
     }
 }
@@ -382,6 +460,56 @@ func sliceAccumulate(grad: Tensor, value: Tensor, axis: HiddenAxis, runs: Channe
         for (k, c) in runs.channels.enumerated() {
             g[c] += coefficients[k] * (sign ? signum(w[c]) : w[c])
         }
+    }
+}
+
+/// Every element s of selected slice k becomes s·a[k] (scale) or sign(s)·max(0, |s| − a[k])
+/// (`softThreshold`); elements of other channels are not touched. Columns are visited run by run (no
+/// span mode: this pass only writes the selected elements).
+/// - tensor: (R, C) / (C, K) / (C) by `axis`; perSlice: |P| values in list order
+func sliceTransform(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns, perSlice: [Float], softThreshold: Bool) {
+    let n = runs.total
+    if n == 0 { return }
+    precondition(perSlice.count == n, "sliceTransform: \(perSlice.count) values for \(n) slices")
+    let w = tensor.data
+    perSlice.withUnsafeBufferPointer { a in
+        let a = a.baseAddress!
+        switch axis {
+        case .columns:
+            let R = tensor.shape[0], C = tensor.shape[1]
+            Threading.parallelFor(R, minChunk: max(1, minParallelWork / n)) { range in
+                for r in range {
+                    for run in runs.runs {
+                        transform(w + r * C + run.start, { a[run.slot + $0] }, count: run.count, softThreshold: softThreshold)
+                    }
+                }
+            }
+        case .rows:
+            let K = tensor.shape[1]
+            Threading.parallelFor(n, minChunk: max(1, minParallelWork / max(1, K))) { range in
+                for k in range {
+                    let value = a[k]
+                    transform(w + runs.channels[k] * K, { _ in value }, count: K, softThreshold: softThreshold)
+                }
+            }
+        case .entries:
+            for (k, c) in runs.channels.enumerated() {
+                transform(w + c, { _ in a[k] }, count: 1, softThreshold: softThreshold)
+            }
+        }
+    }
+}
+
+/// x[j] ← x[j]·a(j) or sign(x[j])·max(0, |x[j]| − a(j)), j < count.
+@inline(__always)
+private func transform(_ x: UnsafeMutablePointer<Float>, _ a: (Int) -> Float, count: Int, softThreshold: Bool) {
+    if softThreshold {
+        for j in 0..<count {
+            let v = x[j], t = a(j)
+            x[j] = v > t ? v - t : (v < -t ? v + t : 0)
+        }
+    } else {
+        for j in 0..<count { x[j] *= a(j) }
     }
 }
 

@@ -2,8 +2,8 @@
 // baselines): fixed positions (first, last, evenly spread), a seeded random draw, and two importance
 // rankings, by weight magnitude or by calibration activations (lowest importance pruned). The paper fixes
 // P by position and reports that first, last and evenly spread sets behave alike (design.md).
-// Not here: the calibration forward pass behind `activation` (the caller computes the statistics with
-// the model) or the regularizer itself (ChannelRegularizer.swift).
+// Not here: the calibration forward pass itself (Model/Decoder+ChannelStatistics.swift) or the
+// regularizer (ChannelRegularizer.swift).
 //
 // Count: |P| = round(ratio·C), ties rounded away from zero (ratio 0.25 of C = 10 prunes 3), ratio in [0, 1).
 
@@ -22,7 +22,8 @@ public enum ChannelSelectionRule: String, Codable, Sendable, CaseIterable {
     case random
     /// The n channels with the lowest `ChannelSelection.magnitudeImportance`.
     case magnitude
-    /// The n channels with the lowest calibration statistic (mean |x| or mean x² of the residual stream).
+    /// The n channels with the lowest calibration statistic (`activationStatistics`: the residual
+    /// stream's mean x², summed over the points where norms read it).
     case activation
 }
 
@@ -86,6 +87,24 @@ public enum ChannelSelection {
         }
         let n = try count(ratio: ratio, hiddenSize: C)
         return try ChannelSet(hiddenSize: C, pruned: lowest(statistics, count: n))
+    }
+
+    /// The `activation` statistic of channel c: Σ over the L + 1 points where a norm reads the residual
+    /// stream (every layer's input, the final norm's input) of the mean of x_c² over every token of
+    /// `windows` (each a token sequence of any length ≥ 1, run as its own batch of one).
+    /// Why x² summed over layers: deleting channel c removes x_c from every norm's input, and a norm
+    /// output's error grows with the energy removed there; every layer counts, the final norm too.
+    public static func activationStatistics(model: Decoder, windows: [[Int32]]) -> [Double] {
+        let C = model.config.hiddenSize
+        var totals = [Double](repeating: 0, count: C)
+        var tokens = 0
+        for window in windows where !window.isEmpty {
+            for point in model.residualSquareSums(tokens: window, B: 1, T: window.count) {
+                for c in 0..<C { totals[c] += point[c] }
+            }
+            tokens += window.count
+        }
+        return tokens > 0 ? totals.map { $0 / Double(tokens) } : totals
     }
 
     /// Applies `rule` to a model of `config`: `seed` is used by .random, `parameters` by .magnitude and

@@ -10,6 +10,34 @@ import Foundation
 import Model
 import Tensor
 
+/// How the penalty acts on the weights.
+public enum PenaltyUpdate: String, Codable, Sendable, CaseIterable {
+    /// After each AdamW update, the proximal step of η_t·λ_t·penalty (`ChannelRegularizer.applyProximal`):
+    /// a shrink of η_t·λ_t per slice per step, independent of AdamW's per-weight scaling, reaching exact 0.
+    case proximal
+    /// λ·∂penalty added to the gradient before clipping and AdamW (a subgradient method): AdamW's
+    /// normalisation caps each weight's move at ~lr per step, whatever λ is.
+    case gradient
+}
+
+/// Which weight each slice's norm gets in the penalty.
+public enum SliceWeighting: String, Codable, Sendable, CaseIterable {
+    /// Σ‖slice‖, every slice weight 1 (the paper's penalty): λ is an absolute shrink per step.
+    case uniform
+    /// Σ ‖s⁰‖·‖slice‖ with ‖s⁰‖ the slice's norm when the run starts (`SliceWeights.initialNorms`): λ is
+    /// a fraction of each slice's starting norm, so small slices (norm scales) and large ones
+    /// (embedding columns) empty together.
+    case initial
+}
+
+/// How the proximal step size η_t follows the update step.
+public enum PenaltySchedule: String, Codable, Sendable, CaseIterable {
+    /// η_t = penalty_lr at every step.
+    case constant
+    /// η_t = penalty_lr · lr_t / lr: the learning rate's warm-up and decay, scaled.
+    case lr
+}
+
 /// Settings of one regularization run; Codable (snake_case keys) so stage parameters can carry them.
 public struct RegularizationConfig: Codable, Sendable, Equatable {
     /// λ over update steps, e.g. constant 1e-3 (the paper's best).
@@ -42,10 +70,22 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
     /// The masked held-out loss is measured every `evalEvery` updates, before the first and after the
     /// last; 0 = only before the first and after the last.
     public var evalEvery: Int
+    /// How the penalty acts, e.g. .proximal (the default: chosen by the SmolLM2 experiments, see the README).
+    public var penaltyUpdate: PenaltyUpdate
+    /// η, the proximal step size: each step shrinks every slice by η_t·λ_t (ℓ2 norm units), e.g. 1.
+    /// Unused by .gradient.
+    public var penaltyLR: Double
+    /// How η_t follows the steps, e.g. .constant.
+    public var penaltySchedule: PenaltySchedule
+    /// Weights of the slices in the penalty, e.g. .initial (the stage's default, chosen by the SmolLM2
+    /// experiments) or .uniform (the paper's).
+    public var sliceWeights: SliceWeighting
 
     public init(lambda: LambdaSchedule = .constant(1e-3), norm: SliceNorm = .l2, steps: Int, batchSize: Int,
                 seqLen: Int, accumulation: Int = 1, lr: Float, warmup: Int = 0, decay: LRSchedule.Kind = .cosine,
-                minLR: Float? = nil, weightDecay: Float = 0, clipNorm: Float? = 1.0, logEvery: Int = 10, evalEvery: Int = 0) {
+                minLR: Float? = nil, weightDecay: Float = 0, clipNorm: Float? = 1.0, logEvery: Int = 10, evalEvery: Int = 0,
+                penaltyUpdate: PenaltyUpdate = .proximal, penaltyLR: Double = 1, penaltySchedule: PenaltySchedule = .constant,
+                sliceWeights: SliceWeighting = .uniform) {
         self.lambda = lambda
         self.norm = norm
         self.steps = steps
@@ -60,6 +100,10 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         self.clipNorm = clipNorm
         self.logEvery = logEvery
         self.evalEvery = evalEvery
+        self.penaltyUpdate = penaltyUpdate
+        self.penaltyLR = penaltyLR
+        self.penaltySchedule = penaltySchedule
+        self.sliceWeights = sliceWeights
     }
 
     enum CodingKeys: String, CodingKey {
@@ -71,6 +115,10 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         case clipNorm = "clip_norm"
         case logEvery = "log_every"
         case evalEvery = "eval_every"
+        case penaltyUpdate = "penalty_update"
+        case penaltyLR = "penalty_lr"
+        case penaltySchedule = "penalty_schedule"
+        case sliceWeights = "slice_weights"
     }
 
     /// Required keys: steps, batch_size, seq_len, lr; the rest default as in the memberwise init.
@@ -91,7 +139,11 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
                   // Absent: the memberwise default 1.0; 0 turns clipping off (a YAML null is easy to lose).
                   clipNorm: try c.decodeIfPresent(Float.self, forKey: .clipNorm).map { $0 == 0 ? nil : $0 } ?? 1.0,
                   logEvery: try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? 10,
-                  evalEvery: try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? 0)
+                  evalEvery: try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? 0,
+                  penaltyUpdate: try c.decodeIfPresent(PenaltyUpdate.self, forKey: .penaltyUpdate) ?? .proximal,
+                  penaltyLR: try c.decodeIfPresent(Double.self, forKey: .penaltyLR) ?? 1,
+                  penaltySchedule: try c.decodeIfPresent(PenaltySchedule.self, forKey: .penaltySchedule) ?? .constant,
+                  sliceWeights: try c.decodeIfPresent(SliceWeighting.self, forKey: .sliceWeights) ?? .uniform)
         do {
             try validate()
         } catch {
@@ -99,6 +151,14 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
             var key = CodingKeys.steps
             if case let .invalidSetting(name, _, _) = error, let named = CodingKeys(stringValue: name) { key = named }
             throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: error.description)
+        }
+    }
+
+    /// η_t, the proximal step size of update `step` (0-based) whose learning rate is `lr`.
+    public func penaltyStep(_ step: Int, lr stepLR: Float) -> Double {
+        switch penaltySchedule {
+        case .constant: penaltyLR
+        case .lr: penaltyLR * Double(stepLR) / Double(lr)
         }
     }
 
@@ -111,7 +171,7 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
     }
 
     /// Checks ranges: the trainer's keys, a finite lr ≥ min_lr ≥ 0, warm-up ≥ 0, weight decay ≥ 0,
-    /// log_every ≥ 1, eval_every ≥ 0.
+    /// log_every ≥ 1, eval_every ≥ 0, a finite penalty_lr ≥ 0 (and lr > 0 when η follows lr).
     public func validate() throws(TrainingError) {
         try trainerConfig.validate()
         guard lr.isFinite, lr >= 0 else { throw .invalidSetting(key: "lr", value: "\(lr)", reason: "must be a finite number >= 0") }
@@ -125,6 +185,12 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         guard weightDecay.isFinite, weightDecay >= 0 else {
             throw .invalidSetting(key: "weight_decay", value: "\(weightDecay)", reason: "must be a finite number >= 0")
         }
+        guard penaltyLR.isFinite, penaltyLR >= 0 else {
+            throw .invalidSetting(key: "penalty_lr", value: "\(penaltyLR)", reason: "must be a finite number >= 0")
+        }
+        if penaltySchedule == .lr, lr == 0 {
+            throw .invalidSetting(key: "penalty_schedule", value: "lr", reason: "follows lr_t / lr, so lr must be > 0; use constant")
+        }
     }
 }
 
@@ -134,7 +200,7 @@ public struct RegularizationPoint: Codable, Sendable, Equatable, CustomStringCon
     public var step: Int
     /// Mean LM loss of the update's micro-batches (before the update).
     public var loss: Float
-    /// Unweighted penalty Σ‖slice‖ before the update.
+    /// Unweighted penalty Σ‖slice‖: before the update (gradient), after the proximal step (proximal).
     public var penalty: Double
     /// λ used by the update.
     public var lambda: Double
@@ -142,7 +208,7 @@ public struct RegularizationPoint: Codable, Sendable, Equatable, CustomStringCon
     public var lr: Float
     /// `SliceEnergy.relative` after the update: 0.5 = a selected channel as strong as a kept one, → 0 as P empties.
     public var energy: Double
-    /// Global gradient norm of the whole objective before clipping.
+    /// Global gradient norm before clipping: of the whole objective (gradient), of the LM loss (proximal).
     public var gradNorm: Double
 
     public var description: String {
@@ -203,7 +269,8 @@ public enum RegularizationEvent: Sendable {
 }
 
 /// Trains `model` in place on LM loss + λ(step)·Σ‖slice‖ over the slices of `channels` and returns the
-/// curves. Sample numbers follow the update count (update t, micro-batch k reads samples
+/// curves. The penalty acts by `config.penaltyUpdate`: a proximal step after each AdamW update, or its
+/// gradient added before clipping. Sample numbers follow the update count (update t, micro-batch k reads samples
 /// (t·K + k)·B ..< +B of `batches`), so the run is a pure function of its inputs. `heldOut` batches
 /// (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model is not changed by them.
 /// The model's base weights must be trainable (`trainBase`) and no adapters attached.
@@ -231,6 +298,8 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
     let parameters = model.parameters, modelConfig = model.config
     let B = config.batchSize, T = config.seqLen, K = config.accumulation
 
+    let weights = config.sliceWeights == .initial
+        ? SliceWeights.initialNorms(parameters: parameters, config: modelConfig, channels: channels) : nil
     var curves = RegularizationCurves(
         initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
     func checkpoint(_ step: Int) throws(TrainingError) {
@@ -249,16 +318,23 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
             lossSum += Double(model.forward(tokens: batch.tokens, targets: batch.targets, B: B, T: T)) // forward
             model.backward()                                                                  // backward
         }
-        // The grads hold the SUM of K micro-batch gradients and clipping scales them by 1/K, so the
-        // penalty gradient enters with K·λ to end up as λ·∂penalty in the mean.
-        let penalty = ChannelRegularizer.addPenaltyGradient(parameters: parameters, config: modelConfig, channels: channels,
-                                                            norm: config.norm, lambda: lambda * Double(K))   // penalty
+        var penalty = 0.0
+        if config.penaltyUpdate == .gradient {
+            // The grads hold the SUM of K micro-batch gradients and clipping scales them by 1/K, so the
+            // penalty gradient enters with K·λ to end up as λ·∂penalty in the mean.
+            penalty = ChannelRegularizer.addPenaltyGradient(parameters: parameters, config: modelConfig, channels: channels,
+                                                            norm: config.norm, lambda: lambda * Double(K), weights: weights) // penalty
+        }
         let gradNorm = optimizer.clipGradients(maxNorm: config.clipNorm, scale: 1 / Float(K))        // clip
         let loss = Float(lossSum / Double(K))
         guard loss.isFinite, gradNorm.isFinite, penalty.isFinite else {
             throw .nonFinite(step: t + 1, loss: loss, gradNorm: gradNorm)
         }
         optimizer.update(lr: lr)                                                              // update
+        if config.penaltyUpdate == .proximal {
+            penalty = ChannelRegularizer.applyProximal(parameters: parameters, config: modelConfig, channels: channels,
+                                                       norm: config.norm, threshold: config.penaltyStep(t, lr: lr) * lambda, weights: weights) // prox
+        }
         let step = t + 1
         progress(.step(step, steps: config.steps, loss: loss))
         // Energy only at recorded points: it reads every hidden-channel slice of the model, a pass as

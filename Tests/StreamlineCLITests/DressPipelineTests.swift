@@ -120,6 +120,40 @@ import TensorStore
         #expect(try select("magnitude").channels == (try ChannelSelection.magnitude(ratio: 0.25, parameters: model.parameters, config: model.config)))
     }
 
+    @Test func activationSelectionRanksTheCalibrationWindowsAndNeedsData() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(20), "sentences": .int(40)], in: dir)
+        let model = try ModelStore(store: tiny["model"]!), data = try TokenDataset(store: tiny["data"]!)
+        let params: [String: ParamValue] = ["ratio": .double(0.25), "selection": .string("activation"),
+                                            "calibration_windows": .int(3), "calibration_len": .int(16)]
+        let out = try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        // The same rule computed here from the first 3 windows of 16 tokens of the data store.
+        let windows = (0..<3).map { Array(data.tokens[($0 * 16)..<(($0 + 1) * 16)]) }
+        let statistics = ChannelSelection.activationStatistics(model: try model.decoder(), windows: windows)
+        let store = try ChannelStore(store: out["channels"]!)
+        #expect(store.channels == (try ChannelSelection.activation(ratio: 0.25, statistics: statistics)))
+        #expect(store.selection == "activation windows=3x16")
+        // Without calibration text the rule is a parameter error that says what to give.
+        #expect {
+            try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
+        } throws: { "\($0)".contains("'data' input") }
+    }
+
+    @Test func methodNoneSelectsLikeSelectAndPassesTheModelThrough() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let inputs = ["model": tiny["model"]!, "data": tiny["data"]!]
+        let params: [String: ParamValue] = ["method": .string("none"), "ratio": .double(0.25), "selection": .string("magnitude"),
+                                            "seq_len": .int(16)]
+        let out = try Self.runKind(RegularizeStage(), params: params, inputs: inputs, in: dir)
+        let selected = try Self.runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string("magnitude")],
+                                        inputs: ["model": tiny["model"]!], in: dir)
+        #expect(try ChannelStore(store: out["channels"]!) == ChannelStore(store: selected["channels"]!))
+        let before = try ModelStore(store: tiny["model"]!), after = try ModelStore(store: out["model"]!)
+        #expect(after.config == before.config)
+        #expect(after.parameters.values.array == before.parameters.values.array)
+    }
+
     @Test func aDataBudgetBeyondTheCorpusIsAnErrorNamingIt() throws {
         let dir = try temporaryProject([:])
         let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
