@@ -260,3 +260,23 @@ func svgElements(_ svg: Data) -> [String]? {
         "\(error)".contains("input 'results' from data is a 'dataset' store") && "\(error)".contains("Remove data from the list")
     }
 }
+
+/// The Markdown table leaves out a sweep variable that an earlier column determines (a zip companion)
+/// but keeps one that varies on its own; CSV keeps every variable.
+@Test func markdownHidesZipCompanionsButCSVKeepsThem() throws {
+    func row(_ method: String, _ selection: String, _ steps: Int) throws -> ReportRow {
+        let json = """
+        {"stage": "eval", "id": "eval[method=\(method),selection=\(selection),ft_steps=\(steps)]",
+         "variables": [{"name": "method", "value": "\(method)"}, {"name": "selection", "value": "\(selection)"},
+                       {"name": "ft_steps", "value": \(steps)}],
+         "dataset": "text", "perplexity": 10, "parameters": 100, "hidden_size": 8, "flops_per_token": 200, "tokens_scored": 64}
+        """
+        return try JSONDecoder().decode(ReportRow.self, from: Data(json.utf8))
+    }
+    let rows = [try row("dress", "last", 10), try row("dress", "activation", 10), try row("none", "last", 40)]
+    let content = ReportContent(title: "t", x: "method", series: "selection", rows: rows, regularization: [])
+    let markdown = content.table(.markdown)
+    #expect(markdown.contains("| stage | method | selection  | data |"), "\(markdown)")
+    #expect(!markdown.contains("ft_steps"))
+    #expect(content.table(.csv).contains("ft_steps"))
+}

@@ -96,6 +96,26 @@ public struct ReportContent: Codable, Sendable, Equatable {
         names.map { name in variables.first { $0.name == name }?.value.description ?? missing }
     }
 
+    /// The columns a person reads: `columns`, minus every variable that an earlier kept column
+    /// determines in every row (a zip companion such as `ft_steps` beside `method`, or a variable with
+    /// one value), so the Markdown table shows what tells rows apart. CSV and JSON keep them all.
+    static func readableColumns(_ lists: [[ReportVariable]]) -> [String] {
+        func value(_ list: [ReportVariable], _ name: String) -> ParamValue? { list.first { $0.name == name }?.value }
+        func determines(_ u: String, _ v: String) -> Bool {
+            var mapping: [ParamValue: ParamValue] = [:]
+            for list in lists {
+                guard let b = value(list, v) else { continue }
+                guard let a = value(list, u) else { return false }
+                if let seen = mapping[a], seen != b { return false }
+                mapping[a] = b
+            }
+            return true
+        }
+        var kept: [String] = []
+        for name in columns(lists) where !kept.contains(where: { determines($0, name) }) { kept.append(name) }
+        return kept
+    }
+
     /// Sweep variable names of `variables` lists, first seen first: the table's columns.
     static func columns(_ lists: [[ReportVariable]]) -> [String] {
         var names: [String] = []
@@ -134,7 +154,7 @@ extension ReportContent {
     /// footnotes D1, D2…, then the regularization table when there are runs.
     func markdown(speeds: [String: EvaluationSpeed]) -> String {
         var text = "## \(title)\n\n"
-        let variables = Self.columns(rows.map(\.variables))
+        let variables = Self.readableColumns(rows.map(\.variables))
         let datasets = rows.map(\.dataset).firstOccurrences
         let withSpeed = rows.contains { speeds[$0.id]?.prefillSpeedup != nil }
         if rows.isEmpty {
@@ -158,7 +178,7 @@ extension ReportContent {
             if withSpeed { text += "Speed-ups: the dense model's time / this model's, measured by each evaluate stage on its machine.\n" }
         }
         if !regularization.isEmpty {
-            let names = Self.columns(regularization.map(\.variables))
+            let names = Self.readableColumns(regularization.map(\.variables))
             let header = ["stage"] + names + ["selection", "P", "steps", "loss", "energy start", "energy end",
                                               "masked ppl start", "masked ppl end"]
             let cells = regularization.map { r -> [String] in
