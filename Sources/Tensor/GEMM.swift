@@ -15,9 +15,29 @@ public func sgemm(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K:
         for i in 0..<M { for j in 0..<N { C[i * ldc + j] = beta == 0 ? 0 : beta * C[i * ldc + j] } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+    // OpenBLAS blocks K by its GEMM_Q but cuts a remainder between Q and 2Q differently in its
+    // single-threaded and threaded drivers, so one call with a long K (weight gradients: K = B·T
+    // tokens) gave different bits on 1 and 2 threads (measured with OpenBLAS 0.3.21, Cooperlake
+    // kernels, Q = 320: every K ≡ 16 mod 32 above 320 differed, e.g. 336, 528, 700, 1000). Passing K in fixed slices of at
+    // most `sgemmKSlice` leaves OpenBLAS one K block per call whatever the thread count: the sum
+    // order is fixed by us, and C (beta applied once) accumulates the slices in order.
+    var k0 = 0, sliceBeta = beta
+    while k0 < K {
+        let k = min(sgemmKSlice, K - k0)
+        // Row-major A is M×K (K×M when transA): slice k0 starts k0 columns (rows) in; likewise for B.
+        let a = transA ? A + k0 * lda : A + k0, b = transB ? B + k0 : B + k0 * ldb
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(M), Int32(N), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), sliceBeta, C, Int32(ldc))
+        sliceBeta = 1
+        k0 += k
+    }
 }
+
+/// The longest inner size handed to one cblas_sgemm call, kept at or below OpenBLAS's single-precision
+/// GEMM_Q (320 for the Cooperlake kernels this machine uses) so OpenBLAS never splits K itself (see
+/// `sgemm`). A BLAS core with a smaller Q would need a smaller slice; ThreadDeterminismTests catch it.
+/// Cost measured on 2 threads: 0-7 % on the SmolLM2 layer products, 3-12 % on the LM head's K = 576.
+public let sgemmKSlice = 256
 
 /// op(a) · op(b) for rank-2 tensors, as a new tensor.
 public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
