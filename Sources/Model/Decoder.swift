@@ -38,6 +38,9 @@ public final class Decoder {
     public var lmHeadChunkRows: Int {
         didSet { invalidateBuffers() }
     }
+    /// The teacher training forwards distil from (`distil(from:weights:)`, Distillation.swift); nil
+    /// trains on the LM loss alone.
+    public internal(set) var distillation: Distillation?
 
     var layers: [LayerParams]
     let embedding: Param
@@ -137,6 +140,7 @@ public final class Decoder {
     /// head's weight gradient right here. So call `backward()` after every forward with targets, and
     /// use `negativeLogLikelihood` (or `loss`) when you only want the loss.
     /// With `targets` nil only the activations are computed and 0 is returned (no backward possible).
+    /// With a `distillation` teacher the loss is its mix of cross-entropy and KL (Distillation.swift).
     @discardableResult
     public func forward(tokens: [Int32], targets: [Int32]?, B: Int, T: Int) -> Float {
         checkBatch(tokens, B: B, T: T, start: 0)
@@ -159,15 +163,25 @@ public final class Decoder {
         arena.dtop.zero()
         let dhead = trainBase ? lmHead.grad.data : nil
         var total = 0.0
+        // With a teacher, its layers run now on the same batch; its head runs per chunk below.
+        let teacherTop = distillation.map { $0.teacher.inferenceForward(tokens, B: B, T: T, cache: nil) }
+        let chunkRows = distillation.map { min(arena.logits.shape[0], $0.teacher.teacherChunkRows) } ?? arena.logits.shape[0]
         targets.withUnsafeBufferPointer { targetsBuffer in
             let targetPointer = targetsBuffer.baseAddress!
-            forEachChunk(N, rows: arena.logits.shape[0]) { r0, rows in
+            forEachChunk(N, rows: chunkRows) { r0, rows in
                 let logits = arena.logits.data, inp = arena.finalNorm.out.data + r0 * config.hiddenSize
                 // logits (rows, V) → losses → dlogits in place → dtop rows and dWhead.
                 linearForward(out: logits, inp: inp, weight: lmHead.value.data, bias: nil, N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
-                crossEntropyForward(losses: arena.losses.data + r0, logits: logits, targets: targetPointer + r0, N: rows, V: config.vocabSize)
-                crossEntropyBackward(dlogits: logits, logits: logits, targets: targetPointer + r0, dlosses: arena.dlosses.data + r0,
-                                     N: rows, V: config.vocabSize)
+                if let distillation, let teacherTop {
+                    let teacherLogits = distillation.teacher.teacherLogits(top: teacherTop, r0: r0, rows: rows)
+                    distillationForwardBackward(losses: arena.losses.data + r0, dlogits: logits, student: logits, teacher: teacherLogits,
+                                                targets: targetPointer + r0, dlosses: arena.dlosses.data + r0, N: rows,
+                                                V: config.vocabSize, weights: distillation.weights)
+                } else {
+                    crossEntropyForward(losses: arena.losses.data + r0, logits: logits, targets: targetPointer + r0, N: rows, V: config.vocabSize)
+                    crossEntropyBackward(dlogits: logits, logits: logits, targets: targetPointer + r0, dlosses: arena.dlosses.data + r0,
+                                         N: rows, V: config.vocabSize)
+                }
                 linearBackward(dinp: arena.dtop.data + r0 * config.hiddenSize, dweight: dhead, dbias: nil, dout: logits, inp: inp,
                                weight: lmHead.value.data, N: rows, IN: config.hiddenSize, OUT: config.vocabSize)
             }

@@ -20,12 +20,13 @@ public struct FinetuneStage: StageKind {
     public let params = [
         ParamDecl("lora_rank", .int(0...4096), default: .int(32), doc: "LoRA rank r (the paper's 32); 0 trains every weight (full fine-tuning)."),
         ParamDecl("lora_alpha", .double(0...1e6), default: .double(10), doc: "LoRA alpha; the adapter scale is alpha/rank (the paper's 10)."),
-    ] + trainingParams(steps: 100, lr: 2e-5) + [
+    ] + trainingParams(steps: 100, lr: 2e-5) + distillationParams + [
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0),
                   doc: "Tail of the token stream not trained on; its loss is logged before and after (0: train on all)."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to recover (usually pruned)."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens.")]
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens."),
+                         teacherInput]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model, adapters merged.")]
 
     struct Params: Decodable {
@@ -36,11 +37,14 @@ public struct FinetuneStage: StageKind {
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        let distillation = try context.decodeParams(DistillationParams.self)
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
         let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction, seed: context.seed,
                                   stage: context.stageID, input: "data")
         let model = try store.decoder()
+        let teaching = try attachTeacher(context, params: distillation, to: model, input: store)
+        if let teaching { context.log(teaching) }
         let before = heldOutLoss(model, batches: data.heldOut)
         let lora = p.lora_rank > 0
         if lora {
@@ -68,7 +72,8 @@ public struct FinetuneStage: StageKind {
         }
         var out = store
         out.parameters = model.parameters
-        out.source["finetuned"] = lora ? "lora rank=\(p.lora_rank) alpha=\(p.lora_alpha) steps=\(t.steps)" : "full steps=\(t.steps)"
+        out.source["finetuned"] = (lora ? "lora rank=\(p.lora_rank) alpha=\(p.lora_alpha) steps=\(t.steps)" : "full steps=\(t.steps)")
+            + (teaching.map { "; \($0)" } ?? "")
         try out.write(to: context.outputs["model"]!)
     }
 }

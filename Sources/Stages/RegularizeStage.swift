@@ -124,14 +124,15 @@ public struct RegularizeStage: StageKind {
                   doc: "uniform: Σ‖slice‖ (the paper's; λ·penalty_lr is an absolute shrink per step); initial: each slice weighted by its starting ℓ2 norm, so λ·penalty_lr is the fraction of every slice removed per step and P empties together once their sum reaches 1."),
         ParamDecl("penalty_schedule", .string(choices: PenaltySchedule.allCases.map(\.rawValue)), default: .string("constant"),
                   doc: "constant: η throughout; lr: η follows the learning rate's warm-up and decay (η·lr_t/lr)."),
-    ] + trainingParams(steps: 200, lr: 5e-4) + [
+    ] + trainingParams(steps: 200, lr: 5e-4) + distillationParams + [
         ParamDecl("log_every", .int(1...1_000_000), default: .int(10), doc: "Record loss, penalty and slice energy every this many updates."),
         ParamDecl("eval_every", .int(0...1_000_000), default: .int(0), doc: "Masked held-out loss every this many updates (0: before and after only)."),
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0.05),
                   doc: "Tail of the token stream held out for the masked-loss checkpoints (not trained on)."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training tokens (its tail is held out).")]
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training tokens (its tail is held out)."),
+                         teacherInput]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The regularized model (same widths)."),
                           OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, with the run's loss, penalty, energy and masked-loss curves.")]
 
@@ -153,6 +154,7 @@ public struct RegularizeStage: StageKind {
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self), t = try context.decodeParams(TrainingParams.self)
+        let distillation = try context.decodeParams(DistillationParams.self)
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
         let (channels, selection) = try selectChannels(context, model: store, data: context.inputs["data"])
@@ -174,6 +176,8 @@ public struct RegularizeStage: StageKind {
                                           penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule,
                                           sliceWeights: p.slice_weights)
         let model = try store.decoder()
+        let teaching = try attachTeacher(context, params: distillation, to: model, input: store)
+        if let teaching { context.log(teaching) }
         context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
         let curves: RegularizationCurves
         do {
@@ -194,6 +198,7 @@ public struct RegularizeStage: StageKind {
         var out = store
         out.parameters = model.parameters
         out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) weights=\(p.slice_weights.rawValue) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
+            + (teaching.map { "; \($0)" } ?? "")
         try out.write(to: context.outputs["model"]!)
         try ChannelStore(channels: channels, selection: selection, curves: curves).write(to: context.outputs["channels"]!)
     }

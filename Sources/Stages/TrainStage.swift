@@ -32,10 +32,11 @@ public struct TrainStage: StageKind {
         ParamDecl("freeze", .string(), default: .string(""), doc: "Comma-separated name patterns of frozen weights, e.g. embed/**."),
         ParamDecl("lora_rank", .int(0...4096), default: .int(0), doc: "LoRA rank; 0 trains every (unfrozen) weight."),
         ParamDecl("lora_alpha", .double(0...1e6), default: .double(16), doc: "LoRA scale numerator (scale = alpha / rank)."),
-    ]
+    ] + distillationParams
     public let inputs = [
         InputDecl("model", storeKind: ModelStore.storeKind, doc: "The starting model."),
         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training token ids (same tokenizer)."),
+        teacherInput,
     ]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model (LoRA merged).")]
 
@@ -46,7 +47,7 @@ public struct TrainStage: StageKind {
     }
 
     public func run(_ context: StageContext) throws {
-        let p = try context.decodeParams(Params.self)
+        let p = try context.decodeParams(Params.self), distillation = try context.decodeParams(DistillationParams.self)
         Threading.configure(threads: context.threads)
         var store = try ModelStore(store: context.inputs["model"]!)
         let data = try TokenDataset(store: context.inputs["data"]!)
@@ -55,6 +56,8 @@ public struct TrainStage: StageKind {
                                                  detail: "the dataset was tokenized by \(data.tokenizerDigest.prefix(16)), the model uses \(store.tokenizer.digest.prefix(16)); build the dataset from this model")
         }
         let decoder = try store.decoder()
+        let teaching = try attachTeacher(context, params: distillation, to: decoder, input: store)
+        if let teaching { context.log(teaching) }
         if p.lora_rank > 0 {
             try decoder.addLoRA(rank: p.lora_rank, alpha: Float(p.lora_alpha), seed: context.seed)
             decoder.trainBase = false
@@ -78,6 +81,7 @@ public struct TrainStage: StageKind {
         }
         store.parameters = decoder.parameters
         store.source["trained_from"] = try TensorStoreReader.digest(ofStoreAt: context.inputs["model"]!)
+        if let teaching { store.source["loss"] = teaching }
         try store.write(to: context.outputs["model"]!)
     }
 }

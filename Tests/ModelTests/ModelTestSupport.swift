@@ -64,8 +64,10 @@ struct GradientCheck: CustomStringConvertible {
 /// its 3 largest gradient entries, 2 random entries and one random unit direction through the tensor.
 /// Relative error = |fd − analytic| / max(|fd|, |analytic|, floor) with floor = 1e-3 × the tensor's
 /// largest gradient (or 1e-4 × the model's, for tensors whose true gradient is 0, like the key bias).
+/// `referenceLoss` is the float64 loss the model's forward computes (default: the mean cross-entropy).
 func checkGradients(_ model: Decoder, set: ParameterSet, tokens: [Int32], targets: [Int32], B: Int, T: Int,
-                    seed: UInt64) -> [GradientCheck] {
+                    seed: UInt64,
+                    referenceLoss: ((ReferenceDecoder) -> Double)? = nil) -> [GradientCheck] {
     model.parameters.zeroGrads()
     model.adapters?.zeroGrads()
     model.forward(tokens: tokens, targets: targets, B: B, T: T)
@@ -79,7 +81,7 @@ func checkGradients(_ model: Decoder, set: ParameterSet, tokens: [Int32], target
             var moved = original
             for (i, d) in direction { moved[i] += step * d }
             reference.weights[name] = moved
-            return reference.loss(tokens: tokens, targets: targets, B: B, T: T)
+            return referenceLoss?(reference) ?? reference.loss(tokens: tokens, targets: targets, B: B, T: T)
         }
         let difference = (loss(at: h) - loss(at: -h)) / (2 * h)
         reference.weights[name] = original
