@@ -17,6 +17,7 @@ public enum StageCatalog {
         TrainStage(),
         TinyLMStage(),
         SelectStage(),
+        RotateStage(),
         RegularizeStage(),
         PruneStage(),
         FinetuneStage(),

@@ -1,0 +1,135 @@
+// Rotating the residual stream (computational invariance, the idea behind SliceGPT; issue 10): an
+// RMSNorm that divides by a fixed D commutes with any orthogonal Q, since ‖x·Q‖ = ‖x‖. Fold every
+// norm's scale into the layers that read it, then rotate every read and write of the stream by one Q
+// and the model computes exactly the same function, in a basis of our choosing. With Q the principal
+// directions of the normalised stream (pooled over every norm input of calibration text, largest
+// variance first), the last hidden channels carry the least energy, so pruning them costs least.
+//
+// With x' = x·Q (rows), the parameters become (g: the scale of the norm that reads the stream there):
+//   embed/tokens   E' = E·Q                      (V, C)
+//   readers        W' = W·diag(g)·Q              wq, wk, wv (after attn_norm); w_gate, w_up (after mlp_norm)
+//   writers        W' = Qᵀ·W,  b' = Qᵀ·b         wo, w_down (and their biases)
+//   lm_head        H' = H·diag(g_final)·Q        (V, C); H = E for a tied model, which comes out UNTIED
+//   norm scales    1
+// The head is untied because E·Q (the embedding's rotation) and E·diag(g_final)·Q differ unless
+// g_final is uniform; the exact alternative, a C×C matrix before a tied head, is not expressible in a
+// stock LLaMA checkpoint, and replacing it by its diagonal costs ~1e7× perplexity on SmolLM2
+// (design.md). The untied head costs V·C′ parameters after pruning: evaluate counts them.
+// LayerNorm models would need their stream centred first: not supported, refused.
+// Not here: choosing which channels to drop (Training/ChannelSelection), deleting them (ChannelSurgery).
+
+import Tensor
+
+public enum ResidualRotation {
+    /// The principal directions of the normalised residual stream of `model` over calibration
+    /// `windows` (each a sequence of token ids), as rows of a C×C orthonormal basis, largest mean
+    /// square first, with those mean squares per (token, norm input) pair (they sum to about D, since
+    /// every normalised row has ‖n‖² ≈ D).
+    public static func principalBasis(model: Decoder, windows: [[Int32]]) throws(SymmetricEigenError) -> (basis: [Double], variances: [Double]) {
+        let C = model.config.hiddenSize
+        var gram = [Double](repeating: 0, count: C * C), count = 0
+        for window in windows {
+            let (g, n) = model.normalizedStreamGram(tokens: window, B: 1, T: window.count)
+            for i in 0..<(C * C) { gram[i] += g[i] }
+            count += n
+        }
+        let scale = 1 / Double(max(count, 1))
+        let (values, vectors) = try symmetricEigen(gram.map { $0 * scale }, n: C)
+        return (vectors, values)
+    }
+
+    /// A rotated copy of `parameters` (see the file header): same hidden width, unit norm scales,
+    /// untied head. `basis` holds the new channel directions as rows (C×C, row-major, orthonormal),
+    /// so new channel j = x·basis[j] (Q = basisᵀ).
+    public static func rotate(config: ModelConfig, parameters: ParameterSet, basis: [Double]) throws(ModelError) -> (ModelConfig, ParameterSet) {
+        guard config.norm == .rmsnorm else {
+            throw .invalidConfig(field: "norm", reason: "is \(config.norm.rawValue): rotating the residual stream needs RMSNorm (LLaMA family); a LayerNorm stream would have to be centred first, which Streamline does not do")
+        }
+        guard config.positions == .rope else {
+            throw .invalidConfig(field: "positions", reason: "learned position embeddings are not rotated; only RoPE (LLaMA family) models can be")
+        }
+        let C = config.hiddenSize, V = config.vocabSize
+        guard basis.count == C * C else {
+            throw .invalidConfig(field: "basis", reason: "has \(basis.count) values, a \(C)×\(C) rotation needs \(C * C)")
+        }
+        var rotatedConfig = config
+        rotatedConfig.tiedEmbeddings = false
+        let out = ParameterSet(rotatedConfig.parameterSpecs)
+        for name in parameters.names { out.value(name).data.update(from: parameters.value(name).data, count: parameters.value(name).count) }
+        let q = Tensor(shape: [C, C], values: basis.map(Float.init))
+
+        /// rows · diag(scale) · Q for a (rows, C) reader, written to `target`.
+        func rotateReader(_ source: Tensor, rows: Int, scale: Tensor, into target: Tensor) {
+            let scaled = Tensor(zeros: [rows, C])
+            for r in 0..<rows {
+                for c in 0..<C { scaled.data[r * C + c] = source.data[r * C + c] * scale.data[c] }
+            }
+            // (rows, C) · basisᵀ: column j of the product is the reader's weight on new channel j.
+            sgemm(transB: true, M: rows, N: C, K: C, A: scaled.data, lda: C, B: q.data, ldb: C, C: target.data, ldc: C)
+        }
+        /// Qᵀ · W for a (C, columns) writer.
+        func rotateWriter(_ name: String, columns: Int) {
+            let w = out.value(name), source = w.copy()
+            sgemm(M: C, N: columns, K: C, A: q.data, lda: C, B: source.data, ldb: columns, C: w.data, ldc: columns)
+        }
+        let ones = Tensor(shape: [C], values: [Float](repeating: 1, count: C))
+        let embedding = parameters.value("embed/tokens")
+        rotateReader(embedding, rows: V, scale: ones, into: out.value("embed/tokens"))
+        for (l, shape) in config.layers.enumerated() {
+            let p = "layers/\(l)"
+            let attnScale = parameters.value("\(p)/attn_norm/scale"), mlpScale = parameters.value("\(p)/mlp_norm/scale")
+            let qRows = shape.heads * config.headDim, kvRows = shape.kvHeads * config.headDim
+            for (name, rows) in [("attn/wq", qRows), ("attn/wk", kvRows), ("attn/wv", kvRows)] {
+                rotateReader(parameters.value("\(p)/\(name)"), rows: rows, scale: attnScale, into: out.value("\(p)/\(name)"))
+            }
+            var mlpReaders = [("mlp/w_up", shape.ffn)]
+            if config.activation == .swiglu { mlpReaders.append(("mlp/w_gate", shape.ffn)) }
+            for (name, rows) in mlpReaders {
+                rotateReader(parameters.value("\(p)/\(name)"), rows: rows, scale: mlpScale, into: out.value("\(p)/\(name)"))
+            }
+            rotateWriter("\(p)/attn/wo", columns: qRows)
+            rotateWriter("\(p)/mlp/w_down", columns: shape.ffn)
+            if config.bias {
+                rotateWriter("\(p)/attn/bo", columns: 1)
+                rotateWriter("\(p)/mlp/b_down", columns: 1)
+            }
+            out.value("\(p)/attn_norm/scale").data.update(repeating: 1, count: C)
+            out.value("\(p)/mlp_norm/scale").data.update(repeating: 1, count: C)
+        }
+        let head = config.tiedEmbeddings ? embedding : parameters.value("lm_head")
+        rotateReader(head, rows: V, scale: parameters.value("final_norm/scale"), into: out.value("lm_head"))
+        out.value("final_norm/scale").data.update(repeating: 1, count: C)
+        return (rotatedConfig, out)
+    }
+}
+
+extension Decoder {
+    /// Σ over rows and over the 2L + 1 points where a norm reads the residual stream (each layer's
+    /// attention and MLP norms, then the final norm) of n·nᵀ, where n = x / √(Σx²/D + ε) is the norm's
+    /// output before its scale: a C×C row-major Double matrix, and the number of (row, point) pairs.
+    /// Runs the training forward without targets (its arena keeps every norm input and 1/rms).
+    /// - tokens: (B, T) ids, row-major
+    public func normalizedStreamGram(tokens: [Int32], B: Int, T: Int) -> (gram: [Double], count: Int) {
+        forward(tokens: tokens, targets: nil, B: B, T: T)
+        guard let arena = training else { preconditionFailure("Decoder.normalizedStreamGram: no training arena after a forward") }
+        let N = B * T, C = config.hiddenSize
+        var gram = [Double](repeating: 0, count: C * C)
+        let scaled = Tensor(zeros: [N, C]), product = Tensor(zeros: [C, C])
+        var points = 0
+        func accumulate(_ x: Tensor, rstd: Tensor) {
+            for r in 0..<N {
+                let s = rstd.data[r]
+                for c in 0..<C { scaled.data[r * C + c] = x.data[r * C + c] * s }
+            }
+            sgemm(transA: true, M: C, N: C, K: N, A: scaled.data, lda: C, B: scaled.data, ldb: C, C: product.data, ldc: C)
+            for i in 0..<(C * C) { gram[i] += Double(product.data[i]) }
+            points += 1
+        }
+        for a in arena.layers {
+            accumulate(a.input, rstd: a.attnNorm.rstd)
+            accumulate(a.mid, rstd: a.mlpNorm.rstd)
+        }
+        accumulate(arena.top, rstd: arena.finalNorm.rstd)
+        return (gram, points * N)
+    }
+}

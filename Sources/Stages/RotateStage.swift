@@ -1,0 +1,61 @@
+// The `rotate` stage kind (issue 10): a model rotated to the principal basis of its normalised
+// residual stream on calibration text (Model/Rotation.swift): the same function (logits equal to
+// float32 rounding), unit norm scales, an untied head, and hidden channels sorted by energy, largest
+// first, so that `selection: last` then means "least energy". Training-free on its own (rotate →
+// select last → prune), or the first stage before regularize / finetune.
+
+import Data
+import Foundation
+import Model
+import Pipeline
+import Tensor
+import TensorStore
+
+/// `rotate`: the model in the principal basis of its residual stream.
+public struct RotateStage: StageKind {
+    public init() {}
+    public let name = "rotate"
+    public let version = 1
+    public let doc = "Rotates the residual stream to its principal basis on calibration text (norm scales folded, head untied): the same function, channels sorted by energy, so selection last prunes the least."
+    public let params = [
+        ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
+                  doc: "Windows of the data whose normalised stream, pooled over every norm input, gives the basis (the first ones of the token stream)."),
+        ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "Tokens per calibration window."),
+    ]
+    public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to rotate (LLaMA family: RMSNorm and RoPE)."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text.")]
+    public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The rotated model: same widths, untied head, channels sorted by energy.")]
+
+    struct Params: Decodable {
+        var calibration_windows: Int
+        var calibration_len: Int
+    }
+
+    public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self)
+        Threading.configure(threads: context.threads)
+        let store = try ModelStore(store: context.inputs["model"]!)
+        let windows = try calibrationWindows(data: context.inputs["data"]!, tokenizer: store.tokenizer, windows: p.calibration_windows,
+                                             length: p.calibration_len, stage: context.stageID)
+        var out = store
+        let energy: [Double]
+        do {
+            let model = try store.decoder()
+            let (basis, variances) = try ResidualRotation.principalBasis(model: model, windows: windows)
+            (out.config, out.parameters) = try ResidualRotation.rotate(config: store.config, parameters: store.parameters, basis: basis)
+            energy = variances
+        } catch {
+            throw DReSSStageError.failed(stage: context.stageID, step: "rotating", underlying: "\(error)")
+        }
+        let total = energy.reduce(0, +), C = energy.count
+        let removed = [0.1, 0.25, 0.5].map { ratio -> String in
+            let kept = C - Int((ratio * Double(C)).rounded())
+            return String(format: "%.0f%%: %.2f%%", ratio * 100, 100 * energy[kept...].reduce(0, +) / total)
+        }.joined(separator: ", ")
+        context.log("energy in the last channels (the share pruning would remove) at " + removed)
+        context.log("parameters \(store.config.parameterCount) -> \(out.config.parameterCount)" + (store.config.tiedEmbeddings ? " (head untied)" : ""))
+        let dataDigest = try TensorStoreReader.digest(ofStoreAt: context.inputs["data"]!)
+        out.source["rotated"] = "principal basis of the normalised residual stream, \(p.calibration_windows)x\(p.calibration_len) tokens of dataset \(dataDigest.prefix(16)); energy of the last channels at \(removed); head untied"
+        try out.write(to: context.outputs["model"]!)
+    }
+}

@@ -1,0 +1,112 @@
+// Rotating the residual stream (Rotation.swift): the rotated model computes the same logits (tied,
+// untied, GQA, irregular widths with D ≠ C) under a random and under the principal basis; the
+// principal basis leaves the normalised stream's second moment diagonal and sorted; a stream that
+// lives in a subspace loses nothing when its last channels are pruned after rotation; LayerNorm
+// models are refused.
+
+import Foundation
+import Testing
+import Tensor
+@testable import Model
+
+@Suite struct RotationTests {
+    static let configs: [(String, ModelConfig)] = [
+        ("llama GQA untied", ToyConfigs.llamaGQAUntied),
+        ("llama MQA tied", ToyConfigs.llamaMQATied),
+        ("llama irregular widths, D ≠ C", ToyConfigs.llamaIrregular),
+    ]
+
+    /// A random orthonormal basis: the eigenvectors of a random symmetric matrix.
+    static func randomBasis(_ C: Int, seed: UInt64) throws -> [Double] {
+        var rng = RNG(seed: seed, stream: 0)
+        var a = [Double](repeating: 0, count: C * C)
+        for i in 0..<C { for j in i..<C { let v = Double(rng.nextNormal()); a[i * C + j] = v; a[j * C + i] = v } }
+        return try symmetricEigen(a, n: C).vectors
+    }
+
+    static func windows(vocab: Int, count: Int, T: Int, seed: UInt64) -> [[Int32]] {
+        (0..<count).map { randomBatch(vocab: vocab, B: 1, T: T, seed: seed + UInt64($0)).tokens }
+    }
+
+    static func relativeDifference(_ a: Tensor, _ b: Tensor) -> Double {
+        let difference = zip(a.array, b.array).map { abs(Double($0) - Double($1)) }.max() ?? .infinity
+        return difference / max(Double(b.array.map(abs).max() ?? 0), 1e-30)
+    }
+
+    @Test(arguments: 0..<configs.count)
+    func rotatedModelsComputeTheSameLogits(_ index: Int) throws {
+        let (label, config) = Self.configs[index]
+        let model = Decoder.initialized(config: config, seed: 71)
+        randomize(model.parameters, seed: 72)
+        let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 73)
+        let expected = model.logits(tokens: tokens, B: 2, T: 7)
+        let principal = try ResidualRotation.principalBasis(model: model, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 74)).basis
+        for (basisLabel, basis) in [("random", try Self.randomBasis(config.hiddenSize, seed: 75)), ("principal", principal)] {
+            let (rotatedConfig, parameters) = try ResidualRotation.rotate(config: config, parameters: model.parameters, basis: basis)
+            #expect(!rotatedConfig.tiedEmbeddings)
+            #expect(rotatedConfig.hiddenSize == config.hiddenSize && rotatedConfig.normDivisor == config.normDivisor)
+            let rotated = try Decoder(config: rotatedConfig, parameters: parameters)
+            let error = Self.relativeDifference(rotated.logits(tokens: tokens, B: 2, T: 7), expected)
+            #expect(error <= 1e-5, "\(label), \(basisLabel) basis: logits differ by \(error) relative")
+        }
+    }
+
+    /// In the principal basis the normalised stream's second moment is diagonal, largest first.
+    @Test func principalBasisSortsChannelsByEnergy() throws {
+        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize
+        let model = Decoder.initialized(config: config, seed: 81)
+        randomize(model.parameters, seed: 82)
+        let windows = Self.windows(vocab: config.vocabSize, count: 4, T: 8, seed: 83)
+        let (basis, variances) = try ResidualRotation.principalBasis(model: model, windows: windows)
+        #expect(zip(variances, variances.dropFirst()).allSatisfy { $0 >= $1 })
+        let (rotatedConfig, parameters) = try ResidualRotation.rotate(config: config, parameters: model.parameters, basis: basis)
+        let rotated = try Decoder(config: rotatedConfig, parameters: parameters)
+        var gram = [Double](repeating: 0, count: C * C), count = 0
+        for window in windows {
+            let (g, n) = rotated.normalizedStreamGram(tokens: window, B: 1, T: window.count)
+            for i in gram.indices { gram[i] += g[i] }
+            count += n
+        }
+        let largest = gram.map(abs).max()!
+        for i in 0..<C {
+            #expect(abs(gram[i * C + i] / Double(count) - variances[i]) <= 1e-4 * variances[0], "channel \(i)")
+            for j in 0..<C where j != i { #expect(abs(gram[i * C + j]) <= 1e-4 * largest, "(\(i), \(j))") }
+        }
+    }
+
+    /// A model whose stream spans only C − k directions, hidden by a random rotation: after rotating
+    /// to its principal basis, deleting the last k channels changes no logit.
+    @Test func deadDirectionsArePrunedForFree() throws {
+        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize, k = 3
+        let model = Decoder.initialized(config: config, seed: 91)
+        randomize(model.parameters, seed: 92)
+        // Channels 0..<k never carry anything: nothing writes them (embedding columns, wo and w_down rows).
+        let p = model.parameters
+        for v in 0..<config.vocabSize { for c in 0..<k { p.value("embed/tokens").data[v * C + c] = 0 } }
+        for l in 0..<config.layerCount {
+            for name in ["attn/wo", "mlp/w_down"] {
+                let w = p.value("layers/\(l)/\(name)")
+                for c in 0..<k { w.row(c).zero() }
+            }
+        }
+        let (mixedConfig, mixed) = try ResidualRotation.rotate(config: config, parameters: p, basis: try Self.randomBasis(C, seed: 93))
+        let hidden = try Decoder(config: mixedConfig, parameters: mixed)
+        let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 94)
+        let expected = hidden.logits(tokens: tokens, B: 2, T: 7)
+        let (basis, variances) = try ResidualRotation.principalBasis(model: hidden, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 95))
+        #expect(variances.suffix(k).allSatisfy { abs($0) < 1e-6 * variances[0] }, "\(variances)")
+        let (sortedConfig, sorted) = try ResidualRotation.rotate(config: mixedConfig, parameters: mixed, basis: basis)
+        let channels = try ChannelSet(hiddenSize: C, pruned: Array((C - k)..<C))
+        let prunedConfig = try Model.prunedConfig(sortedConfig, channels: channels)
+        let pruned = try Decoder(config: prunedConfig, parameters: try pruneParameters(sorted, config: sortedConfig, channels: channels))
+        let error = Self.relativeDifference(pruned.logits(tokens: tokens, B: 2, T: 7), expected)
+        #expect(error <= 1e-5, "pruning dead directions changed the logits by \(error) relative")
+    }
+
+    @Test func layerNormModelsAreRefused() {
+        let model = Decoder.initialized(config: ToyConfigs.gpt2, seed: 96)
+        let C = ToyConfigs.gpt2.hiddenSize
+        let identity = (0..<(C * C)).map { $0 / C == $0 % C ? 1.0 : 0.0 }
+        #expect(throws: ModelError.self) { try ResidualRotation.rotate(config: ToyConfigs.gpt2, parameters: model.parameters, basis: identity) }
+    }
+}
