@@ -18,6 +18,8 @@ public struct RotateStage: StageKind {
     public let version = 1
     public let doc = "Rotates the residual stream to its principal basis on calibration text (norm scales folded, head untied): the same function, channels sorted by energy, so selection last prunes the least."
     public let params = [
+        ParamDecl("basis", .string(choices: ["principal", "none"]), default: .string("principal"),
+                  doc: "principal: rotate to the principal basis; none: pass the model through unchanged (so one sweep variable can switch rotation off)."),
         ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
                   doc: "Windows of the data whose normalised stream, pooled over every norm input, gives the basis (the first ones of the token stream)."),
         ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "Tokens per calibration window."),
@@ -27,6 +29,7 @@ public struct RotateStage: StageKind {
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The rotated model: same widths, untied head, channels sorted by energy.")]
 
     struct Params: Decodable {
+        var basis: String
         var calibration_windows: Int
         var calibration_len: Int
     }
@@ -35,6 +38,11 @@ public struct RotateStage: StageKind {
         let p = try context.decodeParams(Params.self)
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
+        if p.basis == "none" {
+            context.log("basis none: model unchanged")
+            try store.write(to: context.outputs["model"]!)
+            return
+        }
         let windows = try calibrationWindows(data: context.inputs["data"]!, tokenizer: store.tokenizer, windows: p.calibration_windows,
                                              length: p.calibration_len, stage: context.stageID)
         var out = store
