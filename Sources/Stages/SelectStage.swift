@@ -89,19 +89,33 @@ let selectionParams = [
     ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation, taylor, norm_output: tokens per calibration window."),
 ]
 
-/// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`.
+/// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`; of a
+/// mixture, window w comes from the source the weighted schedule gives sample w (so the sources
+/// appear in proportion), each source's windows again its first ones.
 func calibrationWindows(data url: URL, tokenizer: BPETokenizer, windows: Int, length: Int, stage: String) throws -> [[Int32]] {
-    let dataset = try TokenDataset(store: url)
-    guard dataset.tokenizerDigest == tokenizer.digest else {
-        throw DReSSStageError.badInput(stage: stage, input: "data",
-                                       what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+    let dataset = try tokenDataset(url, tokenizer: tokenizer, stage: stage, input: "data")
+    guard !dataset.sources.isEmpty else {
+        return try firstWindows(dataset.tokens[...], windows: windows, length: length, stage: stage, input: "data")
     }
-    let tokens = dataset.tokens
+    let schedule = try sourceSchedule(dataset, stage: stage, input: "data")
+    let perSource = try dataset.sources.indices.map { i in
+        try firstWindows(dataset.sourceTokens(i), windows: schedule.count(source: i, inFirst: windows), length: length,
+                         stage: stage, input: "data (source \(dataset.sources[i].name))")
+    }
+    return (0..<windows).map { w in
+        let (source, index) = schedule.source(ofSample: w)
+        return perSource[source][index]
+    }
+}
+
+/// The first `windows` windows of `length` tokens of `tokens`.
+private func firstWindows(_ tokens: ArraySlice<Int32>, windows: Int, length: Int, stage: String, input: String) throws -> [[Int32]] {
     guard tokens.count >= windows * length else {
-        throw DReSSStageError.badInput(stage: stage, input: "data",
-                                       what: "has \(tokens.count) tokens, fewer than calibration_windows·calibration_len = \(windows * length); lower them")
+        throw DReSSStageError.badInput(stage: stage, input: input,
+                                       what: "has \(tokens.count) tokens, fewer than \(windows) calibration windows of \(length) = \(windows * length); lower calibration_windows or calibration_len")
     }
-    return (0..<windows).map { Array(tokens[($0 * length)..<(($0 + 1) * length)]) }
+    let start = tokens.startIndex
+    return (0..<windows).map { Array(tokens[(start + $0 * length)..<(start + ($0 + 1) * length)]) }
 }
 
 /// P for `model` by the selection parameters of `context` (`ratio`, `selection`, `selection_seed`, and
@@ -152,7 +166,7 @@ public struct SelectStage: StageKind {
     public let doc = "Chooses the hidden-channel set P of a model by a rule (no training): the input of prune for the direct and importance baselines."
     public let params = selectionParams
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text for selection: activation, taylor and norm_output.", optional: true)]
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text for selection: activation, taylor and norm_output (a mix stage's mixture: windows from every source by weight).", optional: true)]
     public let outputs = [OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, the channels to remove.")]
 
     public func run(_ context: StageContext) throws {
