@@ -65,9 +65,11 @@ extension Decoder {
         forward(tokens: tokens, targets: targets, B: B, T: T)
         backward { point, x, dx in
             let xs = x.data, ds = dx.data
+            var pointSums = [Double](repeating: 0, count: C)
             for r in 0..<N {
-                for c in 0..<C { sums[point][c] += Double(abs(xs[r * C + c] * ds[r * C + c])) }
+                for c in 0..<C { pointSums[c] += Double(abs(xs[r * C + c] * ds[r * C + c])) }
             }
+            sums[point] = pointSums
         }
         return sums
     }
