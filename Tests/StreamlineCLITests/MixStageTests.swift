@@ -1,7 +1,8 @@
 // The `mix` stage and the stages that read a mixture: the mixed store keeps its sources and
 // weights, select calibrates on windows of every source in proportion, regularize holds out each
-// source's tail, a mixture of one store trains exactly like the store, a budget that starves a
-// source is an error, and a spec gathers the datasets through the planner end to end.
+// source's tail, a mixture of one store trains (train, finetune) exactly like the store and two
+// stores train otherwise, a budget that starves a source is an error, and a spec gathers the
+// datasets through the planner end to end.
 
 import Foundation
 import Testing
@@ -75,6 +76,22 @@ import Training
             #expect(a == b, "samples \(budget)")
             #expect(a != (try ModelStore(store: tiny["model"]!).parameters.values.array))
         }
+    }
+
+    @Test func trainSamplesEverySourceAndAMixtureOfOneLikeTheStore() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let params: [String: ParamValue] = ["steps": .int(3), "batch_size": .int(2), "seq_len": .int(16), "lr": .double(1e-2)]
+        func trained(_ data: URL) throws -> [Float] {
+            let out = try DressPipelineTests.runKind(TrainStage(), params: params, inputs: ["model": tiny["model"]!, "data": data], in: dir)
+            return try ModelStore(store: out["model"]!).parameters.values.array
+        }
+        let plain = try trained(tiny["data"]!)
+        #expect(try trained(try Self.mix([tiny["data"]!], in: dir)) == plain)
+        // With a second source half the windows come from other text: another model.
+        let two = try trained(try Self.mix([tiny["data"]!, tiny["heldout"]!], in: dir))
+        #expect(two != plain)
+        #expect(try trained(try Self.mix([tiny["data"]!, tiny["heldout"]!], in: dir)) == two)
     }
 
     @Test func regularizeHoldsOutEverySourcesTailAndChecksBudgets() throws {
