@@ -9,6 +9,9 @@
 import Tensor
 
 /// The source of every sample of a mixture: a smooth weighted round robin over integer shares.
+/// After n samples source i has drawn c_i with n·p_i − (k − 1) < c_i < n·p_i + 1 (k sources, p_i its
+/// share): its balance n·shares_i − c_i·period stays above −period because it is only charged when
+/// it is the largest, hence ≥ period/k, and the k balances sum to 0.
 public struct SourceSchedule: Sendable, Equatable {
     /// Whole-number shares of the weights, reduced by their gcd: each period of Σ shares samples
     /// takes shares[i] samples from source i.
