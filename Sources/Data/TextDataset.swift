@@ -1,8 +1,10 @@
 // Text corpora -> token datasets: documents from plain text files, WikiText raw files (a document
 // starts at each ` = Title = ` heading) and JSONL (one string field per line); tokenized into one id
 // stream with document boundaries; seeded train/validation splits by document; seeded windows of L
-// tokens; stored as a tensor store tagged with the tokenizer's and the text's digests.
-// Not a tokenizer (BPE.swift) and not an evaluator.
+// tokens; stored as a tensor store tagged with the tokenizer's and the text's digests. A mixture of
+// datasets (the `mix` stage) is one such store whose id stream is its sources laid end to end, each
+// with a sampling weight; readers that ignore `sources` see the concatenation.
+// Not a tokenizer (BPE.swift), not an evaluator, and not the weighted sampling (Training).
 
 import Crypto
 import Foundation
@@ -93,6 +95,22 @@ public enum TextCorpus {
     }
 }
 
+/// One source of a mixed token dataset: a stretch of the id stream and its sampling weight.
+public struct TokenSource: Sendable, Equatable, Codable {
+    /// Where the ids came from, e.g. the producing stage's node id.
+    public var name: String
+    /// Ids of this source; the sources lie end to end in `TokenDataset.tokens`, in order.
+    public var tokenCount: Int
+    /// Relative share of training samples and calibration windows drawn from this source (> 0).
+    public var weight: Double
+
+    public init(name: String, tokenCount: Int, weight: Double) {
+        self.name = name
+        self.tokenCount = tokenCount
+        self.weight = weight
+    }
+}
+
 /// Token ids of a corpus with its document boundaries and provenance digests.
 public struct TokenDataset: Sendable, Equatable {
     /// All documents' ids, concatenated: (N).
@@ -105,6 +123,8 @@ public struct TokenDataset: Sendable, Equatable {
     public let textDigest: String
     /// Which part of the corpus this is, e.g. "all" or "validation seed=1 fraction=0.25".
     public let selection: String
+    /// The sources of a mixture, in stream order (their token counts sum to N); empty for one corpus.
+    public private(set) var sources: [TokenSource] = []
 
     /// Store kind written by `write(to:)`.
     public static let storeKind = "token_dataset"
@@ -128,6 +148,42 @@ public struct TokenDataset: Sendable, Equatable {
         }
         self.init(tokens: tokens, documentStarts: starts, tokenizerDigest: tokenizer.digest,
                   textDigest: TextCorpus.digest(documents))
+    }
+
+    /// A mixture of `parts` (each a plain dataset of the same tokenizer, weight > 0): their ids and
+    /// documents end to end in order, one source per part. The text digest hashes the parts' text
+    /// digests and weights, so the same parts mixed otherwise differ.
+    public init(mixing parts: [(name: String, dataset: TokenDataset, weight: Double)]) throws(DataError) {
+        guard let first = parts.first else {
+            throw .notEnoughText(path: "mix", detail: "no datasets to mix; give at least one dataset store")
+        }
+        var tokens: [Int32] = [], starts: [Int] = [], sources: [TokenSource] = []
+        var h = SHA256()
+        h.update(data: Data("streamline.mixture.v1\n".utf8))
+        for (name, dataset, weight) in parts {
+            guard dataset.tokenizerDigest == first.dataset.tokenizerDigest else {
+                throw .unsupportedTokenizer(path: name, detail: "tokenized by \(dataset.tokenizerDigest.prefix(16)), but \(first.name) by \(first.dataset.tokenizerDigest.prefix(16)); build every mixed dataset with the same model's tokenizer")
+            }
+            guard dataset.sources.isEmpty else {
+                throw .malformed(format: "token dataset mixture", path: name, at: "sources",
+                                 detail: "is itself a mixture; mix the plain datasets in one mix stage")
+            }
+            precondition(weight.isFinite && weight > 0, "TokenDataset(mixing:): weight \(weight) of \(name) must be positive")
+            starts += dataset.documentStarts.map { $0 + tokens.count }
+            tokens += dataset.tokens
+            sources.append(TokenSource(name: name, tokenCount: dataset.tokens.count, weight: weight))
+            h.update(data: Data("\(dataset.textDigest) \(weight)\n".utf8))
+        }
+        self.init(tokens: tokens, documentStarts: starts, tokenizerDigest: first.dataset.tokenizerDigest,
+                  textDigest: h.finalize().map { String(format: "%02x", $0) }.joined(),
+                  selection: "mix of " + parts.map { "\($0.name) ×\($0.weight)" }.joined(separator: ", "))
+        self.sources = sources
+    }
+
+    /// The ids of source `i` of a mixture.
+    public func sourceTokens(_ i: Int) -> ArraySlice<Int32> {
+        let start = sources[..<i].reduce(0) { $0 + $1.tokenCount }
+        return tokens[start..<(start + sources[i].tokenCount)]
     }
 
     /// D, number of documents.
@@ -179,7 +235,8 @@ public struct TokenDataset: Sendable, Equatable {
     // MARK: - Store
 
     /// Writes a tensor store of kind `token_dataset`: `tokens` int32 (N), `document_starts` int64 (D),
-    /// metadata `tokenizer_digest`, `text_digest`, `selection`. Returns the store digest.
+    /// metadata `tokenizer_digest`, `text_digest`, `selection` and, for a mixture only, `sources` (so a
+    /// plain dataset's store is what it always was). Returns the store digest.
     @discardableResult
     public func write(to url: URL) throws -> String {
         let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
@@ -188,6 +245,7 @@ public struct TokenDataset: Sendable, Equatable {
         try writer.setMetadata("tokenizer_digest", tokenizerDigest)
         try writer.setMetadata("text_digest", textDigest)
         try writer.setMetadata("selection", selection)
+        if !sources.isEmpty { try writer.setMetadata("sources", sources) }
         return try writer.commit()
     }
 
@@ -203,5 +261,13 @@ public struct TokenDataset: Sendable, Equatable {
                   tokenizerDigest: try reader.metadata("tokenizer_digest", as: String.self),
                   textDigest: try reader.metadata("text_digest", as: String.self),
                   selection: try reader.metadata("selection", as: String.self))
+        if reader.metadataKeys.contains("sources") {
+            sources = try reader.metadata("sources", as: [TokenSource].self)
+            let total = sources.reduce(0) { $0 + $1.tokenCount }
+            guard total == tokens.count, sources.allSatisfy({ $0.tokenCount >= 0 && $0.weight.isFinite && $0.weight > 0 }) else {
+                throw DataError.malformed(format: "token dataset store", path: url.path, at: "sources",
+                                          detail: "sources cover \(total) of \(tokens.count) ids or have a weight that is not positive; rebuild it with the mix stage")
+            }
+        }
     }
 }

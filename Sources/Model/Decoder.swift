@@ -194,6 +194,16 @@ public final class Decoder {
     /// Backward of the last `forward(tokens:targets:B:T:)` with targets: accumulates the gradient of
     /// its mean loss into `parameters.grads` (skipped when `trainBase` is false) and `adapters!.grads`.
     public func backward() {
+        backward(observingStream: nil)
+    }
+
+    /// `backward()` that also shows `observe(point, x, dx)` the residual stream x (N, C) and the full
+    /// gradient of the loss with respect to it, dx, at each of the 2L + 1 points where a norm reads the
+    /// stream: point 2l = layer l's attn_norm input, 2l + 1 = its mlp_norm input, 2L = the final
+    /// norm's input; called from the top down. Both tensors are the arena's, valid during the call only.
+    /// dx at a norm input is `dres` right after that norm's backward: the gradient arriving from above
+    /// along the residual path plus the norm's own branch, i.e. all of dL/dx.
+    func backward(observingStream observe: ((_ point: Int, _ x: Tensor, _ dx: Tensor) -> Void)?) {
         guard let (tokens, B, T) = pending, let arena = training else {
             preconditionFailure("Decoder.backward: call forward(tokens:targets:B:T:) with targets first")
         }
@@ -201,8 +211,10 @@ public final class Decoder {
         let N = B * T, C = config.hiddenSize, g = arena.grads
         g.dres.zero()
         normBackward(finalNorm, arena.finalNorm, dinp: g.dres, dout: arena.dtop, inp: arena.top, N: N)
+        observe?(2 * layers.count, arena.top, g.dres)
         for l in stride(from: layers.count - 1, through: 0, by: -1) {
-            layerBackward(layers[l], arena.layers[l], scratch: arena.scratch, grads: g, B: B, T: T)
+            layerBackward(layers[l], arena.layers[l], scratch: arena.scratch, grads: g, B: B, T: T,
+                          observe: observe.map { observe in { observe(2 * l + $0, $1, $2) } })
         }
         guard trainBase else { return }
         // x₀ = E[tokens] + P[t]: both tables receive dres (the tied head's share came in the forward).
@@ -257,9 +269,10 @@ public final class Decoder {
     }
 
     /// Backward of `layerForward` (training, no cache). On entry `grads.dres` holds the gradient of the
-    /// layer's output; on exit that of its input. Weight gradients accumulate.
+    /// layer's output; on exit that of its input. Weight gradients accumulate. `observe(point, x, dx)`
+    /// sees the stream and its gradient at the mlp_norm input (point 1), then the attn_norm input (0).
     func layerBackward(_ p: LayerParams, _ a: LayerActivations, scratch s: LayerScratch, grads g: BackwardScratch,
-                       B: Int, T: Int) {
+                       B: Int, T: Int, observe: ((_ point: Int, _ x: Tensor, _ dx: Tensor) -> Void)? = nil) {
         let N = B * T, HD = config.headDim
         let NH = p.shape.heads, NKV = p.shape.kvHeads, F = p.shape.ffn, Q = NH * HD, K = NKV * HD
         // MLP block: x' = mid + down(h). dres is both d(mid) (residual path) and d(down's output).
@@ -281,6 +294,7 @@ public final class Decoder {
         }
         linearLayerBackward(p.wUp, dinp: g.dnorm, dout: dup, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"], dinner: g.dlora)
         normBackward(p.mlpNorm, a.mlpNorm, dinp: g.dres, dout: g.dnorm, inp: a.mid, N: N)
+        observe?(1, a.mid, g.dres)
         // Attention block: mid = x + o(att); dres is now d(mid).
         let datt = g.datt.prefixColumns(Q, rows: N), dq = g.dq.prefixColumns(Q, rows: N)
         let dk = g.dk.prefixColumns(K, rows: N), dv = g.dv.prefixColumns(K, rows: N)
@@ -313,6 +327,7 @@ public final class Decoder {
         linearLayerBackward(p.wk, dinp: g.dnorm, dout: dkLinear, inp: a.attnNorm.out, N: N, inner: a.loraInner["wk"], dinner: g.dlora)
         linearLayerBackward(p.wv, dinp: g.dnorm, dout: dv, inp: a.attnNorm.out, N: N, inner: a.loraInner["wv"], dinner: g.dlora)
         normBackward(p.attnNorm, a.attnNorm, dinp: g.dres, dout: g.dnorm, inp: a.input, N: N)
+        observe?(0, a.input, g.dres)
     }
 
     // MARK: - Paired ops (forward, then backward)

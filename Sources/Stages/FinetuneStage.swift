@@ -25,7 +25,7 @@ public struct FinetuneStage: StageKind {
                   doc: "Tail of the token stream not trained on; its loss is logged before and after (0: train on all)."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to recover (usually pruned)."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens; a mix stage's mixture is sampled by its weights, each source's tail held out."),
                          teacherInput]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model, adapters merged.")]
 

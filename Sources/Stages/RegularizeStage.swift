@@ -54,47 +54,99 @@ struct TrainingParams: Decodable {
     var clipNorm: Float? { clip_norm > 0 ? Float(clip_norm) : nil }
 }
 
-/// A token dataset store as a training sampler over its head and held-out batches from its tail.
+/// A token dataset store as a training sampler over its head and held-out batches from its tail; a
+/// mixture (the `mix` stage) is split source by source and sampled by its weights.
 struct TokenSplit {
-    var sampler: TokenSampler
-    /// Windows of T + 1 tokens cut end to end from the tail, (1, T) each.
+    var sampler: any BatchSource
+    /// Windows of T + 1 tokens cut end to end from the tail, (1, T) each (a mixture: every source's
+    /// tail, in source order).
     var heldOut: [TokenBatch]
 
     /// The last `heldOutFraction` of the token stream (at least one window when the fraction is > 0)
     /// becomes held-out windows. The rest trains: random windows anywhere (`training.samples` 0), or
     /// windows `sample_offset ..< sample_offset + samples` of T + 1 tokens cut end to end, shuffled each
     /// epoch by `seed` (a fixed data budget).
+    /// A mixture does this per source: its tail is held out, and with a budget source i contributes
+    /// the windows the weighted schedule draws from it among samples 0 ..< sample_offset (skipped)
+    /// and 0 ..< samples (used), so budgets of consecutive stages stay disjoint in every source.
     /// The dataset must have been tokenized by `tokenizer` (the model's).
     init(store url: URL, tokenizer: BPETokenizer, training: TrainingParams, heldOutFraction: Double, seed: UInt64,
          stage: String, input: String) throws {
-        let dataset = try TokenDataset(store: url)
-        guard dataset.tokenizerDigest == tokenizer.digest else {
-            throw DReSSStageError.badInput(stage: stage, input: input,
-                                           what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+        let dataset = try tokenDataset(url, tokenizer: tokenizer, stage: stage, input: input)
+        guard !dataset.sources.isEmpty else {
+            (sampler, heldOut) = try Self.split(dataset.tokens, training: training, heldOutFraction: heldOutFraction, seed: seed,
+                                                offset: training.sample_offset, samples: training.samples, stage: stage, input: input)
+            return
         }
-        let tokens = dataset.tokens
+        let schedule = try sourceSchedule(dataset, stage: stage, input: input)
+        var samplers: [TokenSampler] = []
+        heldOut = []
+        for (i, source) in dataset.sources.enumerated() {
+            let samples = schedule.count(source: i, inFirst: training.samples)
+            if training.samples > 0 && samples == 0 {
+                throw DReSSStageError.badInput(stage: stage, input: input,
+                                               what: "gives source \(source.name) no window within samples \(training.samples); raise samples or its weight")
+            }
+            let (sampler, held) = try Self.split(Array(dataset.sourceTokens(i)), training: training, heldOutFraction: heldOutFraction,
+                                                 seed: MixedSampler.sourceSeed(seed, source: i),
+                                                 offset: schedule.count(source: i, inFirst: training.sample_offset), samples: samples,
+                                                 stage: stage, input: "\(input) (source \(source.name))")
+            samplers.append(sampler)
+            heldOut += held
+        }
+        do {
+            sampler = try MixedSampler(sources: samplers, schedule: schedule)
+        } catch {
+            throw DReSSStageError.badInput(stage: stage, input: input, what: error.description)
+        }
+    }
+
+    /// One token stream's sampler (windows `offset ..< offset + samples` when samples > 0) and tail.
+    private static func split(_ tokens: [Int32], training: TrainingParams, heldOutFraction: Double, seed: UInt64,
+                              offset: Int, samples: Int, stage: String, input: String) throws -> (TokenSampler, [TokenBatch]) {
         let T = training.seq_len, window = T + 1
         var heldCount = heldOutFraction > 0 ? max(window, Int(Double(tokens.count) * heldOutFraction)) : 0
         heldCount -= heldCount % window
         let split = tokens.count - heldCount
-        let budget = training.samples > 0 ? (training.sample_offset + training.samples) * window : window
+        let budget = samples > 0 ? (offset + samples) * window : window
         guard split >= budget else {
             throw DReSSStageError.badInput(stage: stage, input: input, what: "has \(tokens.count) tokens: \(split) left after holding out \(heldCount), "
-                                           + "but training needs \(budget) (windows of \(window), samples \(training.samples) from \(training.sample_offset))")
+                                           + "but training needs \(budget) (windows of \(window), samples \(samples) from \(offset))")
         }
+        let sampler: TokenSampler
         do {
-            if training.samples > 0 {
-                let start = training.sample_offset * window
-                sampler = try TokenSampler(windows: Array(tokens[start..<(start + training.samples * window)]), T: T, seed: seed)
+            if samples > 0 {
+                let start = offset * window
+                sampler = try TokenSampler(windows: Array(tokens[start..<(start + samples * window)]), T: T, seed: seed)
             } else {
                 sampler = try TokenSampler(stream: Array(tokens[..<split]), T: T, seed: seed)
             }
         } catch {
             throw DReSSStageError.badInput(stage: stage, input: input, what: error.description)
         }
-        heldOut = stride(from: split, to: tokens.count, by: window).map { start in
+        let heldOut = stride(from: split, to: tokens.count, by: window).map { start in
             TokenBatch(tokens: Array(tokens[start..<(start + T)]), targets: Array(tokens[(start + 1)..<(start + window)]), B: 1, T: T)
         }
+        return (sampler, heldOut)
+    }
+}
+
+/// The token dataset store at `url`, which must have been tokenized by `tokenizer` (the model's).
+func tokenDataset(_ url: URL, tokenizer: BPETokenizer, stage: String, input: String) throws -> TokenDataset {
+    let dataset = try TokenDataset(store: url)
+    guard dataset.tokenizerDigest == tokenizer.digest else {
+        throw DReSSStageError.badInput(stage: stage, input: input,
+                                       what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+    }
+    return dataset
+}
+
+/// The sampling schedule of a mixture's sources, from their weights.
+func sourceSchedule(_ dataset: TokenDataset, stage: String, input: String) throws -> SourceSchedule {
+    do {
+        return try SourceSchedule(weights: dataset.sources.map(\.weight))
+    } catch {
+        throw DReSSStageError.badInput(stage: stage, input: input, what: "has source weights that cannot be scheduled: \(error.description)")
     }
 }
 
@@ -131,7 +183,7 @@ public struct RegularizeStage: StageKind {
                   doc: "Tail of the token stream held out for the masked-loss checkpoints (not trained on)."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training tokens (its tail is held out)."),
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training tokens (its tail is held out); a mix stage's mixture is sampled by its weights, each source's tail held out."),
                          teacherInput]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The regularized model (same widths)."),
                           OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, with the run's loss, penalty, energy and masked-loss curves.")]

@@ -82,30 +82,44 @@ public struct ChannelStore: Sendable, Equatable {
 let selectionParams = [
     ParamDecl("ratio", .double(0...0.99), default: .double(0.25), doc: "Fraction p of hidden channels to remove; |P| = round(p·d)."),
     ParamDecl("selection", .string(choices: ChannelSelectionRule.allCases.map(\.rawValue)), default: .string("last"),
-              doc: "Rule choosing P: positions (first, last, uniform = evenly spread), random (selection_seed), magnitude (lowest Σ of slice ℓ2 norms) or activation (lowest residual-stream mean x² on calibration windows of the data)."),
+              doc: "Rule choosing P: positions (first, last, uniform = evenly spread), random (selection_seed), magnitude (lowest Σ of slice ℓ2 norms), or on calibration windows of the data: activation (lowest residual-stream mean x² at the layer inputs and the final norm), taylor (lowest Σ over the 2L+1 norm inputs and tokens of |x·∂L/∂x|, L the LM loss) or norm_output (lowest mean |norm output| over every norm and token, Minitron's)."),
     ParamDecl("selection_seed", .int(0...Int(Int32.max)), default: .int(0), doc: "Seed of the random rule."),
     ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
-              doc: "activation: windows of the data run through the model (the first ones of the token stream, inside the data budget)."),
-    ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation: tokens per calibration window."),
+              doc: "activation, taylor, norm_output: windows of the data run through the model (the first ones of the token stream, inside the data budget)."),
+    ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation, taylor, norm_output: tokens per calibration window."),
 ]
 
-/// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`.
+/// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`; of a
+/// mixture, window w comes from the source the weighted schedule gives sample w (so the sources
+/// appear in proportion), each source's windows again its first ones.
 func calibrationWindows(data url: URL, tokenizer: BPETokenizer, windows: Int, length: Int, stage: String) throws -> [[Int32]] {
-    let dataset = try TokenDataset(store: url)
-    guard dataset.tokenizerDigest == tokenizer.digest else {
-        throw DReSSStageError.badInput(stage: stage, input: "data",
-                                       what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+    let dataset = try tokenDataset(url, tokenizer: tokenizer, stage: stage, input: "data")
+    guard !dataset.sources.isEmpty else {
+        return try firstWindows(dataset.tokens[...], windows: windows, length: length, stage: stage, input: "data")
     }
-    let tokens = dataset.tokens
+    let schedule = try sourceSchedule(dataset, stage: stage, input: "data")
+    let perSource = try dataset.sources.indices.map { i in
+        try firstWindows(dataset.sourceTokens(i), windows: schedule.count(source: i, inFirst: windows), length: length,
+                         stage: stage, input: "data (source \(dataset.sources[i].name))")
+    }
+    return (0..<windows).map { w in
+        let (source, index) = schedule.source(ofSample: w)
+        return perSource[source][index]
+    }
+}
+
+/// The first `windows` windows of `length` tokens of `tokens`.
+private func firstWindows(_ tokens: ArraySlice<Int32>, windows: Int, length: Int, stage: String, input: String) throws -> [[Int32]] {
     guard tokens.count >= windows * length else {
-        throw DReSSStageError.badInput(stage: stage, input: "data",
-                                       what: "has \(tokens.count) tokens, fewer than calibration_windows·calibration_len = \(windows * length); lower them")
+        throw DReSSStageError.badInput(stage: stage, input: input,
+                                       what: "has \(tokens.count) tokens, fewer than \(windows) calibration windows of \(length) = \(windows * length); lower calibration_windows or calibration_len")
     }
-    return (0..<windows).map { Array(tokens[($0 * length)..<(($0 + 1) * length)]) }
+    let start = tokens.startIndex
+    return (0..<windows).map { Array(tokens[(start + $0 * length)..<(start + ($0 + 1) * length)]) }
 }
 
 /// P for `model` by the selection parameters of `context` (`ratio`, `selection`, `selection_seed`, and
-/// for `activation` the calibration windows of `data`, which it then requires).
+/// for the calibration rules the calibration windows of `data`, which they then require).
 func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) throws -> (ChannelSet, String) {
     let ratio = context.params["ratio"]!.number!
     let ruleName = context.params["selection"]!.description
@@ -117,18 +131,23 @@ func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) thro
     }
     var statistics: [Double]?
     var label = rule == .random ? "random seed=\(seed)" : ruleName
-    if rule == .activation {
+    if rule.needsCalibration {
         guard let data else {
             throw DReSSStageError.badParameter(stage: context.stageID, name: "selection",
-                                               reason: "'activation' needs calibration text: give the stage a 'data' input")
+                                               reason: "'\(ruleName)' needs calibration text: give the stage a 'data' input")
         }
         guard case .int(let count)? = context.params["calibration_windows"], case .int(let length)? = context.params["calibration_len"] else {
             throw DReSSStageError.badParameter(stage: context.stageID, name: "calibration_windows", reason: "must be integers (with calibration_len)")
         }
         let windows = try calibrationWindows(data: data, tokenizer: model.tokenizer, windows: count, length: length, stage: context.stageID)
         Threading.configure(threads: context.threads)
-        statistics = ChannelSelection.activationStatistics(model: try model.decoder(), windows: windows)
-        label = "activation windows=\(count)x\(length)"
+        let decoder = try model.decoder()
+        switch rule {
+        case .taylor: statistics = ChannelSelection.taylorStatistics(model: decoder, windows: windows)
+        case .normOutput: statistics = ChannelSelection.normOutputStatistics(model: decoder, windows: windows)
+        default: statistics = ChannelSelection.activationStatistics(model: decoder, windows: windows)
+        }
+        label = "\(ruleName) windows=\(count)x\(length)"
     }
     do {
         let set = try ChannelSelection.select(rule, ratio: ratio, config: model.config, seed: UInt64(seed),
@@ -147,7 +166,7 @@ public struct SelectStage: StageKind {
     public let doc = "Chooses the hidden-channel set P of a model by a rule (no training): the input of prune for the direct and importance baselines."
     public let params = selectionParams
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The dense model."),
-                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text for selection: activation.", optional: true)]
+                         InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text for selection: activation, taylor and norm_output (a mix stage's mixture: windows from every source by weight).", optional: true)]
     public let outputs = [OutputDecl("channels", storeKind: ChannelStore.storeKind, doc: "P, the channels to remove.")]
 
     public func run(_ context: StageContext) throws {

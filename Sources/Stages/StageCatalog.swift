@@ -13,6 +13,7 @@ public enum StageCatalog {
         DebugFail(),
         ImportStage(),
         DatasetStage(),
+        MixStage(),
         EvaluateStage(),
         TrainStage(),
         TinyLMStage(),

@@ -2,7 +2,7 @@
 // clipping, accumulation) -> a model store with the same tokenizer. With lora_rank > 0 the base
 // weights are frozen, LoRA adapters are trained and merged into the weights at the end, so the
 // output is an ordinary dense model. Batches are random windows of the dataset's id stream, seeded
-// by the stage seed.
+// by the stage seed (of a mixture from the `mix` stage: of each source, the sources drawn by weight).
 
 import Data
 import Foundation
@@ -35,7 +35,7 @@ public struct TrainStage: StageKind {
     ] + distillationParams
     public let inputs = [
         InputDecl("model", storeKind: ModelStore.storeKind, doc: "The starting model."),
-        InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training token ids (same tokenizer)."),
+        InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Training token ids (same tokenizer); a mix stage's mixture is sampled by its weights."),
         teacherInput,
     ]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The fine-tuned model (LoRA merged).")]
@@ -69,7 +69,16 @@ public struct TrainStage: StageKind {
                                  minLR: Float(p.lr * p.min_lr_ratio)),
             optimizer: AdamWConfig(weightDecay: Float(p.weight_decay)),
             freeze: p.freeze.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        let batches = try TokenSampler(stream: data.tokens, T: p.seq_len, seed: context.seed)
+        let batches: any BatchSource
+        if data.sources.isEmpty {
+            batches = try TokenSampler(stream: data.tokens, T: p.seq_len, seed: context.seed)
+        } else {
+            // A mixture: random windows of each source, drawn by the sources' weights.
+            let samplers = try data.sources.indices.map { i throws(TrainingError) in
+                try TokenSampler(stream: Array(data.sourceTokens(i)), T: p.seq_len, seed: MixedSampler.sourceSeed(context.seed, source: i))
+            }
+            batches = try MixedSampler(sources: samplers, schedule: try sourceSchedule(data, stage: context.stageID, input: "data"))
+        }
         let trainer = try Trainer(model: decoder, config: config, batches: batches)
         try trainer.run { report in
             context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),

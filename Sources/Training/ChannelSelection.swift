@@ -1,6 +1,7 @@
 // Rules that choose the hidden-channel set P before DReSS regularization (or for the prune-only
-// baselines): fixed positions (first, last, evenly spread), a seeded random draw, and two importance
-// rankings, by weight magnitude or by calibration activations (lowest importance pruned). The paper fixes
+// baselines): fixed positions (first, last, evenly spread), a seeded random draw, and importance
+// rankings (lowest importance pruned): by weight magnitude, or on calibration text by the stream's
+// energy (activation), its first-order loss sensitivity (taylor) or the norms' output size (norm_output). The paper fixes
 // P by position and reports that first, last and evenly spread sets behave alike (design.md).
 // Not here: the calibration forward pass itself (Model/Decoder+ChannelStatistics.swift) or the
 // regularizer (ChannelRegularizer.swift).
@@ -25,6 +26,15 @@ public enum ChannelSelectionRule: String, Codable, Sendable, CaseIterable {
     /// The n channels with the lowest calibration statistic (`activationStatistics`: the residual
     /// stream's mean x², summed over the points where norms read it).
     case activation
+    /// The n channels with the lowest `taylorStatistics`: Σ over the 2L + 1 norm inputs of |x·∂L/∂x|,
+    /// the first-order change of the LM loss when channel c of the stream is zeroed there.
+    case taylor
+    /// The n channels with the lowest `normOutputStatistics`: mean |norm output| over every norm and
+    /// calibration token (Minitron's width importance).
+    case normOutput = "norm_output"
+
+    /// Whether the rule ranks channels by statistics of calibration text run through the model.
+    public var needsCalibration: Bool { self == .activation || self == .taylor || self == .normOutput }
 }
 
 /// Channel selection rules; every rule returns a validated `ChannelSet` of round(ratio·C) channels.
@@ -95,20 +105,56 @@ public enum ChannelSelection {
     /// Why x² summed over layers: deleting channel c removes x_c from every norm's input, and a norm
     /// output's error grows with the energy removed there; every layer counts, the final norm too.
     public static func activationStatistics(model: Decoder, windows: [[Int32]]) -> [Double] {
-        let C = model.config.hiddenSize
-        var totals = [Double](repeating: 0, count: C)
-        var tokens = 0
-        for window in windows where !window.isEmpty {
-            for point in model.residualSquareSums(tokens: window, B: 1, T: window.count) {
-                for c in 0..<C { totals[c] += point[c] }
-            }
-            tokens += window.count
+        let (totals, tokens) = pointTotals(windows: windows, hiddenSize: model.config.hiddenSize) {
+            model.residualSquareSums(tokens: $0, B: 1, T: $0.count)
         }
         return tokens > 0 ? totals.map { $0 / Double(tokens) } : totals
     }
 
+    /// The `norm_output` statistic of channel c: the mean of |norm output_c| over every token of
+    /// `windows` and over the 2L + 1 norms (each layer's attn_norm and mlp_norm, the final norm), the
+    /// output including the norm's scale (and shift). Why outputs: they are what the layers read, so a
+    /// channel whose scale is 0 scores 0 however large its stream.
+    public static func normOutputStatistics(model: Decoder, windows: [[Int32]]) -> [Double] {
+        let (totals, tokens) = pointTotals(windows: windows, hiddenSize: model.config.hiddenSize) {
+            model.normOutputAbsSums(tokens: $0, B: 1, T: $0.count)
+        }
+        let norms = Double(2 * model.config.layerCount + 1)
+        return tokens > 0 ? totals.map { $0 / (Double(tokens) * norms) } : totals
+    }
+
+    /// The `taylor` statistic of channel c: the mean over `windows` of Σ over the 2L + 1 points where a
+    /// norm reads the residual stream and over the window's tokens of |x_c · ∂L/∂x_c|, L the window's
+    /// mean next-token cross-entropy (every token predicts the next one; the last has no target).
+    /// Why: x_c·∂L/∂x_c is the first-order change of L when x_c is zeroed at that point, which is what
+    /// deleting the channel does at every norm input at once.
+    public static func taylorStatistics(model: Decoder, windows: [[Int32]]) -> [Double] {
+        var count = 0
+        let (totals, _) = pointTotals(windows: windows, hiddenSize: model.config.hiddenSize) { window in
+            count += 1
+            return model.residualTaylorSums(tokens: window, targets: Array(window.dropFirst()) + [-1], B: 1, T: window.count)
+        }
+        return count > 0 ? totals.map { $0 / Double(count) } : totals
+    }
+
+    /// Σ over the non-empty windows (each run as its own batch of one) and over the points `sums`
+    /// returns of the per-channel sums, and the number of tokens run.
+    private static func pointTotals(windows: [[Int32]], hiddenSize C: Int,
+                                    _ sums: ([Int32]) -> [[Double]]) -> (totals: [Double], tokens: Int) {
+        var totals = [Double](repeating: 0, count: C)
+        var tokens = 0
+        for window in windows where !window.isEmpty {
+            for point in sums(window) {
+                for c in 0..<C { totals[c] += point[c] }
+            }
+            tokens += window.count
+        }
+        return (totals, tokens)
+    }
+
     /// Applies `rule` to a model of `config`: `seed` is used by .random, `parameters` by .magnitude and
-    /// `statistics` (C values) by .activation; a rule whose input is missing throws.
+    /// `statistics` (C values) by the calibration rules (.activation, .taylor, .normOutput); a rule whose
+    /// input is missing throws.
     public static func select(_ rule: ChannelSelectionRule, ratio: Double, config: ModelConfig, seed: UInt64 = 0,
                               parameters: ParameterSet? = nil, statistics: [Double]? = nil) throws(ChannelSetError) -> ChannelSet {
         let C = config.hiddenSize
@@ -120,7 +166,7 @@ public enum ChannelSelection {
         case .magnitude:
             guard let parameters else { throw .missingSelectionInput(rule: rule.rawValue, needs: "parameters") }
             return try magnitude(ratio: ratio, parameters: parameters, config: config)
-        case .activation:
+        case .activation, .taylor, .normOutput:
             guard let statistics else { throw .missingSelectionInput(rule: rule.rawValue, needs: "statistics") }
             if statistics.count != C { throw .statisticsCount(count: statistics.count, hiddenSize: C) }
             return try activation(ratio: ratio, statistics: statistics)

@@ -1,8 +1,9 @@
 // Text corpora and token datasets: WikiText document boundaries, JSONL fields and their errors,
-// deterministic seeded splits and windows, digests, and the dataset store round trip.
+// deterministic seeded splits and windows, digests, the dataset store round trip, and mixtures.
 
 import Foundation
 import Testing
+import TensorStore
 @testable import Data
 
 @Suite struct TextDatasetTests {
@@ -83,5 +84,36 @@ import Testing
         let url = dir.appendingPathComponent("train.h5")
         try train.write(to: url)
         #expect(try TokenDataset(store: url) == train)
+    }
+
+    @Test func mixturesLaySourcesEndToEndAndRoundTrip() throws {
+        let dir = try makeTempDir("dataset-mix")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plays = TokenDataset(tokens: [1, 2, 3, 4, 5], documentStarts: [0, 3], tokenizerDigest: "tok", textDigest: "plays")
+        let docs = TokenDataset(tokens: [7, 8, 9], documentStarts: [0], tokenizerDigest: "tok", textDigest: "docs")
+        let mix = try TokenDataset(mixing: [("plays", plays, 2), ("docs", docs, 1)])
+        #expect(mix.tokens == [1, 2, 3, 4, 5, 7, 8, 9] && mix.documentStarts == [0, 3, 5])
+        #expect(mix.sources == [TokenSource(name: "plays", tokenCount: 5, weight: 2), TokenSource(name: "docs", tokenCount: 3, weight: 1)])
+        #expect(Array(mix.sourceTokens(1)) == [7, 8, 9])
+        #expect(mix.tokenizerDigest == "tok")
+        // The weights are part of what the text digest says.
+        #expect(try TokenDataset(mixing: [("plays", plays, 1), ("docs", docs, 1)]).textDigest != mix.textDigest)
+
+        let url = dir.appendingPathComponent("mix.h5"), plainURL = dir.appendingPathComponent("plain.h5")
+        try mix.write(to: url)
+        #expect(try TokenDataset(store: url) == mix)
+        // A plain dataset's store has no trace of mixtures.
+        try plays.write(to: plainURL)
+        #expect(try !TensorStoreReader(url: plainURL).metadataKeys.contains("sources"))
+        #expect(try TokenDataset(store: plainURL).sources.isEmpty)
+    }
+
+    @Test func mixturesNeedOneTokenizerAndPlainParts() throws {
+        let a = TokenDataset(tokens: [1, 2], documentStarts: [0], tokenizerDigest: "tok-a", textDigest: "a")
+        let b = TokenDataset(tokens: [3], documentStarts: [0], tokenizerDigest: "tok-b", textDigest: "b")
+        #expect { try TokenDataset(mixing: [("a", a, 1), ("b", b, 1)]) } throws: { "\($0)".contains("same model's tokenizer") }
+        let nested = try TokenDataset(mixing: [("a", a, 1)])
+        #expect { try TokenDataset(mixing: [("nested", nested, 1), ("a", a, 1)]) } throws: { "\($0)".contains("mix the plain datasets") }
+        #expect(throws: DataError.self) { try TokenDataset(mixing: []) }
     }
 }

@@ -25,9 +25,13 @@ struct ReferenceDecoder {
 
     /// Mean cross-entropy over targets ≠ −1.
     func loss(tokens: [Int32], targets: [Int32], B: Int, T: Int) -> Double {
-        let logits = self.logits(tokens: tokens, B: B, T: T)
+        crossEntropy(logits(tokens: tokens, B: B, T: T), targets: targets)
+    }
+
+    /// Mean cross-entropy of logits rows over targets ≠ −1.
+    func crossEntropy(_ logits: [[Double]], targets: [Int32]) -> Double {
         var sum = 0.0, count = 0
-        for n in 0..<(B * T) where targets[n] >= 0 {
+        for n in logits.indices where targets[n] >= 0 {
             let row = logits[n], m = row.max()!
             sum += log(row.map { exp($0 - m) }.reduce(0, +)) + m - row[Int(targets[n])]
             count += 1
@@ -37,8 +41,21 @@ struct ReferenceDecoder {
 
     /// Logits per row n = b·T + t.
     func logits(tokens: [Int32], B: Int, T: Int) -> [[Double]] {
+        var x = embed(tokens: tokens, B: B, T: T)
+        for l in 0..<config.layerCount { x = layer(l, x, B: B, T: T) }
+        return head(x)
+    }
+
+    /// The logits of the residual stream x_L: final norm, then the LM head.
+    func head(_ x: [[Double]]) -> [[Double]] {
+        let head = config.tiedEmbeddings ? "embed/tokens" : "lm_head"
+        return norm("final_norm", x).map { linear(head, $0, bias: nil) }
+    }
+
+    /// x₀ per row n = b·T + t: token embeddings (+ learned positions).
+    func embed(tokens: [Int32], B: Int, T: Int) -> [[Double]] {
         let C = config.hiddenSize
-        var x = (0..<(B * T)).map { n -> [Double] in
+        return (0..<(B * T)).map { n -> [Double] in
             var row = Array(weights["embed/tokens"]![(Int(tokens[n]) * C)..<(Int(tokens[n]) * C + C)])
             if config.positions == .learned {
                 let t = n % T
@@ -46,12 +63,14 @@ struct ReferenceDecoder {
             }
             return row
         }
-        for l in 0..<config.layerCount { x = layer(l, x, B: B, T: T) }
-        let head = config.tiedEmbeddings ? "embed/tokens" : "lm_head"
-        return norm("final_norm", x).map { linear(head, $0, bias: nil) }
     }
 
     func layer(_ l: Int, _ x: [[Double]], B: Int, T: Int) -> [[Double]] {
+        mlpBlock(l, attentionBlock(l, x, B: B, T: T))
+    }
+
+    /// mid = x + attention(attn_norm(x))·Woᵀ (+ bo).
+    func attentionBlock(_ l: Int, _ x: [[Double]], B: Int, T: Int) -> [[Double]] {
         let p = "layers/\(l)", shape = config.layers[l], HD = config.headDim
         let n1 = norm("\(p)/attn_norm", x)
         let bias = config.bias
@@ -83,7 +102,12 @@ struct ReferenceDecoder {
                 }
             }
         }
-        let mid = zip(x, att).map { xi, ai in zip(xi, linear("\(p)/attn/wo", ai, bias: bias ? "\(p)/attn/bo" : nil)).map(+) }
+        return zip(x, att).map { xi, ai in zip(xi, linear("\(p)/attn/wo", ai, bias: bias ? "\(p)/attn/bo" : nil)).map(+) }
+    }
+
+    /// x' = mid + mlp(mlp_norm(mid)).
+    func mlpBlock(_ l: Int, _ mid: [[Double]]) -> [[Double]] {
+        let p = "layers/\(l)", bias = config.bias
         let n2 = norm("\(p)/mlp_norm", mid)
         let hidden = n2.map { row -> [Double] in
             let up = linear("\(p)/mlp/w_up", row, bias: bias ? "\(p)/mlp/b_up" : nil)

@@ -120,19 +120,25 @@ import TensorStore
         #expect(try select("magnitude").channels == (try ChannelSelection.magnitude(ratio: 0.25, parameters: model.parameters, config: model.config)))
     }
 
-    @Test func activationSelectionRanksTheCalibrationWindowsAndNeedsData() throws {
+    @Test(arguments: ["activation", "taylor", "norm_output"])
+    func calibrationSelectionRanksTheCalibrationWindowsAndNeedsData(rule: String) throws {
         let dir = try temporaryProject([:])
         let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(20), "sentences": .int(40)], in: dir)
         let model = try ModelStore(store: tiny["model"]!), data = try TokenDataset(store: tiny["data"]!)
-        let params: [String: ParamValue] = ["ratio": .double(0.25), "selection": .string("activation"),
+        let params: [String: ParamValue] = ["ratio": .double(0.25), "selection": .string(rule),
                                             "calibration_windows": .int(3), "calibration_len": .int(16)]
         let out = try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         // The same rule computed here from the first 3 windows of 16 tokens of the data store.
         let windows = (0..<3).map { Array(data.tokens[($0 * 16)..<(($0 + 1) * 16)]) }
-        let statistics = ChannelSelection.activationStatistics(model: try model.decoder(), windows: windows)
+        let decoder = try model.decoder()
+        let statistics = switch rule {
+        case "taylor": ChannelSelection.taylorStatistics(model: decoder, windows: windows)
+        case "norm_output": ChannelSelection.normOutputStatistics(model: decoder, windows: windows)
+        default: ChannelSelection.activationStatistics(model: decoder, windows: windows)
+        }
         let store = try ChannelStore(store: out["channels"]!)
         #expect(store.channels == (try ChannelSelection.activation(ratio: 0.25, statistics: statistics)))
-        #expect(store.selection == "activation windows=3x16")
+        #expect(store.selection == "\(rule) windows=3x16")
         // Without calibration text the rule is a parameter error that says what to give.
         #expect {
             try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)

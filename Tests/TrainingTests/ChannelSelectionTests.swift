@@ -1,5 +1,6 @@
 // Tests of the channel selection rules: counts and rounding, positions of first/last/uniform, seeded
-// random draws, magnitude ranking against planted weak channels, activation ranking and the errors.
+// random draws, magnitude ranking against planted weak channels, activation ranking, the loss-aware
+// rules (taylor, norm_output) on tiny models whose irrelevant channels are known, and the errors.
 
 import Foundation
 import Model
@@ -102,6 +103,80 @@ import Testing
         #expect(try ChannelSelection.activation(ratio: 0.5, statistics: stats).pruned == [1, 3, 5, 7])
     }
 
+    /// A model whose residual stream is exactly 0 in `dead` at every point: the embeddings and every
+    /// write into the stream (wo, w_down rows; LLaMA has no biases) are zero there.
+    static func modelWithDeadChannels(_ config: ModelConfig, dead: [Int], seed: UInt64) throws -> Decoder {
+        let p = DressFixtures.parameters(config, seed: seed)
+        let embed = p.value("embed/tokens")
+        for c in dead {
+            for v in 0..<config.vocabSize { embed[v, c] = 0 }
+            for l in 0..<config.layerCount {
+                for name in ["layers/\(l)/attn/wo", "layers/\(l)/mlp/w_down"] {
+                    let w = p.value(name)
+                    for k in 0..<w.shape[1] { w[c, k] = 0 }
+                }
+            }
+        }
+        return try Decoder(config: config, parameters: p)
+    }
+
+    static func windows(_ config: ModelConfig, count: Int, length: Int, seed: UInt64) -> [[Int32]] {
+        var rng = RNG(seed: seed)
+        return (0..<count).map { _ in (0..<length).map { _ in Int32(rng.nextInt(below: config.vocabSize)) } }
+    }
+
+    @Test(arguments: [ChannelSelectionRule.taylor, .normOutput])
+    func lossAwareRulesPickChannelsTheStreamNeverCarries(rule: ChannelSelectionRule) throws {
+        for config in [DressFixtures.llamaUntied, DressFixtures.llamaTied] {
+            let dead = [2, 5]
+            let model = try Self.modelWithDeadChannels(config, dead: dead, seed: 31)
+            let windows = Self.windows(config, count: 3, length: 6, seed: 5)
+            let scores = rule == .taylor ? ChannelSelection.taylorStatistics(model: model, windows: windows)
+                : ChannelSelection.normOutputStatistics(model: model, windows: windows)
+            for c in 0..<config.hiddenSize {
+                if dead.contains(c) { #expect(scores[c] == 0, "\(rule) channel \(c)") } else { #expect(scores[c] > 0, "\(rule) channel \(c)") }
+            }
+            let set = try ChannelSelection.select(rule, ratio: 0.25, config: config, statistics: scores)
+            #expect(set.pruned == dead, "\(rule)")
+        }
+    }
+
+    @Test func normOutputIgnoresAStreamNoNormPassesOn() throws {
+        // Channels 1 and 6 carry the largest stream of all, but every norm's scale is 0 there: the
+        // layers never read them, so norm_output ranks them lowest while activation ranks them highest.
+        let config = DressFixtures.llamaUntied, muted = [1, 6]
+        let p = DressFixtures.parameters(config, seed: 33)
+        let embed = p.value("embed/tokens")
+        let norms = (0..<config.layerCount).flatMap { ["layers/\($0)/attn_norm/scale", "layers/\($0)/mlp_norm/scale"] } + ["final_norm/scale"]
+        for c in muted {
+            for v in 0..<config.vocabSize { embed[v, c] *= 10 }
+            for name in norms { p.value(name)[c] = 0 }
+        }
+        let model = try Decoder(config: config, parameters: p)
+        let windows = Self.windows(config, count: 2, length: 5, seed: 6)
+        let scores = ChannelSelection.normOutputStatistics(model: model, windows: windows)
+        #expect(muted.allSatisfy { scores[$0] == 0 })
+        #expect(try ChannelSelection.select(.normOutput, ratio: 0.25, config: config, statistics: scores).pruned == muted)
+        let energy = ChannelSelection.activationStatistics(model: model, windows: windows)
+        #expect(try ChannelSelection.select(.activation, ratio: 0.25, config: config, statistics: energy).pruned.allSatisfy { !muted.contains($0) })
+    }
+
+    @Test func taylorIsTheMeanOverWindowsOfTheDecoderSums() throws {
+        // The rule's normalisation: each window's Σ over points and tokens, averaged over windows, with
+        // every token predicting the next one and the last one without a target.
+        let config = DressFixtures.gpt2
+        let model = try Decoder(config: config, parameters: DressFixtures.parameters(config, seed: 35))
+        let windows = Self.windows(config, count: 2, length: 5, seed: 7)
+        let scores = ChannelSelection.taylorStatistics(model: model, windows: windows)
+        var want = [Double](repeating: 0, count: config.hiddenSize)
+        for window in windows {
+            let sums = model.residualTaylorSums(tokens: window, targets: Array(window.dropFirst()) + [-1], B: 1, T: window.count)
+            #expect(sums.count == 2 * config.layerCount + 1)
+            for point in sums { for c in point.indices { want[c] += point[c] / 2 } }
+        }
+        for c in want.indices { #expect(abs(scores[c] - want[c]) <= 1e-12 * want[c], "channel \(c)") }
+    }
+
     @Test func errors() throws {
         for ratio in [-0.1, 1.0, 1.5] {
             #expect(throws: ChannelSetError.invalidRatio(ratio)) { try ChannelSelection.first(ratio: ratio, hiddenSize: 8) }
@@ -116,6 +191,11 @@ import Testing
         let config = DressFixtures.llamaTied
         #expect(throws: ChannelSetError.statisticsCount(count: 3, hiddenSize: 8)) {
             try ChannelSelection.select(.activation, ratio: 0.25, config: config, statistics: [1, 2, 3])
+        }
+        for rule in [ChannelSelectionRule.taylor, .normOutput] {
+            #expect(throws: ChannelSetError.missingSelectionInput(rule: rule.rawValue, needs: "statistics")) {
+                try ChannelSelection.select(rule, ratio: 0.25, config: config)
+            }
         }
         #expect(throws: ChannelSetError.missingSelectionInput(rule: "magnitude", needs: "parameters")) {
             try ChannelSelection.select(.magnitude, ratio: 0.25, config: config)
