@@ -22,14 +22,14 @@ public struct Distillation {
 extension Decoder {
     /// From now on training forwards mix the LM loss and the KL to `teacher`'s distributions as
     /// `weights` say (nil: plain LM loss again). Throws when the vocabularies differ or the teacher
-    /// is this decoder itself (its distributions would move with every update).
+    /// shares this decoder's weights (its distributions would move with every update).
     public func distil(from teacher: Decoder?, weights: DistillationWeights) throws(ModelError) {
         guard let teacher else {
             distillation = nil
             return
         }
-        guard teacher !== self else {
-            throw .invalidConfig(field: "teacher", reason: "is the student itself; distil from a separate copy")
+        guard teacher !== self, teacher.parameters !== parameters else {
+            throw .invalidConfig(field: "teacher", reason: "shares the student's weights, so it would move with every update; distil from a separate copy")
         }
         guard teacher.config.vocabSize == config.vocabSize else {
             throw .invalidConfig(field: "teacher", reason: "has a vocabulary of \(teacher.config.vocabSize), the student \(config.vocabSize)")

@@ -54,7 +54,7 @@ struct DistillationParams: Decodable {
 /// (the stage's model as it was before training); it must use the model's tokenizer.
 func attachTeacher(_ context: StageContext, params: DistillationParams, to model: Decoder, input: ModelStore) throws -> String? {
     guard params.loss != .lm else { return nil }
-    let teacherStore: ModelStore
+    var teacherStore: ModelStore
     let origin: String
     if let url = context.inputs["teacher"] {
         teacherStore = try ModelStore(store: url)
@@ -64,7 +64,11 @@ func attachTeacher(_ context: StageContext, params: DistillationParams, to model
         }
         origin = "teacher input (hidden \(teacherStore.config.hiddenSize))"
     } else {
+        // A copy: the store's parameters are the very buffers the student is about to train.
         teacherStore = input
+        let frozen = ParameterSet(input.parameters.specs)
+        frozen.values.assign(input.parameters.values)
+        teacherStore.parameters = frozen
         origin = "the input model before training"
     }
     do {

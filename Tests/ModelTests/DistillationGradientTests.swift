@@ -86,6 +86,10 @@ import Tensor
         let model = Decoder.initialized(config: ToyConfigs.llamaGQAUntied, seed: 61)
         let weights = DistillationWeights(lm: 0, kd: 1, temperature: 1)
         #expect(throws: ModelError.self) { try model.distil(from: model, weights: weights) }
+        // Another decoder over the same weights would move with the student.
+        #expect(throws: ModelError.self) {
+            try model.distil(from: try Decoder(config: model.config, parameters: model.parameters), weights: weights)
+        }
         var other = ToyConfigs.llamaIrregular
         other.vocabSize = 13
         #expect(throws: ModelError.self) { try model.distil(from: Decoder.initialized(config: other, seed: 62), weights: weights) }
