@@ -96,6 +96,14 @@ extension CacheRecord {
     }
 }
 
+extension CacheRecord {
+    /// The fingerprint the record's own fields give; a genuine record's equals `fingerprint`.
+    public func recomputedFingerprint() throws -> String {
+        try Pipeline.fingerprint(of: FingerprintMaterial(kind: kind, version: version, params: params, fileDigests: fileDigests,
+                                                         inputs: inputs, seed: seed))
+    }
+}
+
 /// A held per-fingerprint lock; released by `release()` or when the process dies (flock semantics:
 /// the kernel drops a dead holder's lock, so a crashed holder is taken over without any clean-up).
 public final class CacheLock: @unchecked Sendable {
@@ -163,6 +171,8 @@ public final class Cache: @unchecked Sendable {
 
     /// What is wrong with an entry, or nil. `deep` re-hashes every tensor instead of the index only.
     func problem(in rec: CacheRecord, deep: Bool) -> String? {
+        // No stage kind has zero outputs: such an entry would be a hit that dependants cannot read.
+        if rec.outputs.isEmpty { return "the record lists no outputs" }
         for (name, recorded) in rec.outputs.sorted(by: { $0.key < $1.key }) {
             let url = outputURL(rec.fingerprint, name)
             do {
@@ -178,17 +188,21 @@ public final class Cache: @unchecked Sendable {
         return nil
     }
 
-    /// Every entry's record, sorted by stage then id.
-    public func allRecords() -> [CacheRecord] {
+    /// Every folder under entries/<shard>/, whatever it holds, sorted by name.
+    func entryFolders() -> [(name: String, url: URL)] {
         let entries = root.appendingPathComponent("entries")
         let shards = (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? []
-        var out: [CacheRecord] = []
-        for shard in shards {
-            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
-                if let rec = record(fp) { out.append(rec) }
-            }
-        }
-        return out.sorted { ($0.stage, $0.id, $0.fingerprint) < ($1.stage, $1.id, $1.fingerprint) }
+        return shards.flatMap { shard -> [(name: String, url: URL)] in
+            let dir = entries.appendingPathComponent(shard)
+            return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).map { ($0, dir.appendingPathComponent($0)) }
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// Every entry's record, sorted by stage then id. Only records that name their own folder: a
+    /// record's fingerprint is never used to build a path before that check.
+    public func allRecords() -> [CacheRecord] {
+        entryFolders().map(\.name).filter(isFingerprint).compactMap { fp in record(fp).flatMap { $0.fingerprint == fp ? $0 : nil } }
+            .sorted { ($0.stage, $0.id, $0.fingerprint) < ($1.stage, $1.id, $1.fingerprint) }
     }
 
     /// The fingerprint of the single entry starting with `prefix`.
@@ -200,16 +214,16 @@ public final class Cache: @unchecked Sendable {
 
     /// Re-hashes every entry; (fingerprint, problem) for each damaged one. Unreadable records count too.
     public func verify() -> [(fingerprint: String, problem: String)] {
-        var problems: [(String, String)] = []
-        let entries = root.appendingPathComponent("entries")
-        for shard in (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? [] {
-            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
-                guard let rec = record(fp) else { problems.append((fp, "record.json missing or unreadable")); continue }
-                if rec.fingerprint != fp { problems.append((fp, "record names fingerprint \(rec.fingerprint)")); continue }
-                if let p = problem(in: rec, deep: true) { problems.append((fp, p)) }
-            }
-        }
-        return problems.sorted { $0.0 < $1.0 }
+        entryFolders().compactMap { folder in damage(folder, deep: true).map { (folder.name, $0) } }
+    }
+
+    /// What is wrong with an entry folder, or nil; `deep` re-hashes the data.
+    func damage(_ folder: (name: String, url: URL), deep: Bool) -> String? {
+        let fp = folder.name
+        guard isFingerprint(fp), folder.url == entryURL(fp) else { return "the folder name is not a fingerprint of its shard" }
+        guard let rec = record(fp) else { return "record.json missing or unreadable" }
+        if rec.fingerprint != fp { return "record names fingerprint \(rec.fingerprint)" }
+        return problem(in: rec, deep: deep)
     }
 
     // MARK: Locks
@@ -217,6 +231,7 @@ public final class Cache: @unchecked Sendable {
     /// Blocks until this process holds the lock of `fp`. Writes "pid host" into the lock file so a
     /// waiter can say whom it waits for.
     public func lock(_ fp: String) throws -> CacheLock {
+        try requireSafeName(fp, fingerprint: false)
         let url = root.appendingPathComponent("locks/\(fp.prefix(2))/\(fp).lock")
         try makeDirectory(url.deletingLastPathComponent())
         let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -265,6 +280,7 @@ public final class Cache: @unchecked Sendable {
     /// Moves a complete scratch folder into place as the entry of `fp`: fsync every file and the
     /// folder, then one rename. A damaged entry already there is moved aside first.
     public func publish(scratch: URL, fingerprint fp: String) throws {
+        try requireSafeName(fp, fingerprint: true)
         let fm = FileManager.default
         for name in try fm.contentsOfDirectory(atPath: scratch.path) { try fsyncPath(scratch.appendingPathComponent(name)) }
         try fsyncPath(scratch)
@@ -280,6 +296,15 @@ public final class Cache: @unchecked Sendable {
             throw PipelineError.io(operation: "publish", path: dest.path, detail: errnoText())
         }
         try fsyncPath(dest.deletingLastPathComponent())
+    }
+
+    /// Paths are built from fingerprints: refuse anything but hex (with `fingerprint`, exactly 64 digits),
+    /// so no name can reach outside the cache.
+    private func requireSafeName(_ fp: String, fingerprint: Bool) throws {
+        guard fingerprint ? isFingerprint(fp) : isLowercaseHex(fp) else {
+            throw PipelineError.io(operation: "use the cache entry name", path: fp,
+                                   detail: "not \(fingerprint ? "a fingerprint (64 lowercase hex digits)" : "lowercase hex")")
+        }
     }
 
     // MARK: Garbage collection
@@ -312,21 +337,21 @@ public final class Cache: @unchecked Sendable {
         try runTar(["-cf", bundle.path, "-C", root.path] + paths, what: bundle.path)
     }
 
-    /// Unpacks a bundle, checks every entry's outputs against its record, and publishes each
-    /// atomically. Returns the imported fingerprints.
-    public func importBundle(_ bundle: URL) throws -> [String] {
+    /// Unpacks a bundle into a staging folder inside scratch (`unpackBundle` judges every member
+    /// before writing it), checks every entry (`checkImported`), and only when all pass publishes
+    /// each atomically under its lock. A refused bundle leaves the cache as it was. Returns the
+    /// imported fingerprints.
+    public func importBundle(_ bundle: URL, registry: StageRegistry, limits: BundleLimits = .standard) throws -> [String] {
         let staging = root.appendingPathComponent("scratch/import.\(hostName()).\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         try makeDirectory(staging)
         defer { try? FileManager.default.removeItem(at: staging) }
-        try runTar(["-xf", bundle.path, "-C", staging.path], what: bundle.path)
+        try unpackBundle(bundle, into: staging, limits: limits)
         let staged = Cache(root: staging)
-        let records = staged.allRecords()
-        guard !records.isEmpty else { throw PipelineError.badBundle(path: bundle.path, detail: "it holds no cache entry") }
+        let folders = staged.entryFolders()
+        guard !folders.isEmpty else { throw PipelineError.badBundle(path: bundle.path, detail: "it holds no cache entry") }
+        let records = try folders.map { try staged.checkImported($0, registry: registry, bundle: bundle) }
         for rec in records {
-            if let p = staged.problem(in: rec, deep: true) {
-                throw PipelineError.badBundle(path: bundle.path, detail: "entry \(rec.fingerprint.prefix(12)): \(p)")
-            }
             let lock = try self.lock(rec.fingerprint)
             defer { lock.release() }
             if lookup(rec.fingerprint) == nil {
@@ -334,6 +359,36 @@ public final class Cache: @unchecked Sendable {
             }
         }
         return records.map(\.fingerprint)
+    }
+
+    /// The record of a staged entry once it has proved genuine: its fingerprint recomputed from its
+    /// own fields names its folder, its kind is known at this version, it holds exactly the outputs
+    /// the kind declares, and every output re-hashes to the digest the record lists.
+    private func checkImported(_ folder: (name: String, url: URL), registry: StageRegistry, bundle: URL) throws -> CacheRecord {
+        let fp = folder.name
+        func refuse(_ detail: String) -> PipelineError { .badBundle(path: bundle.path, detail: "entry \(fp.prefix(12)): \(detail)") }
+        guard let rec = record(fp) else { throw refuse("no readable record.json") }
+        guard rec.fingerprint == fp else { throw refuse("its record names fingerprint '\(rec.fingerprint)', not its folder") }
+        guard Set(rec.inputs.map(\.name)).count == rec.inputs.count else { throw refuse("its record repeats an input name") }
+        let recomputed = (try? rec.recomputedFingerprint()) ?? "none"
+        guard recomputed == fp else {
+            throw refuse("its record's fields give fingerprint \(recomputed.prefix(12)), not its folder's (relabelled or edited)")
+        }
+        guard let kind = registry[rec.kind] else { throw refuse("stage kind '\(rec.kind)' is unknown to this streamline") }
+        guard kind.version == rec.version else {
+            throw refuse("made by version \(rec.version) of '\(rec.kind)', this streamline has version \(kind.version), so it would never be used")
+        }
+        let declared = kind.outputs.map(\.name).sorted()
+        guard rec.outputs.keys.sorted() == declared else {
+            throw refuse("its record lists outputs [\(rec.outputs.keys.sorted().joined(separator: ", "))], "
+                         + "kind '\(rec.kind)' declares [\(declared.joined(separator: ", "))]")
+        }
+        let allowed = Set(["record.json", "log.txt"] + declared.map { "\($0).h5" })
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? [] where !allowed.contains(file) {
+            throw refuse("'\(file)' is not one of its outputs")
+        }
+        if let problem = problem(in: rec, deep: true) { throw refuse(problem) }
+        return rec
     }
 
     private func runTar(_ arguments: [String], what: String) throws {

@@ -53,12 +53,12 @@ import Testing
     let bundle = try temporaryDirectory().appendingPathComponent("b.tar")
     try source.export(records.map(\.fingerprint), to: bundle)
     let target = Cache(root: try temporaryDirectory())
-    #expect(Set(try target.importBundle(bundle)) == Set(records.map(\.fingerprint)))
+    #expect(Set(try target.importBundle(bundle, registry: testRegistry)) == Set(records.map(\.fingerprint)))
     #expect(target.verify().isEmpty)
     #expect(records.allSatisfy { target.lookup($0.fingerprint) == $0 })
     let junk = bundle.deletingLastPathComponent().appendingPathComponent("junk.tar")
     try Data("not a tar file".utf8).write(to: junk)
-    #expect(throws: PipelineError.self) { try target.importBundle(junk) }
+    #expect(throws: PipelineError.self) { try target.importBundle(junk, registry: testRegistry) }
 }
 
 @Test func aLockIsExclusiveAndFreedOnRelease() throws {
@@ -88,4 +88,18 @@ final class AcquiredFlag: @unchecked Sendable {
     private var flag = false
     func set() { lock.withLock { flag = true } }
     var value: Bool { lock.withLock { flag } }
+}
+
+@Test func anEntryWithNoOutputsIsAMissAndVerifyReportsIt() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    cache.warn = { _ in }
+    let spec = try parse("stages:\n  s: {kind: t/const, params: {value: 4}}\n")
+    let record = try runAll(spec, cache: cache)[0].record
+    try rewriteRecord(cache.entryURL(record.fingerprint)) { $0["outputs"] = [String: String]() }
+    #expect(cache.lookup(record.fingerprint) == nil)
+    #expect(cache.verify().map(\.problem) == ["the record lists no outputs"])
+    // Not "cached": the next run recomputes it, so dependants get their input.
+    let redo = try runAll(spec, cache: cache)[0]
+    if case .computed = redo {} else { Issue.record("an entry without outputs was used") }
+    #expect(cache.verify().isEmpty)
 }

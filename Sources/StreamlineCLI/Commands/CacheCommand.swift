@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct CacheCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,9 +67,14 @@ struct CacheCommand: ParsableCommand {
         @OptionGroup var options: PipelineOptions
         @Argument(help: "The bundle file.")
         var bundle: String
+        @Option(help: ArgumentHelp("Refuse a bundle that unpacks to more than this many GiB.", valueName: "GiB"))
+        var maxSize: Int64 = BundleLimits.standard.maxBytes >> 30
         func run() throws {
-            let fps = try Cache(root: options.cacheURL).importBundle(URL(fileURLWithPath: bundle))
+            guard maxSize > 0, maxSize < 1 << 33 else { throw ValidationError("--max-size must be a positive number of GiB.") }
+            let fps = try Cache(root: options.cacheURL).importBundle(URL(fileURLWithPath: bundle), registry: StageCatalog.registry,
+                                                                     limits: BundleLimits(maxBytes: maxSize << 30))
             for fp in fps { print("imported \(fp.prefix(12))") }
         }
     }
 }
+
