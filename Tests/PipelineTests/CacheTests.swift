@@ -103,3 +103,26 @@ final class AcquiredFlag: @unchecked Sendable {
     if case .computed = redo {} else { Issue.record("an entry without outputs was used") }
     #expect(cache.verify().isEmpty)
 }
+
+@Test func aFlippedByteInTheDataIsAWarnedMissAndIsRecomputed() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let warnings = WarningLog()
+    cache.warn = { warnings.append($0) }
+    let spec = try parse("stages:\n  s: {kind: t/const, params: {value: 1234.5}}\n")
+    let record = try runAll(spec, cache: cache)[0].record
+    #expect(cache.lookup(record.fingerprint) == record)
+    // Flip one bit of the tensor's data in place: the store's index (and so its digest) is unchanged.
+    let url = cache.outputURL(record.fingerprint, "out")
+    let pattern = withUnsafeBytes(of: Float(1234.5).bitPattern.littleEndian) { Data($0) }
+    let at = try #require(try Data(contentsOf: url).range(of: pattern)).lowerBound
+    let handle = try FileHandle(forUpdating: url)
+    try handle.seek(toOffset: UInt64(at))
+    try handle.write(contentsOf: Data([pattern[0] ^ 1]))
+    try handle.close()
+    // The same Cache already verified this entry once; the change is still seen.
+    #expect(cache.lookup(record.fingerprint) == nil)
+    #expect(warnings.lines.contains { $0.contains("is damaged") && $0.contains("is corrupted") })
+    let redo = try runAll(spec, cache: cache)[0]
+    if case .computed = redo {} else { Issue.record("a corrupt entry was used") }
+    #expect(try readScalarStore(url) == 1234.5)
+}
