@@ -320,14 +320,34 @@ public final class Cache: @unchecked Sendable {
 
     // MARK: Garbage collection
 
-    /// Removes entries whose fingerprint is not in `keep`, and scratch folders no live process owns.
-    /// Returns what was (or with `dryRun`, would be) removed, as cache-relative paths.
-    public func gc(keep: Set<String>, dryRun: Bool) -> [String] {
+    /// Which undamaged entries `gc` removes.
+    public enum GCPolicy: Sendable, Equatable {
+        /// None: a shared cache holds other specs' work and other `-p` values' (the default).
+        case keepAll
+        /// Entries not in `keep` whose record.json was written more than `olderThan` seconds ago
+        /// (0: every entry not in `keep`, whatever its age).
+        case removeUnnamed(keep: Set<String>, olderThan: TimeInterval)
+    }
+
+    /// Removes damaged entries (no readable record, a record naming another fingerprint, no outputs,
+    /// an output missing or disagreeing with its index: what `lookup` never uses), the entries
+    /// `policy` selects, and scratch folders no live process owns. Entries being computed are left
+    /// alone. Returns what was (with `dryRun`, would be) removed, as cache-relative paths with why.
+    public func gc(_ policy: GCPolicy, dryRun: Bool, now: Date = Date()) -> [String] {
         let fm = FileManager.default
         var removed: [String] = []
-        for rec in allRecords() where !keep.contains(rec.fingerprint) {
-            removed.append("entries/\(rec.fingerprint.prefix(2))/\(rec.fingerprint)  \(rec.id)")
-            if !dryRun { try? fm.removeItem(at: entryURL(rec.fingerprint)) }
+        for folder in entryFolders() {
+            let relative = "entries/\(folder.url.deletingLastPathComponent().lastPathComponent)/\(folder.name)"
+            if isLowercaseHex(folder.name), isLocked(folder.name) { continue }
+            var why = damage(folder, deep: false).map { "damaged: \($0)" }
+            if why == nil, case .removeUnnamed(let keep, let age) = policy, !keep.contains(folder.name) {
+                let written = (try? fm.attributesOfItem(atPath: folder.url.appendingPathComponent("record.json").path))?[.modificationDate] as? Date
+                let seconds = now.timeIntervalSince(written ?? .distantPast)
+                if seconds >= age { why = "\(record(folder.name)?.id ?? "?"), not named, \(String(format: "%.1f", seconds / 86400)) days old" }
+            }
+            guard let why else { continue }
+            removed.append("\(relative)  \(why)")
+            if !dryRun { try? fm.removeItem(at: folder.url) }
         }
         let scratch = root.appendingPathComponent("scratch")
         for name in ((try? fm.contentsOfDirectory(atPath: scratch.path)) ?? []).sorted() {

@@ -41,9 +41,9 @@ import Testing
     let cache = Cache(root: try temporaryDirectory())
     try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 1}}\n"), cache: cache)
     let kept = try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 2}}\n"), cache: cache)[0].record
-    #expect(cache.gc(keep: [kept.fingerprint], dryRun: true).count == 1)
+    #expect(cache.gc(.removeUnnamed(keep: [kept.fingerprint], olderThan: 0), dryRun: true).count == 1)
     #expect(cache.allRecords().count == 2)
-    #expect(cache.gc(keep: [kept.fingerprint], dryRun: false).count == 1)
+    #expect(cache.gc(.removeUnnamed(keep: [kept.fingerprint], olderThan: 0), dryRun: false).count == 1)
     #expect(cache.allRecords().map(\.fingerprint) == [kept.fingerprint])
 }
 
@@ -125,4 +125,30 @@ final class AcquiredFlag: @unchecked Sendable {
     let redo = try runAll(spec, cache: cache)[0]
     if case .computed = redo {} else { Issue.record("a corrupt entry was used") }
     #expect(try readScalarStore(url) == 1234.5)
+}
+
+@Test func gcKeepsEveryReadableEntryByDefaultAndOnlyOldUnnamedOnesByAge() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    cache.warn = { _ in }
+    let records = try (1...4).map { value in
+        try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: \(value)}}\n"), cache: cache)[0].record
+    }
+    let (old, young, named, damaged) = (records[0], records[1], records[2], records[3])
+    try rewriteRecord(cache.entryURL(damaged.fingerprint)) { $0["outputs"] = [String: String]() }
+    let tenDaysAgo = Date().addingTimeInterval(-10 * 86400)
+    for rec in [old, named] {
+        try FileManager.default.setAttributes([.modificationDate: tenDaysAgo],
+                                              ofItemAtPath: cache.entryURL(rec.fingerprint).appendingPathComponent("record.json").path)
+    }
+    // Default: only what lookup would never use goes.
+    let removed = cache.gc(.keepAll, dryRun: false)
+    #expect(removed.count == 1 && removed[0].contains(damaged.fingerprint) && removed[0].contains("damaged: the record lists no outputs"))
+    #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([old, young, named].map(\.fingerprint)))
+    // By age: the old entry no spec names; a dry run lists it and removes nothing.
+    let policy = Cache.GCPolicy.removeUnnamed(keep: [named.fingerprint], olderThan: 7 * 86400)
+    let wouldGo = cache.gc(policy, dryRun: true)
+    #expect(wouldGo.count == 1 && wouldGo[0].contains(old.fingerprint))
+    #expect(cache.allRecords().count == 3)
+    #expect(cache.gc(policy, dryRun: false) == wouldGo)
+    #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([young, named].map(\.fingerprint)))
 }
