@@ -42,7 +42,11 @@ func unpackBundle(_ bundle: URL, into staging: URL, limits: BundleLimits) throws
     var paxName: String?
     var paxSize: Int64?
     while true {
-        guard let block = try stream.read(512, allowEnd: true) else { throw refuse("the archive ends without its end marker") }
+        let next: [UInt8]?
+        do { next = try stream.read(512, allowEnd: true) } catch PipelineError.badBundle(_, "the archive is truncated") where members == 0 {
+            throw refuse("it is not a tar archive")
+        }
+        guard let block = next else { throw refuse(members == 0 ? "it is empty" : "the archive ends without its end marker") }
         if block.allSatisfy({ $0 == 0 }) { return }
         guard let header = TarHeader(block) else {
             throw refuse(members == 0 ? "it is not a tar archive" : "member \(members + 1) has a damaged tar header")
@@ -269,12 +273,24 @@ private final class BundleStream {
             let n = out.withUnsafeMutableBytes { Foundation.read(fd, $0.baseAddress! + got, count - got) }
             if n < 0, errno == EINTR { continue }
             guard n > 0 else {
-                if n == 0, got == 0, allowEnd { return nil }
-                throw PipelineError.badBundle(path: path, detail: "the archive is truncated or its compression is damaged")
+                let failure = decompressionFailure()
+                if n == 0, got == 0, allowEnd, failure == nil { return nil }
+                throw PipelineError.badBundle(path: path, detail: failure ?? "the archive is truncated")
             }
             got += n
         }
         return out
+    }
+
+    /// Once the bytes end: why the decompressor stopped, when it failed.
+    private func decompressionFailure() -> String? {
+        guard let process = decompressor, let tool = process.arguments?.first else { return nil }
+        process.waitUntilExit()
+        switch process.terminationStatus {
+        case 0: return nil
+        case 127: return "it is \(tool)-compressed and \(tool) is not on PATH; install it or decompress the bundle first"
+        case let status: return "\(tool) could not decompress it (exit \(status)); the file is damaged"
+        }
     }
 
     func skip(_ count: Int64) throws {

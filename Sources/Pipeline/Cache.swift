@@ -426,6 +426,8 @@ public final class Cache: @unchecked Sendable {
         let tar = Process()
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         tar.arguments = ["tar"] + arguments
+        // macOS tar would add ._ files of extended attributes, which import refuses as foreign names.
+        tar.environment = ProcessInfo.processInfo.environment.merging(["COPYFILE_DISABLE": "1"]) { $1 }
         let errors = Pipe()
         tar.standardError = errors
         do { try tar.run() } catch { throw PipelineError.io(operation: "run tar for", path: what, detail: "\(error)") }

@@ -194,6 +194,15 @@ import Testing
         try FileManager.default.removeItem(at: out)
         try FileManager.default.copyItem(at: s.entry(tree, s.five).appendingPathComponent("out.h5"), to: out)
         try s.expectRefused(try s.pack(tree), "output 'out' has digest")
+
+        // The same with the record edited to list it, digest and all, as an output the kind lacks.
+        let renamed = try s.tree()
+        let entry = s.entry(renamed, s.four)
+        try FileManager.default.removeItem(at: entry.appendingPathComponent("out.h5"))
+        try FileManager.default.copyItem(at: s.entry(renamed, s.five).appendingPathComponent("out.h5"),
+                                         to: entry.appendingPathComponent("model.h5"))
+        try rewriteRecord(entry) { $0["outputs"] = ["model": s.five.outputs["out"]!] }
+        try s.expectRefused(try s.pack(renamed), "lists outputs [model], kind 't/const' declares [out]")
     }
 
     @Test func entriesWithMissingOrExtraOutputsAreRefused() throws {
@@ -233,6 +242,11 @@ import Testing
         try truncated.write(to: cut)
         try s.expectRefused(cut, "truncated")
         try s.expectRefused(try writeTar(s.dir, []), "holds no cache entry")
+        let junk = s.dir.appendingPathComponent("junk.tar")
+        try Data("not a tar file".utf8).write(to: junk)
+        try s.expectRefused(junk, "not a tar archive")
+        try Data([0x1f, 0x8b] + Array("not gzip data either".utf8)).write(to: junk)
+        try s.expectRefused(junk, "gzip could not decompress it")
     }
 
     /// The genuine bundle still goes in, compressed or not, and the refusals above were not luck.
