@@ -332,14 +332,15 @@ public final class Cache: @unchecked Sendable {
     /// Removes damaged entries (no readable record, a record naming another fingerprint, no outputs,
     /// an output missing or disagreeing with its index: what `lookup` never uses), the entries
     /// `policy` selects, and scratch folders no live process owns. Entries being computed are left
-    /// alone. Returns what was (with `dryRun`, would be) removed, as cache-relative paths with why.
-    public func gc(_ policy: GCPolicy, dryRun: Bool, now: Date = Date()) -> [String] {
+    /// alone. `rehash` also re-hashes every entry's data (as `verify` does) to find damage the index
+    /// cannot show. Returns what was (with `dryRun`, would be) removed, as cache-relative paths with why.
+    public func gc(_ policy: GCPolicy, dryRun: Bool, rehash: Bool = false, now: Date = Date()) -> [String] {
         let fm = FileManager.default
         var removed: [String] = []
         for folder in entryFolders() {
             let relative = "entries/\(folder.url.deletingLastPathComponent().lastPathComponent)/\(folder.name)"
             if isLowercaseHex(folder.name), isLocked(folder.name) { continue }
-            var why = damage(folder, deep: false).map { "damaged: \($0)" }
+            var why = damage(folder, deep: rehash).map { "damaged: \($0)" }
             if why == nil, case .removeUnnamed(let keep, let age) = policy, !keep.contains(folder.name) {
                 let written = (try? fm.attributesOfItem(atPath: folder.url.appendingPathComponent("record.json").path))?[.modificationDate] as? Date
                 let seconds = now.timeIntervalSince(written ?? .distantPast)

@@ -134,7 +134,7 @@ extension PipelineError: CustomStringConvertible {
                 + "which is not in the cache. Run 'streamline run \(upstream)' first, or 'streamline cache import' its bundle."
         case .corruptEntry(let fp, let detail):
             return "Cache entry \(fp.prefix(12)) is damaged: \(detail). It is treated as missing; "
-                + "'streamline cache gc' removes it and the next run recomputes it."
+                + "the next run recomputes it ('streamline cache gc --verify' removes it now)."
         case .noSuchEntry(let fp):
             return "No cache entry matches '\(fp)'. Run 'streamline cache ls' to list the entries."
         case .missingFile(let l, let k, let path, let resolved):

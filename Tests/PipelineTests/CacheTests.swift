@@ -122,6 +122,9 @@ final class AcquiredFlag: @unchecked Sendable {
     // The same Cache already verified this entry once; the change is still seen.
     #expect(cache.lookup(record.fingerprint) == nil)
     #expect(warnings.lines.contains { $0.contains("is damaged") && $0.contains("is corrupted") })
+    // The index cannot show it: gc finds it only when asked to re-hash.
+    #expect(cache.gc(.keepAll, dryRun: true).isEmpty)
+    #expect(cache.gc(.keepAll, dryRun: true, rehash: true).first?.contains(record.fingerprint) == true)
     let redo = try runAll(spec, cache: cache)[0]
     if case .computed = redo {} else { Issue.record("a corrupt entry was used") }
     #expect(try readScalarStore(url) == 1234.5)

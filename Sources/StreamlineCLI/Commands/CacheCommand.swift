@@ -44,6 +44,8 @@ struct CacheCommand: ParsableCommand {
         @OptionGroup var options: PipelineOptions
         @Flag(help: "Only print what would be removed.")
         var dryRun = false
+        @Flag(help: "Re-hash every entry's data (as verify does) and remove the damaged ones too.")
+        var verify = false
         @Option(help: ArgumentHelp("Also remove entries not named by the specs and older than this (e.g. 30d, 12h, 0 = any age).",
                                    valueName: "age"))
         var olderThan: String?
@@ -66,7 +68,7 @@ struct CacheCommand: ParsableCommand {
                 }
                 policy = .removeUnnamed(keep: Set(keep), olderThan: age)
             }
-            for path in cache.gc(policy, dryRun: dryRun) { print("\(dryRun ? "would remove" : "removed") \(path)") }
+            for path in cache.gc(policy, dryRun: dryRun, rehash: verify) { print("\(dryRun ? "would remove" : "removed") \(path)") }
         }
     }
 
