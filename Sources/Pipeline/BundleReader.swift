@@ -38,6 +38,8 @@ func unpackBundle(_ bundle: URL, into staging: URL, limits: BundleLimits) throws
     defer { stream.finish() }
     var total: Int64 = 0
     var members = 0
+    var disk = statvfs()
+    let free = statvfs(staging.path, &disk) == 0 ? Int64(disk.f_bavail) * Int64(disk.f_frsize) : .max
     var longName: String?
     var paxName: String?
     var paxSize: Int64?
@@ -88,6 +90,9 @@ func unpackBundle(_ bundle: URL, into staging: URL, limits: BundleLimits) throws
         let (sum, overflow) = total.addingReportingOverflow(size)
         guard !overflow, sum <= limits.maxBytes else {
             throw refuse("it unpacks to more than \(limits.maxBytes) bytes (at '\(name)'); raise the limit with --max-size if you trust it")
+        }
+        guard sum <= free else {
+            throw refuse("it unpacks to more than the \(free) bytes free on the cache's disk (at '\(name)'); free space first")
         }
         total = sum
         let target = staging.appendingPathComponent(relative)

@@ -353,11 +353,19 @@ public final class Cache: @unchecked Sendable {
         let scratch = root.appendingPathComponent("scratch")
         for name in ((try? fm.contentsOfDirectory(atPath: scratch.path)) ?? []).sorted() {
             let fp = String(name.prefix { $0 != "." })
-            guard !isLocked(fp) else { continue }
+            guard !isLocked(fp), !isOwnedByLiveProcess(name) else { continue }
             removed.append("scratch/\(name)")
             if !dryRun { try? fm.removeItem(at: scratch.appendingPathComponent(name)) }
         }
         return removed
+    }
+
+    /// Whether a scratch name `PREFIX.HOST.PID` belongs to a live process of this host (an import
+    /// in progress holds no fingerprint lock while it unpacks and checks).
+    private func isOwnedByLiveProcess(_ name: String) -> Bool {
+        let suffix = ".\(hostName()).", parts = name.split(separator: ".")
+        guard let pid = parts.last.flatMap({ Int32($0) }), name.hasSuffix(suffix + String(pid)) else { return false }
+        return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
     }
 
     // MARK: Bundles
@@ -448,8 +456,15 @@ func makeDirectory(_ url: URL) throws {
     }
 }
 
+/// fsyncs a regular file or folder. Anything else is refused before it is opened: opening a FIFO
+/// blocks until a writer comes, and a symlink could lead outside the cache.
 func fsyncPath(_ url: URL) throws {
-    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    var info = stat()
+    guard lstat(url.path, &info) == 0 else { throw PipelineError.io(operation: "stat for fsync", path: url.path, detail: errnoText()) }
+    guard [S_IFREG, S_IFDIR].contains(info.st_mode & S_IFMT) else {
+        throw PipelineError.io(operation: "fsync", path: url.path, detail: "not a regular file or folder")
+    }
+    let fd = open(url.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else { throw PipelineError.io(operation: "open for fsync", path: url.path, detail: errnoText()) }
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw PipelineError.io(operation: "fsync", path: url.path, detail: errnoText()) }

@@ -143,8 +143,16 @@ final class AcquiredFlag: @unchecked Sendable {
         try FileManager.default.setAttributes([.modificationDate: tenDaysAgo],
                                               ofItemAtPath: cache.entryURL(rec.fingerprint).appendingPathComponent("record.json").path)
     }
+    // Scratch of a live process (an import in progress holds no lock) stays; a dead one's goes.
+    let scratch = cache.root.appendingPathComponent("scratch")
+    let host = ProcessInfo.processInfo.hostName
+    for pid in [getpid(), Int32.max - 1] {
+        try FileManager.default.createDirectory(at: scratch.appendingPathComponent("import.\(host).\(pid)"), withIntermediateDirectories: true)
+    }
+    #expect(cache.gc(.keepAll, dryRun: true).filter { $0.hasPrefix("scratch/") } == ["scratch/import.\(host).\(Int32.max - 1)"])
     // Default: only what lookup would never use goes.
-    let removed = cache.gc(.keepAll, dryRun: false)
+    var removed = cache.gc(.keepAll, dryRun: false)
+    removed.removeAll { $0.hasPrefix("scratch/") }
     #expect(removed.count == 1 && removed[0].contains(damaged.fingerprint) && removed[0].contains("damaged: the record lists no outputs"))
     #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([old, young, named].map(\.fingerprint)))
     // By age: the old entry no spec names; a dry run lists it and removes nothing.
