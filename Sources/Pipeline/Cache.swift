@@ -9,9 +9,11 @@
 //     CACHE/logs/slurm/ID.JOB.out|err      a Slurm job's stdout and stderr (Slurm/SlurmExecutor.swift)
 //     CACHE/runs/RUN.json                  what a Slurm run submitted (Slurm/SlurmRunRecord.swift)
 //
-// Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-derives every
-// output's store digest and compares it with the record; a mismatch is a warned miss). This file
-// knows nothing about how stages are scheduled.
+// Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-hashes every
+// output's data, once per run, and compares it with the record; a mismatch is a warned miss).
+// Paths are built only from names checked to be 64-hex fingerprints; bundles are unpacked by
+// BundleReader.swift and checked entry by entry before anything is published. This file knows
+// nothing about how stages are scheduled.
 
 import Foundation
 import TensorStore
