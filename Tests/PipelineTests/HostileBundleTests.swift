@@ -252,8 +252,9 @@ import Testing
     /// The genuine bundle still goes in, compressed or not, and the refusals above were not luck.
     @Test func aGenuineBundleIsImported() throws {
         let s = try Setup()
-        for extra in [[], ["-z"]] {
-            let target = Cache(root: s.dir.appendingPathComponent("fresh-\(extra.count)"))
+        // Every format and compression `tar` may write: extended (pax) headers are read, not refused.
+        for (i, extra) in [[], ["-z"], ["-J"], ["-j"], ["--format=pax"], ["--format=ustar"], ["--format=gnu"]].enumerated() {
+            let target = Cache(root: s.dir.appendingPathComponent("fresh-\(i)"))
             let fps = try target.importBundle(try s.pack(try s.tree(), extra), registry: testRegistry)
             #expect(Set(fps) == [s.four.fingerprint, s.five.fingerprint])
             #expect(target.verify().isEmpty)
