@@ -255,10 +255,15 @@ import Testing
         // Every format and compression `tar` may write: extended (pax) headers are read, not refused.
         for (i, extra) in [[], ["-z"], ["-J"], ["-j"], ["--format=pax"], ["--format=ustar"], ["--format=gnu"]].enumerated() {
             let target = Cache(root: s.dir.appendingPathComponent("fresh-\(i)"))
-            let fps = try target.importBundle(try s.pack(try s.tree(), extra), registry: testRegistry)
+            let tree = try s.tree()
+            #expect(chmod(s.entry(tree, s.five).appendingPathComponent("out.h5").path, 0o777) == 0)
+            let fps = try target.importBundle(try s.pack(tree, extra), registry: testRegistry)
             #expect(Set(fps) == [s.four.fingerprint, s.five.fingerprint])
             #expect(target.verify().isEmpty)
             #expect(try readScalarStore(target.outputURL(s.five.fingerprint, "out")) == 5)
+            // Modes come from Streamline (0644 less the umask), not from the archive's 0777.
+            let mode = try FileManager.default.attributesOfItem(atPath: target.outputURL(s.five.fingerprint, "out").path)[.posixPermissions]
+            #expect((mode as? Int).map { $0 & ~0o644 } == 0)
         }
     }
 }
