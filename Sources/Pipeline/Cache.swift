@@ -9,9 +9,11 @@
 //     CACHE/logs/slurm/ID.JOB.out|err      a Slurm job's stdout and stderr (Slurm/SlurmExecutor.swift)
 //     CACHE/runs/RUN.json                  what a Slurm run submitted (Slurm/SlurmRunRecord.swift)
 //
-// Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-derives every
-// output's store digest and compares it with the record; a mismatch is a warned miss). This file
-// knows nothing about how stages are scheduled.
+// Writes are atomic (scratch folder, fsync, rename); reads are suspicious (a hit re-hashes every
+// output's data, once per run, and compares it with the record; a mismatch is a warned miss).
+// Paths are built only from names checked to be 64-hex fingerprints; bundles are unpacked by
+// BundleReader.swift and checked entry by entry before anything is published. This file knows
+// nothing about how stages are scheduled.
 
 import Foundation
 import TensorStore
@@ -96,6 +98,14 @@ extension CacheRecord {
     }
 }
 
+extension CacheRecord {
+    /// The fingerprint the record's own fields give; a genuine record's equals `fingerprint`.
+    public func recomputedFingerprint() throws -> String {
+        try Pipeline.fingerprint(of: FingerprintMaterial(kind: kind, version: version, params: params, fileDigests: fileDigests,
+                                                         inputs: inputs, seed: seed))
+    }
+}
+
 /// A held per-fingerprint lock; released by `release()` or when the process dies (flock semantics:
 /// the kernel drops a dead holder's lock, so a crashed holder is taken over without any clean-up).
 public final class CacheLock: @unchecked Sendable {
@@ -117,6 +127,8 @@ public final class Cache: @unchecked Sendable {
     private let counter = NSLock()
     private var hitCount = 0
     private var missCount = 0
+    /// Fingerprint → the identity of its output files when they were last re-hashed by this instance.
+    private var verified: [String: [FileIdentity?]] = [:]
 
     public init(root: URL) {
         self.root = root.standardizedFileURL
@@ -141,15 +153,24 @@ public final class Cache: @unchecked Sendable {
         return try? JSONDecoder().decode(CacheRecord.self, from: data)
     }
 
-    /// The verified record of an entry: every output's store digest must equal the recorded one.
-    /// A damaged entry is reported through `warn` and counted as a miss.
-    public func lookup(_ fp: String) -> CacheRecord? {
+    /// The verified record of an entry: every output's data is re-hashed and its store digest must
+    /// equal the recorded one. A damaged entry is reported through `warn` and counted as a miss.
+    /// `rehash: false` checks the index only (for listings such as `status`, never before use).
+    ///
+    /// Cost, measured with `streamline bench store` (debug build, 2 busy cores): re-hashing a 538 MB
+    /// store takes 0.71 s (754 MB/s), its index 9.8 ms. So an entry is re-hashed once per Cache
+    /// instance (one runner, one stage process) while its files keep inode, size and change time:
+    /// a run pays about 1.3 s per GB it reads, a stage once more for the inputs it reads anyway.
+    public func lookup(_ fp: String, rehash: Bool = true) -> CacheRecord? {
         let found: CacheRecord?
         if let rec = record(fp) {
-            if let problem = problem(in: rec, deep: false) {
+            let files = rec.outputs.keys.sorted().map { FileIdentity(outputURL(fp, $0)) }
+            let known = !rehash || counter.withLock { verified[fp] == files && !files.contains(nil) }
+            if let problem = rec.fingerprint != fp ? "record names fingerprint \(rec.fingerprint)" : problem(in: rec, deep: !known) {
                 warn(PipelineError.corruptEntry(fingerprint: fp, detail: problem).description)
                 found = nil
             } else {
+                if rehash { counter.withLock { verified[fp] = files } }
                 found = rec
             }
         } else {
@@ -163,6 +184,8 @@ public final class Cache: @unchecked Sendable {
 
     /// What is wrong with an entry, or nil. `deep` re-hashes every tensor instead of the index only.
     func problem(in rec: CacheRecord, deep: Bool) -> String? {
+        // No stage kind has zero outputs: such an entry would be a hit that dependants cannot read.
+        if rec.outputs.isEmpty { return "the record lists no outputs" }
         for (name, recorded) in rec.outputs.sorted(by: { $0.key < $1.key }) {
             let url = outputURL(rec.fingerprint, name)
             do {
@@ -178,17 +201,21 @@ public final class Cache: @unchecked Sendable {
         return nil
     }
 
-    /// Every entry's record, sorted by stage then id.
-    public func allRecords() -> [CacheRecord] {
+    /// Every folder under entries/<shard>/, whatever it holds, sorted by name.
+    func entryFolders() -> [(name: String, url: URL)] {
         let entries = root.appendingPathComponent("entries")
         let shards = (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? []
-        var out: [CacheRecord] = []
-        for shard in shards {
-            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
-                if let rec = record(fp) { out.append(rec) }
-            }
-        }
-        return out.sorted { ($0.stage, $0.id, $0.fingerprint) < ($1.stage, $1.id, $1.fingerprint) }
+        return shards.flatMap { shard -> [(name: String, url: URL)] in
+            let dir = entries.appendingPathComponent(shard)
+            return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).map { ($0, dir.appendingPathComponent($0)) }
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// Every entry's record, sorted by stage then id. Only records that name their own folder: a
+    /// record's fingerprint is never used to build a path before that check.
+    public func allRecords() -> [CacheRecord] {
+        entryFolders().map(\.name).filter(isFingerprint).compactMap { fp in record(fp).flatMap { $0.fingerprint == fp ? $0 : nil } }
+            .sorted { ($0.stage, $0.id, $0.fingerprint) < ($1.stage, $1.id, $1.fingerprint) }
     }
 
     /// The fingerprint of the single entry starting with `prefix`.
@@ -200,16 +227,16 @@ public final class Cache: @unchecked Sendable {
 
     /// Re-hashes every entry; (fingerprint, problem) for each damaged one. Unreadable records count too.
     public func verify() -> [(fingerprint: String, problem: String)] {
-        var problems: [(String, String)] = []
-        let entries = root.appendingPathComponent("entries")
-        for shard in (try? FileManager.default.contentsOfDirectory(atPath: entries.path)) ?? [] {
-            for fp in (try? FileManager.default.contentsOfDirectory(atPath: entries.appendingPathComponent(shard).path)) ?? [] {
-                guard let rec = record(fp) else { problems.append((fp, "record.json missing or unreadable")); continue }
-                if rec.fingerprint != fp { problems.append((fp, "record names fingerprint \(rec.fingerprint)")); continue }
-                if let p = problem(in: rec, deep: true) { problems.append((fp, p)) }
-            }
-        }
-        return problems.sorted { $0.0 < $1.0 }
+        entryFolders().compactMap { folder in damage(folder, deep: true).map { (folder.name, $0) } }
+    }
+
+    /// What is wrong with an entry folder, or nil; `deep` re-hashes the data.
+    func damage(_ folder: (name: String, url: URL), deep: Bool) -> String? {
+        let fp = folder.name
+        guard isFingerprint(fp), folder.url == entryURL(fp) else { return "the folder name is not a fingerprint of its shard" }
+        guard let rec = record(fp) else { return "record.json missing or unreadable" }
+        if rec.fingerprint != fp { return "record names fingerprint \(rec.fingerprint)" }
+        return problem(in: rec, deep: deep)
     }
 
     // MARK: Locks
@@ -217,6 +244,7 @@ public final class Cache: @unchecked Sendable {
     /// Blocks until this process holds the lock of `fp`. Writes "pid host" into the lock file so a
     /// waiter can say whom it waits for.
     public func lock(_ fp: String) throws -> CacheLock {
+        try requireSafeName(fp, fingerprint: false)
         let url = root.appendingPathComponent("locks/\(fp.prefix(2))/\(fp).lock")
         try makeDirectory(url.deletingLastPathComponent())
         let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -265,6 +293,7 @@ public final class Cache: @unchecked Sendable {
     /// Moves a complete scratch folder into place as the entry of `fp`: fsync every file and the
     /// folder, then one rename. A damaged entry already there is moved aside first.
     public func publish(scratch: URL, fingerprint fp: String) throws {
+        try requireSafeName(fp, fingerprint: true)
         let fm = FileManager.default
         for name in try fm.contentsOfDirectory(atPath: scratch.path) { try fsyncPath(scratch.appendingPathComponent(name)) }
         try fsyncPath(scratch)
@@ -282,25 +311,63 @@ public final class Cache: @unchecked Sendable {
         try fsyncPath(dest.deletingLastPathComponent())
     }
 
+    /// Paths are built from fingerprints: refuse anything but hex (with `fingerprint`, exactly 64 digits),
+    /// so no name can reach outside the cache.
+    private func requireSafeName(_ fp: String, fingerprint: Bool) throws {
+        guard fingerprint ? isFingerprint(fp) : isLowercaseHex(fp) else {
+            throw PipelineError.io(operation: "use the cache entry name", path: fp,
+                                   detail: "not \(fingerprint ? "a fingerprint (64 lowercase hex digits)" : "lowercase hex")")
+        }
+    }
+
     // MARK: Garbage collection
 
-    /// Removes entries whose fingerprint is not in `keep`, and scratch folders no live process owns.
-    /// Returns what was (or with `dryRun`, would be) removed, as cache-relative paths.
-    public func gc(keep: Set<String>, dryRun: Bool) -> [String] {
+    /// Which undamaged entries `gc` removes.
+    public enum GCPolicy: Sendable, Equatable {
+        /// None: a shared cache holds other specs' work and other `-p` values' (the default).
+        case keepAll
+        /// Entries not in `keep` whose record.json was written more than `olderThan` seconds ago
+        /// (0: every entry not in `keep`, whatever its age).
+        case removeUnnamed(keep: Set<String>, olderThan: TimeInterval)
+    }
+
+    /// Removes damaged entries (no readable record, a record naming another fingerprint, no outputs,
+    /// an output missing or disagreeing with its index: what `lookup` never uses), the entries
+    /// `policy` selects, and scratch folders no live process owns. Entries being computed are left
+    /// alone. `rehash` also re-hashes every entry's data (as `verify` does) to find damage the index
+    /// cannot show. Returns what was (with `dryRun`, would be) removed, as cache-relative paths with why.
+    public func gc(_ policy: GCPolicy, dryRun: Bool, rehash: Bool = false, now: Date = Date()) -> [String] {
         let fm = FileManager.default
         var removed: [String] = []
-        for rec in allRecords() where !keep.contains(rec.fingerprint) {
-            removed.append("entries/\(rec.fingerprint.prefix(2))/\(rec.fingerprint)  \(rec.id)")
-            if !dryRun { try? fm.removeItem(at: entryURL(rec.fingerprint)) }
+        for folder in entryFolders() {
+            let relative = "entries/\(folder.url.deletingLastPathComponent().lastPathComponent)/\(folder.name)"
+            if isLowercaseHex(folder.name), isLocked(folder.name) { continue }
+            var why = damage(folder, deep: rehash).map { "damaged: \($0)" }
+            if why == nil, case .removeUnnamed(let keep, let age) = policy, !keep.contains(folder.name) {
+                let written = (try? fm.attributesOfItem(atPath: folder.url.appendingPathComponent("record.json").path))?[.modificationDate] as? Date
+                let seconds = now.timeIntervalSince(written ?? .distantPast)
+                if seconds >= age { why = "\(record(folder.name)?.id ?? "?"), not named, \(String(format: "%.1f", seconds / 86400)) days old" }
+            }
+            guard let why else { continue }
+            removed.append("\(relative)  \(why)")
+            if !dryRun { try? fm.removeItem(at: folder.url) }
         }
         let scratch = root.appendingPathComponent("scratch")
         for name in ((try? fm.contentsOfDirectory(atPath: scratch.path)) ?? []).sorted() {
             let fp = String(name.prefix { $0 != "." })
-            guard !isLocked(fp) else { continue }
+            guard !isLocked(fp), !isOwnedByLiveProcess(name) else { continue }
             removed.append("scratch/\(name)")
             if !dryRun { try? fm.removeItem(at: scratch.appendingPathComponent(name)) }
         }
         return removed
+    }
+
+    /// Whether a scratch name `PREFIX.HOST.PID` belongs to a live process of this host (an import
+    /// in progress holds no fingerprint lock while it unpacks and checks).
+    private func isOwnedByLiveProcess(_ name: String) -> Bool {
+        let suffix = ".\(hostName()).", parts = name.split(separator: ".")
+        guard let pid = parts.last.flatMap({ Int32($0) }), name.hasSuffix(suffix + String(pid)) else { return false }
+        return pid == getpid() || kill(pid, 0) == 0 || errno == EPERM
     }
 
     // MARK: Bundles
@@ -312,21 +379,21 @@ public final class Cache: @unchecked Sendable {
         try runTar(["-cf", bundle.path, "-C", root.path] + paths, what: bundle.path)
     }
 
-    /// Unpacks a bundle, checks every entry's outputs against its record, and publishes each
-    /// atomically. Returns the imported fingerprints.
-    public func importBundle(_ bundle: URL) throws -> [String] {
+    /// Unpacks a bundle into a staging folder inside scratch (`unpackBundle` judges every member
+    /// before writing it), checks every entry (`checkImported`), and only when all pass publishes
+    /// each atomically under its lock. A refused bundle leaves the cache as it was. Returns the
+    /// imported fingerprints.
+    public func importBundle(_ bundle: URL, registry: StageRegistry, limits: BundleLimits = .standard) throws -> [String] {
         let staging = root.appendingPathComponent("scratch/import.\(hostName()).\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         try makeDirectory(staging)
         defer { try? FileManager.default.removeItem(at: staging) }
-        try runTar(["-xf", bundle.path, "-C", staging.path], what: bundle.path)
+        try unpackBundle(bundle, into: staging, limits: limits)
         let staged = Cache(root: staging)
-        let records = staged.allRecords()
-        guard !records.isEmpty else { throw PipelineError.badBundle(path: bundle.path, detail: "it holds no cache entry") }
+        let folders = staged.entryFolders()
+        guard !folders.isEmpty else { throw PipelineError.badBundle(path: bundle.path, detail: "it holds no cache entry") }
+        let records = try folders.map { try staged.checkImported($0, registry: registry, bundle: bundle) }
         for rec in records {
-            if let p = staged.problem(in: rec, deep: true) {
-                throw PipelineError.badBundle(path: bundle.path, detail: "entry \(rec.fingerprint.prefix(12)): \(p)")
-            }
             let lock = try self.lock(rec.fingerprint)
             defer { lock.release() }
             if lookup(rec.fingerprint) == nil {
@@ -336,10 +403,42 @@ public final class Cache: @unchecked Sendable {
         return records.map(\.fingerprint)
     }
 
+    /// The record of a staged entry once it has proved genuine: its fingerprint recomputed from its
+    /// own fields names its folder, its kind is known at this version, it holds exactly the outputs
+    /// the kind declares, and every output re-hashes to the digest the record lists.
+    private func checkImported(_ folder: (name: String, url: URL), registry: StageRegistry, bundle: URL) throws -> CacheRecord {
+        let fp = folder.name
+        func refuse(_ detail: String) -> PipelineError { .badBundle(path: bundle.path, detail: "entry \(fp.prefix(12)): \(detail)") }
+        guard let rec = record(fp) else { throw refuse("no readable record.json") }
+        guard rec.fingerprint == fp else { throw refuse("its record names fingerprint '\(rec.fingerprint)', not its folder") }
+        guard Set(rec.inputs.map(\.name)).count == rec.inputs.count else { throw refuse("its record repeats an input name") }
+        let recomputed = (try? rec.recomputedFingerprint()) ?? "none"
+        guard recomputed == fp else {
+            throw refuse("its record's fields give fingerprint \(recomputed.prefix(12)), not its folder's (relabelled or edited)")
+        }
+        guard let kind = registry[rec.kind] else { throw refuse("stage kind '\(rec.kind)' is unknown to this streamline") }
+        guard kind.version == rec.version else {
+            throw refuse("made by version \(rec.version) of '\(rec.kind)', this streamline has version \(kind.version), so it would never be used")
+        }
+        let declared = kind.outputs.map(\.name).sorted()
+        guard rec.outputs.keys.sorted() == declared else {
+            throw refuse("its record lists outputs [\(rec.outputs.keys.sorted().joined(separator: ", "))], "
+                         + "kind '\(rec.kind)' declares [\(declared.joined(separator: ", "))]")
+        }
+        let allowed = Set(["record.json", "log.txt"] + declared.map { "\($0).h5" })
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: folder.url.path)) ?? [] where !allowed.contains(file) {
+            throw refuse("'\(file)' is not one of its outputs")
+        }
+        if let problem = problem(in: rec, deep: true) { throw refuse(problem) }
+        return rec
+    }
+
     private func runTar(_ arguments: [String], what: String) throws {
         let tar = Process()
         tar.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         tar.arguments = ["tar"] + arguments
+        // macOS tar would add ._ files of extended attributes, which import refuses as foreign names.
+        tar.environment = ProcessInfo.processInfo.environment.merging(["COPYFILE_DISABLE": "1"]) { $1 }
         let errors = Pipe()
         tar.standardError = errors
         do { try tar.run() } catch { throw PipelineError.io(operation: "run tar for", path: what, detail: "\(error)") }
@@ -359,11 +458,37 @@ func makeDirectory(_ url: URL) throws {
     }
 }
 
+/// fsyncs a regular file or folder. Anything else is refused before it is opened: opening a FIFO
+/// blocks until a writer comes, and a symlink could lead outside the cache.
 func fsyncPath(_ url: URL) throws {
-    let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+    var info = stat()
+    guard lstat(url.path, &info) == 0 else { throw PipelineError.io(operation: "stat for fsync", path: url.path, detail: errnoText()) }
+    guard [S_IFREG, S_IFDIR].contains(info.st_mode & S_IFMT) else {
+        throw PipelineError.io(operation: "fsync", path: url.path, detail: "not a regular file or folder")
+    }
+    let fd = open(url.path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else { throw PipelineError.io(operation: "open for fsync", path: url.path, detail: errnoText()) }
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw PipelineError.io(operation: "fsync", path: url.path, detail: errnoText()) }
+}
+
+/// What identifies a file's current contents without reading them: a rewrite, a replacement or an
+/// in-place edit changes the change time (or the inode).
+struct FileIdentity: Equatable {
+    var device: UInt64, inode: UInt64, size: Int64, changed: Int, changedNanoseconds: Int
+
+    init?(_ url: URL) {
+        var info = stat()
+        guard stat(url.path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        #if canImport(Darwin)
+        (changed, changedNanoseconds) = (info.st_ctimespec.tv_sec, info.st_ctimespec.tv_nsec)
+        #else
+        (changed, changedNanoseconds) = (info.st_ctim.tv_sec, info.st_ctim.tv_nsec)
+        #endif
+    }
 }
 
 func errnoText() -> String { String(cString: strerror(errno)) }

@@ -72,7 +72,7 @@ public enum PipelineError: Error, Sendable, Equatable {
     case io(operation: String, path: String, detail: String)
     /// A stage's `run` threw or its process exited non-zero.
     case stageFailed(stage: String, detail: String, log: String?)
-    /// A bundle file that is not one `cache export` wrote.
+    /// A bundle file that is not one `cache export` wrote, or that breaks a rule of import.
     case badBundle(path: String, detail: String)
     /// The run was interrupted (Ctrl-C).
     case interrupted
@@ -134,7 +134,7 @@ extension PipelineError: CustomStringConvertible {
                 + "which is not in the cache. Run 'streamline run \(upstream)' first, or 'streamline cache import' its bundle."
         case .corruptEntry(let fp, let detail):
             return "Cache entry \(fp.prefix(12)) is damaged: \(detail). It is treated as missing; "
-                + "'streamline cache gc' removes it and the next run recomputes it."
+                + "the next run recomputes it ('streamline cache gc --verify' removes it now)."
         case .noSuchEntry(let fp):
             return "No cache entry matches '\(fp)'. Run 'streamline cache ls' to list the entries."
         case .missingFile(let l, let k, let path, let resolved):
@@ -146,7 +146,8 @@ extension PipelineError: CustomStringConvertible {
             return "Stage '\(stage)' failed: \(detail)." + (log.map { " Its log: \($0)." } ?? "")
                 + " Fix the cause and run again; finished stages stay cached."
         case .badBundle(let path, let detail):
-            return "\(path) is not a Streamline cache bundle (\(detail)). Make bundles with 'streamline cache export'."
+            return "Refused to import \(path): \(detail). Nothing was imported; "
+                + "import only bundles made by 'streamline cache export' that reached you intact."
         case .interrupted:
             return "Interrupted. Finished stages are cached; run the same command again to continue."
         }

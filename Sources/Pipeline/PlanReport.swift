@@ -13,11 +13,12 @@ public struct NodeStatus: Sendable {
 }
 
 public enum PlanReport {
-    /// The state of every node: cached when the cache holds a verified entry.
+    /// The state of every node: cached when the cache holds an entry whose index checks out (a
+    /// listing does not re-hash data; running a node does).
     public static func statuses(_ nodes: [PlanNode], cache: Cache) -> [NodeStatus] {
         let records = Dictionary(grouping: cache.allRecords(), by: \.stage)
         return nodes.map { node in
-            if cache.lookup(node.fingerprint) != nil { return NodeStatus(node: node, cached: true, reason: "cached") }
+            if cache.lookup(node.fingerprint, rehash: false) != nil { return NodeStatus(node: node, cached: true, reason: "cached") }
             if let pending = node.inputs.first(where: \.isPending) {
                 return NodeStatus(node: node, cached: false, reason: "waits for \(pending.upstream)")
             }
@@ -79,7 +80,7 @@ public enum PlanReport {
     /// `explain ID`: why the node runs (or that it is cached).
     public static func explain(_ node: PlanNode, cache: Cache) -> String {
         var lines = ["\(node.id)  (kind \(node.kind) v\(node.version), fingerprint \(short(node.fingerprint)))"]
-        if let rec = cache.lookup(node.fingerprint) {
+        if let rec = cache.lookup(node.fingerprint, rehash: false) {
             lines.append("cached: computed \(rec.finished) on \(rec.host); nothing to do.")
             return lines.joined(separator: "\n")
         }

@@ -76,9 +76,18 @@ public struct FingerprintMaterial: Codable, Sendable, Equatable {
 extension PlanNode {
     /// What the fingerprint hashes: file parameters contribute `content:<digest>`, never their paths.
     public var material: FingerprintMaterial {
-        FingerprintMaterial(kind: kind, version: version,
-                            params: params.merging(fileDigests.mapValues { .string("content:" + $0) }) { $1 },
-                            inputs: Dictionary(uniqueKeysWithValues: inputs.map { ($0.name, $0.digest) }), seed: seed)
+        FingerprintMaterial(kind: kind, version: version, params: params, fileDigests: fileDigests, inputs: inputs, seed: seed)
+    }
+}
+
+extension FingerprintMaterial {
+    /// File parameters enter as `content:<digest>`; input names are unique (the planner makes them
+    /// so; a record that repeats one keeps the first, and then fails the fingerprint check).
+    init(kind: String, version: Int, params: [String: ParamValue], fileDigests: [String: String],
+         inputs: [PlanInput], seed: UInt64) {
+        self.init(kind: kind, version: version,
+                  params: params.merging(fileDigests.mapValues { .string("content:" + $0) }) { $1 },
+                  inputs: Dictionary(inputs.map { ($0.name, $0.digest) }) { first, _ in first }, seed: seed)
     }
 }
 

@@ -41,9 +41,9 @@ import Testing
     let cache = Cache(root: try temporaryDirectory())
     try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 1}}\n"), cache: cache)
     let kept = try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 2}}\n"), cache: cache)[0].record
-    #expect(cache.gc(keep: [kept.fingerprint], dryRun: true).count == 1)
+    #expect(cache.gc(.removeUnnamed(keep: [kept.fingerprint], olderThan: 0), dryRun: true).count == 1)
     #expect(cache.allRecords().count == 2)
-    #expect(cache.gc(keep: [kept.fingerprint], dryRun: false).count == 1)
+    #expect(cache.gc(.removeUnnamed(keep: [kept.fingerprint], olderThan: 0), dryRun: false).count == 1)
     #expect(cache.allRecords().map(\.fingerprint) == [kept.fingerprint])
 }
 
@@ -53,12 +53,12 @@ import Testing
     let bundle = try temporaryDirectory().appendingPathComponent("b.tar")
     try source.export(records.map(\.fingerprint), to: bundle)
     let target = Cache(root: try temporaryDirectory())
-    #expect(Set(try target.importBundle(bundle)) == Set(records.map(\.fingerprint)))
+    #expect(Set(try target.importBundle(bundle, registry: testRegistry)) == Set(records.map(\.fingerprint)))
     #expect(target.verify().isEmpty)
     #expect(records.allSatisfy { target.lookup($0.fingerprint) == $0 })
     let junk = bundle.deletingLastPathComponent().appendingPathComponent("junk.tar")
     try Data("not a tar file".utf8).write(to: junk)
-    #expect(throws: PipelineError.self) { try target.importBundle(junk) }
+    #expect(throws: PipelineError.self) { try target.importBundle(junk, registry: testRegistry) }
 }
 
 @Test func aLockIsExclusiveAndFreedOnRelease() throws {
@@ -88,4 +88,78 @@ final class AcquiredFlag: @unchecked Sendable {
     private var flag = false
     func set() { lock.withLock { flag = true } }
     var value: Bool { lock.withLock { flag } }
+}
+
+@Test func anEntryWithNoOutputsIsAMissAndVerifyReportsIt() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    cache.warn = { _ in }
+    let spec = try parse("stages:\n  s: {kind: t/const, params: {value: 4}}\n")
+    let record = try runAll(spec, cache: cache)[0].record
+    try rewriteRecord(cache.entryURL(record.fingerprint)) { $0["outputs"] = [String: String]() }
+    #expect(cache.lookup(record.fingerprint) == nil)
+    #expect(cache.verify().map(\.problem) == ["the record lists no outputs"])
+    // Not "cached": the next run recomputes it, so dependants get their input.
+    let redo = try runAll(spec, cache: cache)[0]
+    if case .computed = redo {} else { Issue.record("an entry without outputs was used") }
+    #expect(cache.verify().isEmpty)
+}
+
+@Test func aFlippedByteInTheDataIsAWarnedMissAndIsRecomputed() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let warnings = WarningLog()
+    cache.warn = { warnings.append($0) }
+    let spec = try parse("stages:\n  s: {kind: t/const, params: {value: 1234.5}}\n")
+    let record = try runAll(spec, cache: cache)[0].record
+    #expect(cache.lookup(record.fingerprint) == record)
+    // Flip one bit of the tensor's data in place: the store's index (and so its digest) is unchanged.
+    let url = cache.outputURL(record.fingerprint, "out")
+    let pattern = withUnsafeBytes(of: Float(1234.5).bitPattern.littleEndian) { Data($0) }
+    let at = try #require(try Data(contentsOf: url).range(of: pattern)).lowerBound
+    let handle = try FileHandle(forUpdating: url)
+    try handle.seek(toOffset: UInt64(at))
+    try handle.write(contentsOf: Data([pattern[0] ^ 1]))
+    try handle.close()
+    // The same Cache already verified this entry once; the change is still seen.
+    #expect(cache.lookup(record.fingerprint) == nil)
+    #expect(warnings.lines.contains { $0.contains("is damaged") && $0.contains("is corrupted") })
+    // The index cannot show it: gc finds it only when asked to re-hash.
+    #expect(cache.gc(.keepAll, dryRun: true).isEmpty)
+    #expect(cache.gc(.keepAll, dryRun: true, rehash: true).first?.contains(record.fingerprint) == true)
+    let redo = try runAll(spec, cache: cache)[0]
+    if case .computed = redo {} else { Issue.record("a corrupt entry was used") }
+    #expect(try readScalarStore(url) == 1234.5)
+}
+
+@Test func gcKeepsEveryReadableEntryByDefaultAndOnlyOldUnnamedOnesByAge() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    cache.warn = { _ in }
+    let records = try (1...4).map { value in
+        try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: \(value)}}\n"), cache: cache)[0].record
+    }
+    let (old, young, named, damaged) = (records[0], records[1], records[2], records[3])
+    try rewriteRecord(cache.entryURL(damaged.fingerprint)) { $0["outputs"] = [String: String]() }
+    let tenDaysAgo = Date().addingTimeInterval(-10 * 86400)
+    for rec in [old, named] {
+        try FileManager.default.setAttributes([.modificationDate: tenDaysAgo],
+                                              ofItemAtPath: cache.entryURL(rec.fingerprint).appendingPathComponent("record.json").path)
+    }
+    // Scratch of a live process (an import in progress holds no lock) stays; a dead one's goes.
+    let scratch = cache.root.appendingPathComponent("scratch")
+    let host = ProcessInfo.processInfo.hostName
+    for pid in [getpid(), Int32.max - 1] {
+        try FileManager.default.createDirectory(at: scratch.appendingPathComponent("import.\(host).\(pid)"), withIntermediateDirectories: true)
+    }
+    #expect(cache.gc(.keepAll, dryRun: true).filter { $0.hasPrefix("scratch/") } == ["scratch/import.\(host).\(Int32.max - 1)"])
+    // Default: only what lookup would never use goes.
+    var removed = cache.gc(.keepAll, dryRun: false)
+    removed.removeAll { $0.hasPrefix("scratch/") }
+    #expect(removed.count == 1 && removed[0].contains(damaged.fingerprint) && removed[0].contains("damaged: the record lists no outputs"))
+    #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([old, young, named].map(\.fingerprint)))
+    // By age: the old entry no spec names; a dry run lists it and removes nothing.
+    let policy = Cache.GCPolicy.removeUnnamed(keep: [named.fingerprint], olderThan: 7 * 86400)
+    let wouldGo = cache.gc(policy, dryRun: true)
+    #expect(wouldGo.count == 1 && wouldGo[0].contains(old.fingerprint))
+    #expect(cache.allRecords().count == 3)
+    #expect(cache.gc(policy, dryRun: false) == wouldGo)
+    #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([young, named].map(\.fingerprint)))
 }

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct CacheCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,14 +35,40 @@ struct CacheCommand: ParsableCommand {
 
     struct GC: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "gc", abstract: "Remove entries the spec no longer reaches, and abandoned scratch.")
+            commandName: "gc", abstract: "Remove damaged entries and abandoned scratch; with --older-than, also old entries no spec names.",
+            discussion: """
+                By default every readable entry is kept: a shared cache holds other specs' work and runs with \
+                other -p values, which no single spec names. --older-than AGE also removes entries written \
+                longer than AGE ago that the spec (at its -p values) and every --keep-spec do not name.
+                """)
         @OptionGroup var options: PipelineOptions
         @Flag(help: "Only print what would be removed.")
         var dryRun = false
+        @Flag(help: "Re-hash every entry's data (as verify does) and remove the damaged ones too.")
+        var verify = false
+        @Option(help: ArgumentHelp("Also remove entries not named by the specs and older than this (e.g. 30d, 12h, 0 = any age).",
+                                   valueName: "age"))
+        var olderThan: String?
+        @Option(help: ArgumentHelp("Another spec whose entries are kept (repeatable; with --older-than).", valueName: "file"))
+        var keepSpec: [String] = []
         func run() throws {
             let cache = Cache(root: options.cacheURL)
-            let keep = Set(try options.plan(cache).nodes.map(\.fingerprint))
-            for path in cache.gc(keep: keep, dryRun: dryRun) { print("\(dryRun ? "would remove" : "removed") \(path)") }
+            var policy = Cache.GCPolicy.keepAll
+            if let olderThan {
+                guard let age = parseAge(olderThan) else {
+                    throw ValidationError("--older-than '\(olderThan)' is not an age: write a number with s, m, h, d or w, e.g. 30d.")
+                }
+                // Without a spec file, only the named --keep-spec files protect entries.
+                var keep = FileManager.default.fileExists(atPath: options.specURL.path) ? try options.plan(cache).nodes.map(\.fingerprint) : []
+                for file in keepSpec {
+                    var other = options
+                    other.spec = file
+                    other.param = []
+                    keep += try other.plan(cache).nodes.map(\.fingerprint)
+                }
+                policy = .removeUnnamed(keep: Set(keep), olderThan: age)
+            }
+            for path in cache.gc(policy, dryRun: dryRun, rehash: verify) { print("\(dryRun ? "would remove" : "removed") \(path)") }
         }
     }
 
@@ -66,9 +93,21 @@ struct CacheCommand: ParsableCommand {
         @OptionGroup var options: PipelineOptions
         @Argument(help: "The bundle file.")
         var bundle: String
+        @Option(help: ArgumentHelp("Refuse a bundle that unpacks to more than this many GiB.", valueName: "GiB"))
+        var maxSize: Int64 = BundleLimits.standard.maxBytes >> 30
         func run() throws {
-            let fps = try Cache(root: options.cacheURL).importBundle(URL(fileURLWithPath: bundle))
+            guard maxSize > 0, maxSize < 1 << 33 else { throw ValidationError("--max-size must be a positive number of GiB.") }
+            let fps = try Cache(root: options.cacheURL).importBundle(URL(fileURLWithPath: bundle), registry: StageCatalog.registry,
+                                                                     limits: BundleLimits(maxBytes: maxSize << 30))
             for fp in fps { print("imported \(fp.prefix(12))") }
         }
     }
+}
+
+/// Seconds in an age like `90s`, `30m`, `12h`, `7d`, `2w` or `0`; nil when malformed.
+func parseAge(_ text: String) -> TimeInterval? {
+    let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800]
+    let unit = text.last.flatMap { units[$0] }
+    guard let value = Double(unit == nil ? text : String(text.dropLast())), value.isFinite, value >= 0 else { return nil }
+    return value * (unit ?? 1)
 }
