@@ -22,14 +22,22 @@ public enum GGUFImport {
     public static func load(url: URL) throws -> ImportedModel {
         let file = try GGUFFile(url: url)
         let config = try config(of: file)
-        let parameters = ParameterSet(config.parameterSpecs)
+        // Every tensor must be there with its shape before the (config-sized) parameters are allocated.
         for spec in config.parameterSpecs {
             let name = ggufName(spec.name)
             guard let info = file.tensorInfo(name) else { throw DataError.missingTensor(path: file.path, name: name) }
             guard info.shape == spec.shape else {
                 throw DataError.shapeMismatch(path: file.path, tensor: name, expected: spec.shape, found: info.shape)
             }
-            try file.read(info, into: parameters.value(spec.name).data)
+        }
+        let parameters = ParameterSet(config.parameterSpecs)
+        for spec in config.parameterSpecs {
+            let name = ggufName(spec.name), value = parameters.value(spec.name)
+            try file.read(file.tensorInfo(name)!, into: value.data)
+            if let bad = (0..<value.count).first(where: { !value.data[$0].isFinite }) {
+                throw DataError.malformed(format: "GGUF", path: file.path, at: name,
+                                          detail: "weight \(bad) is \(value.data[bad]); Streamline refuses non-finite weights (re-export the checkpoint)")
+            }
         }
         sanitize(parameters, config: config)
         let tokenizer = file.metadata["tokenizer.ggml.model"] == nil ? nil : try BPETokenizer(gguf: file)
@@ -44,27 +52,42 @@ public enum GGUFImport {
         guard arch == "llama" else {
             throw DataError.unsupportedArchitecture(path: path, architecture: arch, detail: "GGUF import reads general.architecture = llama")
         }
-        func int(_ key: String) throws -> Int {
-            guard let v = file.metadata[key]?.int else { throw DataError.missingKey(path: path, key: key, expected: "an integer") }
+        // Every size is checked against a sane range before anything is computed or allocated from it:
+        // a header is untrusted input (a zero head count divided by, a negative block count allocated).
+        func int(_ key: String, _ range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+            guard let v = file.metadata[key]?.int ?? fallback else { throw DataError.missingKey(path: path, key: key, expected: "an integer") }
+            guard range.contains(v) else {
+                throw DataError.malformed(format: "GGUF", path: path, at: key, detail: "\(v) is outside \(range.lowerBound)...\(range.upperBound)")
+            }
             return v
         }
-        let C = try int("llama.embedding_length"), NH = try int("llama.attention.head_count")
-        let NKV = file.metadata["llama.attention.head_count_kv"]?.int ?? NH
-        let HD = file.metadata["llama.attention.key_length"]?.int ?? C / NH
+        let C = try int("llama.embedding_length", 1...(1 << 16)), NH = try int("llama.attention.head_count", 1...1024)
+        let NKV = try int("llama.attention.head_count_kv", 1...NH, default: NH)
+        guard NH % NKV == 0 else {
+            throw DataError.malformed(format: "GGUF", path: path, at: "llama.attention.head_count_kv", detail: "\(NKV) does not divide the head count \(NH)")
+        }
+        let HD = try int("llama.attention.key_length", 1...(1 << 12), default: max(C / NH, 1))
         guard let eps = file.metadata["llama.attention.layer_norm_rms_epsilon"]?.double else {
             throw DataError.missingKey(path: path, key: "llama.attention.layer_norm_rms_epsilon", expected: "a float")
         }
+        guard eps.isFinite, eps > 0 else {
+            throw DataError.malformed(format: "GGUF", path: path, at: "llama.attention.layer_norm_rms_epsilon", detail: "\(eps) must be a finite number > 0")
+        }
+        let theta = file.metadata["llama.rope.freq_base"]?.double ?? 10_000
+        guard theta.isFinite, theta > 0 else {
+            throw DataError.malformed(format: "GGUF", path: path, at: "llama.rope.freq_base", detail: "\(theta) must be a finite number > 0")
+        }
+        let L = try int("llama.block_count", 1...1024), F = try int("llama.feed_forward_length", 1...(1 << 20))
+        let context = try int("llama.context_length", 1...(1 << 24))
         // Vocabulary: the explicit key, else the embedding's row count.
-        let V = try file.metadata["llama.vocab_size"]?.int ?? {
-            guard let embedding = file.tensorInfo("token_embd.weight") else {
-                throw DataError.missingTensor(path: path, name: "token_embd.weight")
-            }
-            return embedding.shape[0]
-        }()
-        return ModelConfig.llama(vocabSize: V, hiddenSize: C, layers: try int("llama.block_count"), heads: NH, kvHeads: NKV,
-                                 headDim: HD, ffn: try int("llama.feed_forward_length"),
-                                 ropeTheta: Float(file.metadata["llama.rope.freq_base"]?.double ?? 10_000),
-                                 normEps: Float(eps), maxPositions: try int("llama.context_length"),
+        var embeddingRows: Int?
+        if file.metadata["llama.vocab_size"] == nil {
+            guard let embedding = file.tensorInfo("token_embd.weight") else { throw DataError.missingTensor(path: path, name: "token_embd.weight") }
+            embeddingRows = embedding.shape.first
+        }
+        let V = try int("llama.vocab_size", 1...(1 << 22), default: embeddingRows)
+        return ModelConfig.llama(vocabSize: V, hiddenSize: C, layers: L, heads: NH, kvHeads: NKV,
+                                 headDim: HD, ffn: F, ropeTheta: Float(theta), normEps: Float(eps), maxPositions: context,
                                  tiedEmbeddings: file.tensorInfo("output.weight") == nil)
     }
 
