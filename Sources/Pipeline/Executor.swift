@@ -200,7 +200,8 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
             return ChildResult(id: node.id, status: -1, computed: false, seconds: 0,
                                detail: "could not start \(executable.path): \(error)", log: nil)
         }
-        lock.withLock { running[node.id] = process }
+        // A cancel that came between the start and this registration did not see the child: stop it now.
+        if lock.withLock({ running[node.id] = process; return cancelled }) { process.terminate() }
         // Both pipes are drained on their own threads so a chatty child never blocks on a full pipe.
         let result: (Bool, String) = await withCheckedContinuation { continuation in
             let errorText = UncheckedBox("")
