@@ -43,6 +43,13 @@ public final class BPETokenizer: @unchecked Sendable {
     /// into a known token, and the vocabulary must contain the symbols of the printable ASCII bytes.
     public init(tokens: [String], merges: [String], preTokenizer: PreTokenizerKind, specialTokenIDs: [Int],
                 bosID: Int?, eosID: Int?, unknownID: Int? = nil, path: String) throws {
+        // Ids index `tokens` when encoding and decoding: one past the end would trap at the first use.
+        for (role, id) in [("bos", bosID), ("eos", eosID), ("unknown", unknownID)] {
+            if let id, !tokens.indices.contains(id) {
+                throw DataError.malformed(format: "tokenizer", path: path, at: "\(role) token id",
+                                          detail: "\(id) is outside the vocabulary of \(tokens.count) tokens")
+            }
+        }
         self.tokens = tokens
         self.merges = merges
         self.preTokenizer = preTokenizer

@@ -34,10 +34,7 @@ public enum GGUFImport {
         for spec in config.parameterSpecs {
             let name = ggufName(spec.name), value = parameters.value(spec.name)
             try file.read(file.tensorInfo(name)!, into: value.data)
-            if let bad = (0..<value.count).first(where: { !value.data[$0].isFinite }) {
-                throw DataError.malformed(format: "GGUF", path: file.path, at: name,
-                                          detail: "weight \(bad) is \(value.data[bad]); Streamline refuses non-finite weights (re-export the checkpoint)")
-            }
+            try CheckpointLimits.requireFinite(value.data, count: value.count, format: "GGUF", path: file.path, tensor: name)
         }
         sanitize(parameters, config: config)
         let tokenizer = file.metadata["tokenizer.ggml.model"] == nil ? nil : try BPETokenizer(gguf: file)
@@ -61,12 +58,12 @@ public enum GGUFImport {
             }
             return v
         }
-        let C = try int("llama.embedding_length", 1...(1 << 16)), NH = try int("llama.attention.head_count", 1...1024)
+        let C = try int("llama.embedding_length", CheckpointLimits.hidden), NH = try int("llama.attention.head_count", CheckpointLimits.heads)
         let NKV = try int("llama.attention.head_count_kv", 1...NH, default: NH)
         guard NH % NKV == 0 else {
             throw DataError.malformed(format: "GGUF", path: path, at: "llama.attention.head_count_kv", detail: "\(NKV) does not divide the head count \(NH)")
         }
-        let HD = try int("llama.attention.key_length", 1...(1 << 12), default: max(C / NH, 1))
+        let HD = try int("llama.attention.key_length", CheckpointLimits.headDim, default: max(C / NH, 1))
         guard let eps = file.metadata["llama.attention.layer_norm_rms_epsilon"]?.double else {
             throw DataError.missingKey(path: path, key: "llama.attention.layer_norm_rms_epsilon", expected: "a float")
         }
@@ -77,15 +74,15 @@ public enum GGUFImport {
         guard theta.isFinite, theta > 0 else {
             throw DataError.malformed(format: "GGUF", path: path, at: "llama.rope.freq_base", detail: "\(theta) must be a finite number > 0")
         }
-        let L = try int("llama.block_count", 1...1024), F = try int("llama.feed_forward_length", 1...(1 << 20))
-        let context = try int("llama.context_length", 1...(1 << 24))
+        let L = try int("llama.block_count", CheckpointLimits.layers), F = try int("llama.feed_forward_length", CheckpointLimits.ffn)
+        let context = try int("llama.context_length", CheckpointLimits.context)
         // Vocabulary: the explicit key, else the embedding's row count.
         var embeddingRows: Int?
         if file.metadata["llama.vocab_size"] == nil {
             guard let embedding = file.tensorInfo("token_embd.weight") else { throw DataError.missingTensor(path: path, name: "token_embd.weight") }
             embeddingRows = embedding.shape.first
         }
-        let V = try int("llama.vocab_size", 1...(1 << 22), default: embeddingRows)
+        let V = try int("llama.vocab_size", CheckpointLimits.vocab, default: embeddingRows)
         return ModelConfig.llama(vocabSize: V, hiddenSize: C, layers: L, heads: NH, kvHeads: NKV,
                                  headDim: HD, ffn: F, ropeTheta: Float(theta), normEps: Float(eps), maxPositions: context,
                                  tiedEmbeddings: file.tensorInfo("output.weight") == nil)

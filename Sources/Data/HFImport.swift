@@ -28,21 +28,26 @@ enum HFSource: Equatable {
 
 public enum HFImport {
     /// Reads `folder` (config.json, model.safetensors or its sharded index, tokenizer.json if present).
+    /// Every config value and every tensor's presence and shape are checked before the (config-sized)
+    /// parameters are allocated, so a hostile header can neither crash the import nor size its memory.
     public static func load(folder: URL) throws -> ImportedModel {
         let configURL = folder.appendingPathComponent("config.json")
         let json = try readJSON(configURL)
         let config = try config(json: json, path: configURL.path)
         let checkpoint = try SafetensorsCheckpoint(folder: folder)
         let prefix = namePrefix(config.architecture, names: Set(checkpoint.names))
-        let parameters = ParameterSet(config.parameterSpecs)
-        for spec in config.parameterSpecs {
-            let source = hfSource(spec.name, config: config, prefix: prefix)
-            let raw = try checkpoint.tensor(source.name)
-            let value = try transform(raw, source, path: folder.path)
-            guard value.shape == spec.shape else {
-                throw DataError.shapeMismatch(path: folder.path, tensor: source.name, expected: spec.shape, found: value.shape)
+        let sources = config.parameterSpecs.map { (spec: $0, source: hfSource($0.name, config: config, prefix: prefix)) }
+        for (spec, source) in sources {
+            guard let info = checkpoint.info(source.name) else { throw DataError.missingTensor(path: folder.path, name: source.name) }
+            guard let shape = transformedShape(info.shape, source), shape == spec.shape else {
+                throw DataError.shapeMismatch(path: folder.path, tensor: source.name, expected: spec.shape, found: info.shape)
             }
-            parameters.value(spec.name).assign(value)
+        }
+        let parameters = ParameterSet(config.parameterSpecs)
+        for (spec, source) in sources {
+            let raw = try checkpoint.tensor(source.name)
+            try CheckpointLimits.requireFinite(raw.data, count: raw.count, format: "safetensors", path: folder.path, tensor: source.name)
+            parameters.value(spec.name).assign(try transform(raw, source, path: folder.path))
         }
         let tokenizerURL = folder.appendingPathComponent("tokenizer.json")
         let tokenizer = FileManager.default.fileExists(atPath: tokenizerURL.path)
@@ -52,53 +57,67 @@ public enum HFImport {
     }
 
     /// The ModelConfig a `config.json` object describes (`architectures[0]` or `model_type` decides).
+    /// Every value is range-checked (CheckpointLimits) before anything is computed from it.
     public static func config(json: [String: Any], path: String) throws -> ModelConfig {
         let arch = (json["architectures"] as? [String])?.first ?? (json["model_type"] as? String) ?? "absent"
-        func int(_ key: String) throws -> Int {
-            guard let v = json[key] as? Int else { throw DataError.missingKey(path: path, key: key, expected: "an integer") }
-            return v
-        }
-        func float(_ key: String, default value: Double) -> Float { Float((json[key] as? Double) ?? value) }
+        let values = ConfigValues(json: json, path: path)
         func refuse(_ detail: String) -> DataError { .unsupportedArchitecture(path: path, architecture: arch, detail: detail) }
+        let config: ModelConfig
         switch arch {
         case "LlamaForCausalLM", "llama":
             if json["rope_scaling"] is [String: Any] { throw refuse("rope_scaling is not supported") }
             if (json["attention_bias"] as? Bool) == true || (json["mlp_bias"] as? Bool) == true {
                 throw refuse("attention_bias / mlp_bias are not supported")
             }
-            let heads = try int("num_attention_heads")
-            return ModelConfig.llama(vocabSize: try int("vocab_size"), hiddenSize: try int("hidden_size"),
-                                     layers: try int("num_hidden_layers"), heads: heads,
-                                     kvHeads: (json["num_key_value_heads"] as? Int) ?? heads,
-                                     headDim: json["head_dim"] as? Int, ffn: try int("intermediate_size"),
-                                     ropeTheta: float("rope_theta", default: 10_000), normEps: float("rms_norm_eps", default: 1e-6),
-                                     maxPositions: (json["max_position_embeddings"] as? Int) ?? 2048,
-                                     tiedEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false)  // LlamaConfig's default
+            let C = try values.int("hidden_size", CheckpointLimits.hidden)
+            let heads = try values.int("num_attention_heads", CheckpointLimits.heads)
+            let kvHeads = try values.int("num_key_value_heads", 1...heads, default: heads)
+            let headDim = try values.optionalInt("head_dim", CheckpointLimits.headDim) ?? values.quotient(C, "hidden_size", by: heads, "num_attention_heads")
+            config = ModelConfig.llama(vocabSize: try values.int("vocab_size", CheckpointLimits.vocab), hiddenSize: C,
+                                       layers: try values.int("num_hidden_layers", CheckpointLimits.layers), heads: heads,
+                                       kvHeads: kvHeads, headDim: headDim, ffn: try values.int("intermediate_size", CheckpointLimits.ffn),
+                                       ropeTheta: try values.positive("rope_theta", default: 10_000),
+                                       normEps: try values.positive("rms_norm_eps", default: 1e-6),
+                                       maxPositions: try values.int("max_position_embeddings", CheckpointLimits.context, default: 2048),
+                                       tiedEmbeddings: (json["tie_word_embeddings"] as? Bool) ?? false)  // LlamaConfig's default
         case "GPT2LMHeadModel", "gpt2":
             let act = (json["activation_function"] as? String) ?? "gelu_new"
             // Streamline's GELU is the tanh approximation; exact-erf "gelu" would not compute the same.
             guard act == "gelu_new" || act == "gelu_pytorch_tanh" else { throw refuse("activation_function \(act)") }
-            let C = try int("n_embd")
-            return ModelConfig.gpt2(vocabSize: try int("vocab_size"), hiddenSize: C, layers: try int("n_layer"),
-                                    heads: try int("n_head"), ffn: json["n_inner"] as? Int,
-                                    maxPositions: try int("n_positions"), normEps: float("layer_norm_epsilon", default: 1e-5))
+            let C = try values.int("n_embd", CheckpointLimits.hidden), heads = try values.int("n_head", CheckpointLimits.heads)
+            _ = try values.quotient(C, "n_embd", by: heads, "n_head")
+            config = ModelConfig.gpt2(vocabSize: try values.int("vocab_size", CheckpointLimits.vocab), hiddenSize: C,
+                                      layers: try values.int("n_layer", CheckpointLimits.layers), heads: heads,
+                                      ffn: try values.optionalInt("n_inner", CheckpointLimits.ffn),
+                                      maxPositions: try values.int("n_positions", CheckpointLimits.context),
+                                      normEps: try values.positive("layer_norm_epsilon", default: 1e-5))
         case "OPTForCausalLM", "opt":
             guard (json["do_layer_norm_before"] as? Bool) ?? true else {
                 throw refuse("do_layer_norm_before = false (post-norm, e.g. opt-350m)")
             }
-            let C = try int("hidden_size")
+            let C = try values.int("hidden_size", CheckpointLimits.hidden), heads = try values.int("num_attention_heads", CheckpointLimits.heads)
             if let proj = json["word_embed_proj_dim"] as? Int, proj != C { throw refuse("word_embed_proj_dim \(proj) != hidden_size \(C)") }
             guard (json["activation_function"] as? String ?? "relu") == "relu" else { throw refuse("activation_function") }
             guard (json["enable_bias"] as? Bool) ?? true else { throw refuse("enable_bias = false") }
-            var config = ModelConfig.gpt2(vocabSize: try int("vocab_size"), hiddenSize: C, layers: try int("num_hidden_layers"),
-                                          heads: try int("num_attention_heads"), ffn: try int("ffn_dim"),
-                                          maxPositions: try int("max_position_embeddings"), normEps: 1e-5,  // OPT's LayerNorm default
-                                          activation: .relu, architecture: .opt)
-            config.tiedEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? true
-            return config
+            _ = try values.quotient(C, "hidden_size", by: heads, "num_attention_heads")
+            var opt = ModelConfig.gpt2(vocabSize: try values.int("vocab_size", CheckpointLimits.vocab), hiddenSize: C,
+                                       layers: try values.int("num_hidden_layers", CheckpointLimits.layers), heads: heads,
+                                       ffn: try values.int("ffn_dim", CheckpointLimits.ffn),
+                                       maxPositions: try values.int("max_position_embeddings", CheckpointLimits.context),
+                                       normEps: 1e-5,  // OPT's LayerNorm default
+                                       activation: .relu, architecture: .opt)
+            opt.tiedEmbeddings = (json["tie_word_embeddings"] as? Bool) ?? true
+            config = opt
         default:
             throw refuse("config.json architectures/model_type")
         }
+        for key in ["bos_token_id", "eos_token_id"] { try values.tokenIDs(key, vocabSize: config.vocabSize) }
+        do {
+            try config.validate()
+        } catch {
+            throw DataError.malformed(format: "config.json", path: path, at: "model config", detail: error.description)
+        }
+        return config
     }
 
     /// The prefix the checkpoint's names carry (base-model checkpoints drop the `transformer.`/`model.` part).
@@ -199,6 +218,21 @@ public enum HFImport {
         }
     }
 
+    /// The shape `transform` makes of a stored tensor of shape `stored`, or nil when it cannot apply
+    /// (checked before anything is allocated).
+    static func transformedShape(_ stored: [Int], _ source: HFSource) -> [Int]? {
+        switch source {
+        case .copy: return stored
+        case .transpose: return stored.count == 2 ? [stored[1], stored[0]] : nil
+        case .split(_, _, let parts, let isTransposed):
+            let shape = isTransposed ? (stored.count == 2 ? [stored[1], stored[0]] : nil) : stored
+            guard let shape, let rows = shape.first, rows % parts == 0 else { return nil }
+            return [rows / parts] + shape.dropFirst()
+        case .dropRows(_, let rows):
+            return stored.count == 2 && stored[0] > rows ? [stored[0] - rows, stored[1]] : nil
+        }
+    }
+
     static func transposed(_ t: Tensor, _ name: String, _ path: String) throws -> Tensor {
         guard t.rank == 2 else {
             throw DataError.malformed(format: "Hugging Face checkpoint", path: path, at: name, detail: "expected a matrix, shape \(t.shape)")
@@ -216,5 +250,60 @@ public enum HFImport {
             throw DataError.malformed(format: "JSON", path: url.path, at: "top level", detail: "not a JSON object")
         }
         return json
+    }
+}
+
+/// Typed, range-checked reads of `config.json` values. A key that is present must have the right
+/// type (a string where a number belongs is an error, not the default); null counts as absent.
+struct ConfigValues {
+    let json: [String: Any]
+    let path: String
+
+    private func refuse(_ key: String, _ detail: String) -> DataError {
+        .malformed(format: "config.json", path: path, at: key, detail: detail)
+    }
+
+    private func present(_ key: String) -> Any? {
+        guard let value = json[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    /// An integer in `range` (whole numbers only: 2.5 or 1e30 are refused).
+    func optionalInt(_ key: String, _ range: ClosedRange<Int>) throws -> Int? {
+        guard let value = present(key) else { return nil }
+        guard let v = value as? Int else { throw refuse(key, "\(value) is not an integer") }
+        guard range.contains(v) else { throw refuse(key, "\(v) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return v
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>, default fallback: Int? = nil) throws -> Int {
+        guard let v = try optionalInt(key, range) ?? fallback else { throw DataError.missingKey(path: path, key: key, expected: "an integer") }
+        return v
+    }
+
+    /// A finite number > 0 (RoPE base, norm ε), representable as Float.
+    func positive(_ key: String, default fallback: Double) throws -> Float {
+        guard let value = present(key) else { return Float(fallback) }
+        guard let v = value as? Double else { throw refuse(key, "\(value) is not a number") }
+        guard v > 0, Float(v).isFinite, Float(v) > 0 else { throw refuse(key, "\(v) must be a finite number > 0") }
+        return Float(v)
+    }
+
+    /// `a / b`, refusing a remainder: the default head width must split the hidden width exactly.
+    func quotient(_ a: Int, _ aKey: String, by b: Int, _ bKey: String) throws -> Int {
+        guard a % b == 0 else { throw refuse(bKey, "\(b) does not divide \(aKey) \(a); give head_dim or fix the head count") }
+        return a / b
+    }
+
+    /// Special token ids (an integer or a list of them) must index the vocabulary.
+    func tokenIDs(_ key: String, vocabSize: Int) throws {
+        guard let value = present(key) else { return }
+        let ids: [Int]
+        if let one = value as? Int { ids = [one] } else if let many = value as? [Int] { ids = many } else {
+            throw refuse(key, "\(value) is not a token id or a list of them")
+        }
+        if let bad = ids.first(where: { !(0..<vocabSize).contains($0) }) {
+            throw refuse(key, "\(bad) is outside the vocabulary 0..<\(vocabSize)")
+        }
     }
 }

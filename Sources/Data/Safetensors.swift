@@ -29,11 +29,19 @@ public final class SafetensorsFile: @unchecked Sendable {
     public let metadata: [String: String]
     private let file: MappedFile
 
+    /// Opens `url` and checks its header against the file before anything is allocated from it: every
+    /// tensor has a known dtype, a shape whose byte size equals its range, and a range inside the data
+    /// section that no other tensor's overlaps (so no header byte is ever read as a weight).
     public init(url: URL) throws {
         path = url.path
         file = try MappedFile(path: path)
         var r = ByteReader(file: file, format: "safetensors")
         let headerLength = try r.count(of: "header length")
+        // The format caps the header at 100 MB; a larger one is parsed into memory for nothing.
+        guard headerLength <= Self.maxHeaderBytes else {
+            throw DataError.malformed(format: "safetensors", path: path, at: "offset 0",
+                                      detail: "header length \(headerLength) is above the format's limit of \(Self.maxHeaderBytes) bytes")
+        }
         let header = try r.take(headerLength)
         let dataStart = 8 + headerLength
         guard let json = try? JSONSerialization.jsonObject(with: Data(header)) as? [String: Any] else {
@@ -46,17 +54,49 @@ public final class SafetensorsFile: @unchecked Sendable {
                 for (k, v) in (value as? [String: Any]) ?? [:] { metadata[k] = v as? String }
                 continue
             }
-            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
-                  offsets[0] <= offsets[1], dataStart + offsets[1] <= file.size else {
-                throw DataError.malformed(format: "safetensors", path: path, at: "tensor \(name)",
-                                          detail: "needs dtype, shape and data_offsets inside the file")
-            }
-            tensors[name] = SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape,
-                                                  byteRange: (dataStart + offsets[0])..<(dataStart + offsets[1]))
+            tensors[name] = try Self.info(name, value, dataStart: dataStart, fileSize: file.size, path: path)
+        }
+        let byStart = tensors.values.filter { !$0.byteRange.isEmpty }.sorted { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
+        for (a, b) in zip(byStart, byStart.dropFirst()) where b.byteRange.lowerBound < a.byteRange.upperBound {
+            throw DataError.malformed(format: "safetensors", path: path, at: "tensor \(b.name)",
+                                      detail: "its bytes overlap those of tensor \(a.name)")
         }
         self.tensors = tensors
         self.metadata = metadata
+    }
+
+    /// The format's header size limit.
+    static let maxHeaderBytes = 100_000_000
+
+    /// Bytes per element of every dtype the format defines (only F32, F16 and BF16 convert to float32).
+    static let dtypeWidths = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1,
+                              "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1]
+
+    /// One header entry, checked: known dtype, non-negative dimensions whose product does not overflow,
+    /// 0 ≤ begin ≤ end inside the file, and end − begin equal to the element count times the dtype width.
+    private static func info(_ name: String, _ value: Any, dataStart: Int, fileSize: Int, path: String) throws -> SafetensorsTensorInfo {
+        func refuse(_ detail: String) -> DataError { .malformed(format: "safetensors", path: path, at: "tensor \(name)", detail: detail) }
+        guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+              let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+            throw refuse("needs dtype, shape and data_offsets [begin, end]")
+        }
+        guard let width = dtypeWidths[dtype] else { throw refuse("unknown dtype '\(dtype)'") }
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { throw refuse("shape \(shape) has a negative dimension") }
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw refuse("shape \(shape) has more elements than can be addressed") }
+            count = product
+        }
+        let (begin, end) = (offsets[0], offsets[1])
+        guard begin >= 0, begin <= end, end <= fileSize - dataStart else {
+            throw refuse("data_offsets [\(begin), \(end)] are not a range inside the \(fileSize - dataStart) data bytes")
+        }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: width)
+        guard !overflow, bytes == end - begin else {
+            throw refuse("\(end - begin) bytes for shape \(shape) of \(dtype), which needs \(overflow ? "more" : "\(bytes)")")
+        }
+        return SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape, byteRange: (dataStart + begin)..<(dataStart + end))
     }
 
     /// Tensor names in UTF-8 order.
@@ -72,15 +112,9 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Converts `info` to float32 into `destination` (`info.count` floats).
     public func read(_ info: SafetensorsTensorInfo, into destination: UnsafeMutablePointer<Float>) throws {
-        let width: Int
-        switch info.dtype {
-        case "F32": width = 4
-        case "F16", "BF16": width = 2
-        default: throw DataError.unsupportedTensorType(path: path, tensor: info.name, type: info.dtype)
-        }
-        guard info.byteRange.count == info.count * width else {
-            throw DataError.malformed(format: "safetensors", path: path, at: "tensor \(info.name)",
-                                      detail: "\(info.byteRange.count) bytes for \(info.count) \(info.dtype) values")
+        // The byte length was checked against the shape when the header was read.
+        guard ["F32", "F16", "BF16"].contains(info.dtype) else {
+            throw DataError.unsupportedTensorType(path: path, tensor: info.name, type: info.dtype)
         }
         guard let src = file.bytes(info.byteRange).baseAddress else { return }
         switch info.dtype {
@@ -138,6 +172,11 @@ public final class SafetensorsCheckpoint: @unchecked Sendable {
             }
             var shards: [String: SafetensorsFile] = [:]
             for (name, shard) in weightMap {
+                // Shards are files beside the index: a path in the map would read from elsewhere.
+                guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
+                    throw DataError.malformed(format: "safetensors index", path: index.path, at: "weight_map.\(name)",
+                                              detail: "'\(shard)' is not a file name in the checkpoint's folder")
+                }
                 if shards[shard] == nil { shards[shard] = try SafetensorsFile(url: folder.appendingPathComponent(shard)) }
                 guard let file = shards[shard], file.tensors[name] != nil else {
                     throw DataError.missingTensor(path: folder.appendingPathComponent(shard).path, name: name)

@@ -68,8 +68,13 @@ extension BPETokenizer {
             if (added["special"] as? Bool) ?? false { special.append(id) }
         }
         let size = (byID.keys.max() ?? -1) + 1
+        // The id table is allocated from the largest id: cap it like a declared vocabulary size.
+        guard size <= CheckpointLimits.vocab.upperBound, byID.keys.allSatisfy({ $0 >= 0 }) else {
+            throw DataError.malformed(format: "tokenizer.json", path: path, at: "model.vocab",
+                                      detail: "token ids must lie in 0..<\(CheckpointLimits.vocab.upperBound), found \(byID.keys.min()!)...\(size - 1)")
+        }
         var tokens = [String](repeating: "", count: size)
-        for (id, t) in byID where id >= 0 { tokens[id] = t }
+        for (id, t) in byID { tokens[id] = t }
         let unknownID = (model["unk_token"] as? String).flatMap { unk in tokens.firstIndex(of: unk) }
         try self.init(tokens: tokens, merges: merges, preTokenizer: pre, specialTokenIDs: special,
                       bosID: bosID, eosID: eosID, unknownID: unknownID, path: path)

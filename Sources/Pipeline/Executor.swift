@@ -14,11 +14,22 @@ public enum RunEvent: Sendable, Equatable {
     /// `computed` is false when another runner finished it first (the stage found it cached).
     case finished(id: String, computed: Bool, seconds: Double)
     case failed(id: String, detail: String, log: String?)
-    /// Not run because `because` (an upstream id) failed or the run stopped.
-    case skipped(id: String, because: String)
+    /// Not run, for `reason`.
+    case skipped(id: String, reason: SkipReason)
     /// A batch scheduler's view of a node: its `job` id and `state` as text, e.g. "submitted",
     /// "pending (Dependency)", "running on n1" (Slurm; sent whenever the state changes).
     case scheduled(id: String, job: String, state: String)
+}
+
+/// Why a node of a run was not run.
+public enum SkipReason: Sendable, Equatable {
+    /// `ancestor`, upstream of the node (directly or through other skipped nodes), failed.
+    case failedUpstream(String)
+    /// The node does not depend on any failure, but the run stopped launching after `failure` failed
+    /// (no `--keep-going`).
+    case stopped(after: String)
+    /// The run was interrupted (Ctrl-C, SIGTERM, `cancel`).
+    case interrupted
 }
 
 /// Where a run's stages execute (`--executor`, or `executor:` in the spec).
@@ -96,14 +107,14 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                     events: @escaping @Sendable (RunEvent) -> Void) async -> RunSummary {
         var summary = RunSummary()
         var done = cached                 // finished ids (cached or computed)
-        var blocked: [String: String] = [:]  // id → the failed upstream that blocks it
+        var blocked: [String: String] = [:]  // id → the failed ancestor that blocks it (itself when it failed)
         var pending = nodes.filter { !cached.contains($0.id) }
         for node in nodes where cached.contains(node.id) {
             summary.cached.append(node.id)
             events(.cached(id: node.id))
         }
         let perStage = max(1, options.threads / options.jobs)
-        await withTaskGroup(of: (String, Int32, Bool, Double, String).self) { group in
+        await withTaskGroup(of: ChildResult.self) { group in
             var active = 0
             var stopLaunching = false
             while true {
@@ -114,7 +125,7 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                     if let failedUp = node.inputs.lazy.compactMap({ blocked[$0.upstream] }).first {
                         blocked[node.id] = failedUp
                         summary.skipped.append(node.id)
-                        events(.skipped(id: node.id, because: failedUp))
+                        events(.skipped(id: node.id, reason: .failedUpstream(failedUp)))
                         pending.remove(at: i)
                         continue
                     }
@@ -124,36 +135,61 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                     events(.started(id: node.id))
                     group.addTask { await self.runChild(node, threads: perStage, options: options, events: events) }
                 }
-                guard active > 0, let (id, status, computed, seconds, errorText) = await group.next() else { break }
+                guard active > 0, let child = await group.next() else { break }
                 active -= 1
-                if status == 0 {
-                    done.insert(id)
-                    if computed { summary.computed.append(id) } else { summary.cached.append(id) }
-                    events(.finished(id: id, computed: computed, seconds: seconds))
+                if child.status == 0 {
+                    done.insert(child.id)
+                    if child.computed { summary.computed.append(child.id) } else { summary.cached.append(child.id) }
+                    events(.finished(id: child.id, computed: child.computed, seconds: child.seconds))
+                } else if isCancelled {
+                    // Terminated by `cancel`: stopped, not broken.
+                    summary.skipped.append(child.id)
+                    events(.skipped(id: child.id, reason: .interrupted))
                 } else {
-                    blocked[id] = id
-                    summary.failed.append(id)
-                    let fp = nodes.first { $0.id == id }?.fingerprint ?? ""
-                    let log = options.cache.appendingPathComponent("logs/\(fp).log").path
-                    events(.failed(id: id, detail: errorText, log: FileManager.default.fileExists(atPath: log) ? log : nil))
+                    blocked[child.id] = child.id
+                    summary.failed.append(child.id)
+                    events(.failed(id: child.id, detail: child.detail, log: child.log))
                     if !options.keepGoing { stopLaunching = true }
                 }
             }
         }
+        // What never started: plan order puts every upstream first, so a failure propagates down
+        // through the skipped nodes, and only a node that depends on none is merely stopped.
         for node in pending {
-            let because = node.inputs.lazy.compactMap { blocked[$0.upstream] }.first ?? summary.failed.first ?? "interrupt"
+            let reason: SkipReason
+            if let ancestor = node.inputs.lazy.compactMap({ blocked[$0.upstream] }).first {
+                blocked[node.id] = ancestor
+                reason = .failedUpstream(ancestor)
+            } else if !isCancelled, let first = summary.failed.first {
+                reason = .stopped(after: first)
+            } else {
+                reason = .interrupted
+            }
             summary.skipped.append(node.id)
-            events(.skipped(id: node.id, because: because))
+            events(.skipped(id: node.id, reason: reason))
         }
         return summary
     }
 
-    /// Runs one stage process; returns (id, exit status, computed?, seconds, last error text).
+    /// What one stage process came to.
+    private struct ChildResult: Sendable {
+        var id: String
+        var status: Int32
+        var computed: Bool
+        var seconds: Double
+        /// For a failure: the stage's own error line (StageErrorText), and the log holding all it printed.
+        var detail: String
+        var log: String?
+    }
+
+    /// Runs one stage process, tied to this runner (`RunnerWatch`), and waits for it. A failed stage's
+    /// whole stderr is appended to its log, so the one line shown is never all there is.
     private func runChild(_ node: PlanNode, threads: Int, options: RunOptions,
-                          events: @escaping @Sendable (RunEvent) -> Void) async -> (String, Int32, Bool, Double, String) {
+                          events: @escaping @Sendable (RunEvent) -> Void) async -> ChildResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = options.stageArguments(node, threads: threads)
+        process.environment = ProcessInfo.processInfo.environment.merging(RunnerWatch.environment()) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -161,9 +197,11 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
         do {
             try process.run()
         } catch {
-            return (node.id, -1, false, 0, "could not start \(executable.path): \(error)")
+            return ChildResult(id: node.id, status: -1, computed: false, seconds: 0,
+                               detail: "could not start \(executable.path): \(error)", log: nil)
         }
-        lock.withLock { running[node.id] = process }
+        // A cancel that came between the start and this registration did not see the child: stop it now.
+        if lock.withLock({ running[node.id] = process; return cancelled }) { process.terminate() }
         // Both pipes are drained on their own threads so a chatty child never blocks on a full pipe.
         let result: (Bool, String) = await withCheckedContinuation { continuation in
             let errorText = UncheckedBox("")
@@ -193,10 +231,31 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
             }.start()
         }
         lock.withLock { running[node.id] = nil }
-        let text = result.1.trimmingCharacters(in: .whitespacesAndNewlines)
-        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        return (node.id, status, result.0, Date().timeIntervalSince(start),
-                text.isEmpty ? "exit status \(status)" : String(text.suffix(2000)))
+        let signaled = process.terminationReason == .uncaughtSignal
+        let status = signaled ? 128 + process.terminationStatus : process.terminationStatus
+        let seconds = Date().timeIntervalSince(start)
+        guard status != 0 else { return ChildResult(id: node.id, status: 0, computed: result.0, seconds: seconds, detail: "", log: nil) }
+        let stderr = result.1
+        let log = options.cache.appendingPathComponent("logs/\(node.fingerprint).log")
+        let logged = stderr.isEmpty ? false : Self.append("stderr of the stage process (exit status \(status)):\n\(stderr)", to: log)
+        return ChildResult(id: node.id, status: status, computed: false, seconds: seconds,
+                           detail: StageErrorText.detail(stderr: stderr, status: process.terminationStatus, signaled: signaled),
+                           log: logged || FileManager.default.fileExists(atPath: log.path) ? log.path : nil)
+    }
+
+    /// Appends `text` to the file at `url` (created with its folder if missing); false if it cannot.
+    private static func append(_ text: String, to url: URL) -> Bool {
+        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        guard let handle = try? FileHandle(forWritingTo: url) else { return false }
+        defer { try? handle.close() }
+        do {
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+            return true
+        } catch {
+            return false
+        }
     }
 }
 

@@ -76,6 +76,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case badBundle(path: String, detail: String)
     /// The run was interrupted (Ctrl-C).
     case interrupted
+    /// A stage process whose runner died before it could publish.
+    case runnerGone(stage: String)
 }
 
 extension PipelineError: CustomStringConvertible {
@@ -143,13 +145,16 @@ extension PipelineError: CustomStringConvertible {
         case .io(let op, let path, let detail):
             return "Could not \(op) \(path): \(detail). Check permissions and free disk space."
         case .stageFailed(let stage, let detail, let log):
-            return "Stage '\(stage)' failed: \(detail)." + (log.map { " Its log: \($0)." } ?? "")
+            return "Stage '\(stage)' failed: \(detail)\(detail.hasSuffix(".") ? "" : ".")" + (log.map { " Its log: \($0)." } ?? "")
                 + " Fix the cause and run again; finished stages stay cached."
         case .badBundle(let path, let detail):
             return "Refused to import \(path): \(detail). Nothing was imported; "
                 + "import only bundles made by 'streamline cache export' that reached you intact."
         case .interrupted:
             return "Interrupted. Finished stages are cached; run the same command again to continue."
+        case .runnerGone(let stage):
+            return "Stage '\(stage)' was not published: the runner that started it is gone. "
+                + "Run the pipeline again to compute it."
         }
     }
 }

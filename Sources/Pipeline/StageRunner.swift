@@ -70,6 +70,11 @@ public enum StageRunner {
         } catch {
             throw PipelineError.io(operation: "write record into", path: scratch.path, detail: "\(error)")
         }
+        // A stage whose runner died (Ctrl-C, kill) must not publish for a run that no longer exists.
+        if RunnerWatch.runnerIsGone {
+            try? FileManager.default.removeItem(at: scratch)
+            throw PipelineError.runnerGone(stage: node.id)
+        }
         try cache.publish(scratch: scratch, fingerprint: fp)
         return .computed(record)
     }

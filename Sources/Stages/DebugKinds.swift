@@ -136,15 +136,24 @@ public struct DebugFail: StageKind {
     public let name = "debug/fail"
     public let version = 1
     public let doc = "Test kind: logs a line and fails with `message`."
-    public let params = [ParamDecl("message", .string(), default: .string("failing on purpose"), doc: "The error text.")]
+    public let params = [ParamDecl("message", .string(), default: .string("failing on purpose"), doc: "The error text."),
+                         ParamDecl("noise", .int(0...10_000), default: .int(0),
+                                   doc: "Library-style diagnostics written to stderr before the error (this many) and at exit, as HDF5 does.")]
     public let inputs: [InputDecl] = []
     public let outputs = [OutputDecl("out", storeKind: "debug", doc: "Never written.")]
 
     public func run(_ context: StageContext) throws {
         context.log("about to fail")
+        if let noise = context.params["noise"]?.number, noise > 0 {
+            FileHandle.standardError.write(Data(String(repeating: debugDiagnostic, count: Int(noise)).utf8))
+            atexit { _ = debugDiagnostic.withCString { write(2, $0, strlen($0)) } }
+        }
         throw DebugStageError(message: context.params["message"]!.description)
     }
 }
+
+/// Two lines in the shape of HDF5's error stack: what a library prints around a stage's own error.
+let debugDiagnostic = "HDF5-DIAG: Error detected in HDF5 (1.10.10) thread 1:\n  #003: H5FDsec2.c line 864 in H5FD__sec2_write(): file write failed\n"
 
 /// The failure of a debug kind.
 public struct DebugStageError: Error, CustomStringConvertible {

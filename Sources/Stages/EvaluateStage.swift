@@ -76,6 +76,11 @@ public struct EvaluateStage: StageKind {
                                              bosID: store.tokenizer.bosID, batch: p.batch) { done, total in
             context.progress(StageProgress(step: done, totalSteps: total))
         }
+        // A model that overflows gives an infinite perplexity: say so here, not as a metrics encoding error.
+        guard result.meanNLL.isFinite, result.perplexity.isFinite else {
+            throw DReSSStageError.badInput(stage: context.stageID, input: "model",
+                                           what: "gives a non-finite loss (mean NLL \(result.meanNLL)) on this text: its weights overflow, so the stage that trained it diverged; run that stage again with a lower learning rate")
+        }
         let metrics = Self.metrics(result, evaluation: evaluation, config: store.config, decoder: decoder, data: data)
         context.log(String(format: "perplexity %.4f over %d tokens (%d windows), %.1f tokens/s", result.perplexity,
                            result.tokensScored, result.windows, result.tokensPerSecond))

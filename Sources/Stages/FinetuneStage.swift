@@ -57,6 +57,9 @@ public struct FinetuneStage: StageKind {
         }
         let config = TrainerConfig(steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len, accumulation: t.accumulation,
                                    clipNorm: t.clipNorm, schedule: t.lrSchedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)))
+        let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
+                                         + (lora ? " or lora_alpha (now \(p.lora_alpha))" : "")
+                                         + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
         do {
             try Trainer(model: model, config: config, batches: data.sampler).run { report in
                 context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
@@ -64,9 +67,10 @@ public struct FinetuneStage: StageKind {
                 if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
             }
         } catch {
-            throw DReSSStageError.failed(stage: context.stageID, step: "fine-tuning", underlying: error.description)
+            throw divergence.stageError(error, while: "fine-tuning")
         }
         if lora { model.mergeLoRA() }
+        try divergence.checkFinal(model, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])
         if !data.heldOut.isEmpty {
             context.log(String(format: "held-out loss %.4f -> %.4f over %d windows", before, heldOutLoss(model, batches: data.heldOut), data.heldOut.count))
         }

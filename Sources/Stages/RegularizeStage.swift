@@ -231,6 +231,8 @@ public struct RegularizeStage: StageKind {
         let teaching = try attachTeacher(context, params: distillation, to: model, input: store)
         if let teaching { context.log(teaching) }
         context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
+        let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr)) or lambda (now \(p.lambda)) and "
+                                         + "penalty_lr (now \(p.penalty_lr)), add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
         let curves: RegularizationCurves
         do {
             curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
@@ -245,8 +247,9 @@ public struct RegularizeStage: StageKind {
                 }
             }
         } catch {
-            throw DReSSStageError.failed(stage: context.stageID, step: "regularizing", underlying: error.description)
+            throw divergence.stageError(error, while: "regularizing")
         }
+        try divergence.checkFinal(model, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])
         var out = store
         out.parameters = model.parameters
         out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) weights=\(p.slice_weights.rawValue) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"

@@ -22,6 +22,9 @@ public enum DReSSStageError: Error, CustomStringConvertible {
     case badParameter(stage: String, name: String, reason: String)
     /// A library call failed; `underlying` is its own message.
     case failed(stage: String, step: String, underlying: String)
+    /// Training made the model non-finite: after update `step`, `what` (a loss, a weight) is `value`.
+    /// `advice` says which settings to lower. Nothing is published.
+    case diverged(stage: String, step: Int, what: String, value: Double, advice: String)
 
     public var description: String {
         switch self {
@@ -31,6 +34,9 @@ public enum DReSSStageError: Error, CustomStringConvertible {
             return "Stage \(stage): parameter '\(name)' \(reason). Change it in the pipeline spec."
         case let .failed(stage, step, underlying):
             return "Stage \(stage) failed while \(step): \(underlying)"
+        case let .diverged(stage, step, what, value, advice):
+            return "Stage \(stage) diverged: \(step == 0 ? "before the first update" : "at update \(step)") \(what) is \(value), "
+                + "so nothing was published. \(advice)"
         }
     }
 }

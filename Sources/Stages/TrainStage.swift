@@ -80,14 +80,22 @@ public struct TrainStage: StageKind {
             batches = try MixedSampler(sources: samplers, schedule: try sourceSchedule(data, stage: context.stageID, input: "data"))
         }
         let trainer = try Trainer(model: decoder, config: config, batches: batches)
-        try trainer.run { report in
-            context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
-                                           tokensPerSecond: report.tokensPerSecond))
-            if report.step == 1 || report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
+        let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(p.lr))"
+                                         + (p.lora_rank > 0 ? " or lora_alpha (now \(p.lora_alpha))" : "")
+                                         + ", add warm-up or set clip_norm (now \(p.clip_norm), 0 = off).")
+        do {
+            try trainer.run { report in
+                context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
+                                               tokensPerSecond: report.tokensPerSecond))
+                if report.step == 1 || report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
+            }
+        } catch {
+            throw divergence.stageError(error, while: "training")
         }
         if p.lora_rank > 0 {
             decoder.mergeLoRA()
         }
+        try divergence.checkFinal(decoder, steps: p.steps, probe: [batches.batch(first: 0, count: p.batch_size)])
         store.parameters = decoder.parameters
         store.source["trained_from"] = try TensorStoreReader.digest(ofStoreAt: context.inputs["model"]!)
         if let teaching { store.source["loss"] = teaching }

@@ -9,12 +9,22 @@ enum HDF5 {
     /// The serial HDF5 build is not thread-safe: every HDF5 call in the process goes through this lock.
     private static let mutex = Mutex<Void>(())
 
+    /// Starts the library without its exit handler. That handler flushes and closes whatever is still
+    /// open at exit; after a close that failed (disk full) it flushes the half-closed file again and
+    /// segfaults, turning a clean error and exit status 1 into a crash. Every store is closed (or
+    /// abandoned and deleted) explicitly, so the handler has nothing left to do.
+    private static let library: Void = {
+        H5dont_atexit()
+        H5open()
+    }()
+
     /// Runs `body` (which may call HDF5) while holding the process-wide HDF5 lock.
     ///
     /// Silencing is re-applied on every entry because `H5Eset_auto2` is per thread and callers may
     /// arrive on any thread; it is a cheap call next to any file operation.
     static func locked<R: Sendable>(_ body: () throws -> R) throws -> R {
-        try mutex.withLock { _ in
+        _ = library
+        return try mutex.withLock { _ in
             streamline_h5_silence_errors()
             defer { H5Eclear2(streamline_h5e_default()) }
             return try body()
@@ -35,9 +45,17 @@ enum HDF5 {
             }, Unmanaged.passUnretained(messages).toOpaque())
         }
         H5Eclear2(streamline_h5e_default())
-        // The innermost two messages say what went wrong; the rest is the API call chain.
+        // The innermost two messages say what went wrong; the rest is the API call chain. A failed
+        // system call's own words (`error message = 'No space left on device'`) lead, on one line.
         let useful = messages.lines.filter { !$0.isEmpty }.prefix(2)
-        return useful.isEmpty ? "no detail from HDF5" : useful.joined(separator: "; ")
+            .map { $0.split(whereSeparator: \.isNewline).joined(separator: " ") }
+        guard !useful.isEmpty else { return "no detail from HDF5" }
+        let text = useful.joined(separator: "; ")
+        guard let start = text.range(of: "error message = '"),
+              let end = text[start.upperBound...].firstIndex(of: "'") else { return text }
+        // The driver's message goes on with times, buffers and offsets: keep what failed, not those.
+        let what = useful.map { line in line.range(of: ": time = ").map { String(line[..<$0.lowerBound]) } ?? line }
+        return "\(text[start.upperBound..<end]) (\(what.joined(separator: "; ")))"
     }
 
     /// A file-access property list with HDF5's flock-based file locking off.

@@ -172,6 +172,11 @@ public final class TensorStoreWriter {
         if let problem = StoreNames.problem(key: key) { throw TensorStoreError.invalidName(name: key, detail: problem) }
         do {
             metadata[key] = try CanonicalJSON.encode(value)
+        } catch EncodingError.invalidValue(let bad, let context) {
+            // JSON has no NaN or infinity: say which field, not EncodingError's dump.
+            let field = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            throw TensorStoreError.metadataCoding(path: url.path, key: key,
+                                                  detail: "'\(field)' is \(bad), not a finite number; the computation that produced it diverged")
         } catch {
             throw TensorStoreError.metadataCoding(path: url.path, key: key, detail: "\(error)")
         }

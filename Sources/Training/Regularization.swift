@@ -305,6 +305,9 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
     func checkpoint(_ step: Int) throws(TrainingError) {
         guard !heldOut.isEmpty else { return }
         let evaluation = try maskedEvaluation(model: model, channels: channels, heldOut: heldOut, step: step)
+        // A diverged model is stopped here, not stored: non-finite curves cannot be written or read.
+        guard evaluation.loss.isFinite else { throw .nonFiniteHeldOut(step: step, loss: evaluation.loss, masked: false) }
+        guard evaluation.maskedLoss.isFinite else { throw .nonFiniteHeldOut(step: step, loss: evaluation.maskedLoss, masked: true) }
         curves.evaluations.append(evaluation)
         progress(.evaluation(evaluation))
     }

@@ -7,6 +7,8 @@ public enum TrainingError: Error, Equatable, Sendable {
     case unknownParameterPattern(pattern: String, closest: [String])
     /// The loss or the gradient norm became NaN or infinite at `step` (1-based update number).
     case nonFinite(step: Int, loss: Float, gradNorm: Double)
+    /// A held-out checkpoint after `step` updates measured a NaN or infinite loss (`masked`: with P zeroed).
+    case nonFiniteHeldOut(step: Int, loss: Double, masked: Bool)
     /// A token source is too short for one window of `needed` tokens.
     case notEnoughTokens(have: Int, needed: Int)
     /// A flat array of pre-cut windows whose length is not a multiple of the window length.
@@ -29,6 +31,9 @@ extension TrainingError: CustomStringConvertible {
         case let .nonFinite(step, loss, gradNorm):
             return "Training diverged at step \(step): loss \(loss), gradient norm \(gradNorm). "
                 + "Lower the learning rate, add warm-up or set a gradient clip norm."
+        case let .nonFiniteHeldOut(step, loss, masked):
+            return "The held-out loss\(masked ? " with the selected channels zeroed" : "") after step \(step) is \(loss): training diverged. "
+                + "Lower the learning rate or the penalty weight λ, add warm-up or set a gradient clip norm."
         case let .notEnoughTokens(have, needed):
             return "The token source has \(have) tokens but one training window needs \(needed). "
                 + "Use more text or a shorter sequence length."

@@ -202,26 +202,100 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
     #expect(((try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) ?? []).isEmpty)
 }
 
-@Test func ctrlCStopsTheStageAndReleasesItsLock() throws {
-    let dir = try temporaryProject(["pipeline.yaml": "stages:\n  a: {kind: debug/sleep, params: {seconds: 30, steps: 300}}\n"])
+/// Starts `run` on a 30 s sleep stage and waits (up to 10 s on a loaded machine) until its stage
+/// process runs; returns the runner and that process.
+func startSleepingRun(in dir: URL) throws -> (runner: RunningCommand, stage: Int32?) {
     let running = try startStreamline(["run"], in: dir)
-    // Wait (up to 10 s on a loaded machine) until the stage process runs, then a little longer.
     var children: [Int32] = []
     for _ in 0..<200 where children.isEmpty {
         usleep(50_000)
         children = childProcesses(of: running.process.processIdentifier)
     }
     usleep(300_000)
-    #expect(children.count == 1)
-    kill(running.process.processIdentifier, SIGINT)
+    return (running, children.first)
+}
+
+@Test(arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+func ctrlCAndSIGTERMStopTheStageReleaseItsLockAndExitAsTheShellExpects(_ signal: Int32, _ status: Int32) throws {
+    let dir = try temporaryProject(["pipeline.yaml": "stages:\n  a: {kind: debug/sleep, params: {seconds: 30, steps: 300}}\n"])
+    let (running, stage) = try startSleepingRun(in: dir)
+    let child = try #require(stage, "the stage process never started")
+    kill(running.process.processIdentifier, signal)
+    let out = String(decoding: running.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     let err = String(decoding: running.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     running.process.waitUntilExit()
-    #expect(running.process.terminationStatus != 0)
+    #expect(running.process.terminationReason == .exit && running.process.terminationStatus == status)
     #expect(err.contains("Interrupted."))
+    #expect(out.contains("skipped  a (interrupted)") && !out.contains("FAILED"), "\(out)")
     usleep(100_000)
-    for child in children { #expect(kill(child, 0) != 0, "stage process \(child) still alive") }
+    #expect(kill(child, 0) != 0, "stage process \(child) still alive")
     // Not cached, not running (its lock is free): the attempt is recorded as failed.
     #expect(try streamline(["status"], in: dir).stdout == "a  failed\n")
+}
+
+@Test func aStageWhoseRunnerIsKilledStopsAndNeverPublishes() throws {
+    let dir = try temporaryProject(["pipeline.yaml": "stages:\n  a: {kind: debug/sleep, params: {seconds: 2, steps: 20}}\n"])
+    let (running, stage) = try startSleepingRun(in: dir)
+    let child = try #require(stage, "the stage process never started")
+    // Only the runner dies (as by the OOM killer): its stage process is not told.
+    kill(running.process.processIdentifier, SIGKILL)
+    running.process.waitUntilExit()
+    var alive = true
+    for _ in 0..<40 where alive {
+        usleep(50_000)
+        alive = kill(child, 0) == 0 && !isZombie(child)
+    }
+    #expect(!alive, "stage process \(child) outlived its runner")
+    // Past the moment the stage would have finished: nothing was published.
+    sleep(3)
+    #expect(try streamline(["cache", "ls"], in: dir).stdout.isEmpty)
+}
+
+/// Whether `pid` has exited but not been reaped (its parent is gone and init has not waited yet).
+func isZombie(_ pid: Int32) -> Bool {
+    let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+    return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+}
+
+@Test func aFailedStageShowsItsOwnErrorLineNotTheLibraryNoiseAroundIt() throws {
+    // 40 diagnostics before the error and more at exit, as HDF5 prints on a failed write.
+    let dir = try temporaryProject(["pipeline.yaml": "stages:\n  bad: {kind: debug/fail, params: {message: boom, noise: 40}}\n"])
+    let result = try streamline(["run"], in: dir)
+    #expect(result.status == 1)
+    let lines = result.stdout.split(separator: "\n").map(String.init)
+    let failed = try #require(lines.firstIndex { $0.hasPrefix("FAILED") }, "\(result.stdout)")
+    #expect(lines[failed].hasPrefix("FAILED   bad: Stage 'bad' failed: boom. This is a debug/test stage kind; remove it from real pipelines. Its log: "))
+    #expect(!lines[failed].contains("HDF5"))
+    let log = try #require(lines[failed + 1].split(separator: " ").last.map(String.init), "no log line")
+    #expect(lines[failed + 1].hasPrefix("         log: "))
+    // The log holds everything the stage printed, the diagnostics included.
+    let text = try String(contentsOfFile: log, encoding: .utf8)
+    #expect(text.contains("about to fail") && text.contains("H5FD__sec2_write") && text.contains("Error: Stage 'bad' failed: boom"))
+}
+
+@Test func aSkippedStageNamesTheFailedStageItDependsOnOrSaysTheRunStopped() throws {
+    let spec = """
+        stages:
+          bad: {kind: debug/fail}
+          child: {kind: debug/scale, inputs: {x: "${stages.bad.out}"}}
+          grandchild: {kind: debug/scale, inputs: {x: "${stages.child.out}"}}
+          other: {kind: debug/constant}
+          later: {kind: debug/scale, inputs: {x: "${stages.other.out}"}}
+
+        """
+    let dir = try temporaryProject(["pipeline.yaml": spec])
+    let result = try streamline(["run"], in: dir)
+    #expect(result.status == 1)
+    #expect(result.stdout.contains("skipped  child (needs bad, which failed)"), "\(result.stdout)")
+    #expect(result.stdout.contains("skipped  grandchild (needs bad, which failed)"))
+    #expect(result.stdout.contains("skipped  later (not started: the run stopped after bad failed; --keep-going runs it)"))
+    let json = try streamline(["run", "--json"], in: dir)
+    let skipped = json.stdout.split(separator: "\n").compactMap { line in
+        try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+    }.filter { $0["event"] as? String == "skipped" }
+    #expect(skipped.first { $0["id"] as? String == "grandchild" }?["because"] as? String == "bad")
+    let later = skipped.first { $0["id"] as? String == "later" }
+    #expect(later?["stopped_after"] as? String == "bad" && later?["because"] == nil)
 }
 
 @Test func keepGoingRunsWhatDoesNotDependOnAFailureAndKeepsItsLog() throws {
@@ -236,7 +310,7 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
     let result = try streamline(["run", "--keep-going"], in: dir)
     #expect(result.status == 1)
     #expect(result.stdout.contains("FAILED   bad: "))
-    #expect(result.stdout.contains("skipped  after (needs bad)"))
+    #expect(result.stdout.contains("skipped  after (needs bad, which failed)"))
     #expect(result.stdout.contains("done     fine"))
     let logs = try streamline(["logs", "bad"], in: dir)
     #expect(logs.stdout.contains("about to fail"))

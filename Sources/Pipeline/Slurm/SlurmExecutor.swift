@@ -138,12 +138,13 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
         do { try makeDirectory(Self.logFolder(options.cache)) } catch { folderError = error }
         for node in nodes where !cached.contains(node.id) {
             let parents = Self.parents(of: node, cached: cached)
-            let because = isCancelled ? "interrupt"
-                : parents.lazy.compactMap { blocked[$0] }.first ?? (options.keepGoing ? nil : firstRefused)
+            let because: SkipReason? = isCancelled ? .interrupted
+                : parents.lazy.compactMap { blocked[$0] }.first.map(SkipReason.failedUpstream)
+                    ?? (options.keepGoing ? nil : firstRefused.map { .stopped(after: $0) })
             if let because {
-                blocked[node.id] = because
-                record.notSubmitted.append(.init(id: node.id, blockedBy: because))
-                events(.skipped(id: node.id, because: because))
+                if case .failedUpstream(let ancestor) = because { blocked[node.id] = ancestor }
+                record.notSubmitted.append(.init(id: node.id, blockedBy: because.recorded))
+                events(.skipped(id: node.id, reason: because))
                 continue
             }
             let dependencies = parents.compactMap { jobOf[$0] }
@@ -262,12 +263,13 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
                         finish(&trackers[i], computed: trackers[i].computed ?? false)
                     }
                 case .cancelled(let reason):
-                    if let because = job.after.lazy.compactMap({ blocked[$0] }).first
-                        ?? (isCancelled ? "interrupt" : stopping ? firstFailure : nil) {
+                    let skip: SkipReason? = job.after.lazy.compactMap({ blocked[$0] }).first.map(SkipReason.failedUpstream)
+                        ?? (isCancelled ? .interrupted : stopping ? firstFailure.map { .stopped(after: $0) } : nil)
+                    if let skip {
                         trackers[i].isFinal = true
-                        blocked[job.id] = because
+                        if case .failedUpstream(let ancestor) = skip { blocked[job.id] = ancestor }
                         summary.skipped.append(job.id)
-                        events(.skipped(id: job.id, because: because))
+                        events(.skipped(id: job.id, reason: skip))
                     } else {
                         fail(&trackers[i], "Slurm job \(job.job) was cancelled by scancel or `streamline cancel`, not by this "
                              + "runner" + (reason.isEmpty ? "" : " (\(reason))"), log: job.error)
@@ -320,8 +322,20 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
     }
 
     /// The last 2,000 characters of a job's error file, trimmed ("" when it is missing or empty).
+    /// What a failed job's error file says: the stage's own error line (StageErrorText), else its end.
     static func tail(of path: String) -> String {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        return String(text.trimmingCharacters(in: .whitespacesAndNewlines).suffix(2000))
+        return StageErrorText.firstErrorLine(text) ?? String(text.trimmingCharacters(in: .whitespacesAndNewlines).suffix(2000))
+    }
+}
+
+extension SkipReason {
+    /// The text a run record keeps for a node that was not submitted: the failed or refused node it
+    /// waited for, or "interrupt".
+    var recorded: String {
+        switch self {
+        case .failedUpstream(let id), .stopped(after: let id): return id
+        case .interrupted: return "interrupt"
+        }
     }
 }

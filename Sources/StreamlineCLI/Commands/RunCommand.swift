@@ -53,7 +53,7 @@ struct RunCommand: AsyncParsableCommand {
         if detach, kind != .slurm { throw ValidationError("--detach needs --executor slurm (or 'executor: slurm' in the spec).") }
         let slurm = kind == .slurm ? options.slurmExecutor(spec.slurm) : nil
         let executor: any Executor = slurm ?? LocalExecutor(executable: runningExecutable)
-        // Ctrl-C: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
+        // Ctrl-C or SIGTERM: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
         let interrupted = InterruptFlag(cancelling: executor)
         defer { interrupted.stopListening() }
         let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
@@ -61,7 +61,7 @@ struct RunCommand: AsyncParsableCommand {
             let record = slurm.submit(nodes, cached: cached, options: runOptions, events: display.show)
             if !record.jobs.isEmpty { try record.save(in: cache.root) }
             display.detached(record)
-            if interrupted.value { throw PipelineError.interrupted }
+            try interrupted.exitIfInterrupted()
             if !record.notSubmitted.isEmpty { throw ExitCode.failure }
             return
         }
@@ -69,7 +69,7 @@ struct RunCommand: AsyncParsableCommand {
         display.finish(summary)
         if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
         if !json && !interrupted.value { printReportTables(options, target: target) }
-        if interrupted.value { throw PipelineError.interrupted }
+        try interrupted.exitIfInterrupted()
         if !summary.succeeded { throw ExitCode.failure }
     }
 }
@@ -101,8 +101,14 @@ final class RunDisplay: @unchecked Sendable {
                 if mode == .text { emitLine("\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)") }
             case .failed(let id, let detail, let log):
                 emitLine("FAILED   \(id): \(detail)" + (log.map { "\n         log: \($0)" } ?? ""))
-            case .skipped(let id, let because):
-                if mode == .text { emitLine("skipped  \(id) (needs \(because))") }
+            case .skipped(let id, let reason):
+                guard mode == .text else { return }
+                switch reason {
+                case .failedUpstream(let ancestor): emitLine("skipped  \(id) (needs \(ancestor), which failed)")
+                case .stopped(let failure):
+                    emitLine("skipped  \(id) (not started: the run stopped after \(failure) failed; --keep-going runs it)")
+                case .interrupted: emitLine("skipped  \(id) (interrupted)")
+                }
             case .scheduled(let id, let job, let state):
                 if mode == .text { emitLine("slurm    \(id)  job \(job) \(state)") }
             }
@@ -152,7 +158,13 @@ final class RunDisplay: @unchecked Sendable {
         case .failed(let id, let detail, let log):
             object = ["event": "failed", "id": id, "detail": detail]
             if let log { object["log"] = log }
-        case .skipped(let id, let because): object = ["event": "skipped", "id": id, "because": because]
+        case .skipped(let id, let reason):
+            object = ["event": "skipped", "id": id]
+            switch reason {
+            case .failedUpstream(let ancestor): object["because"] = ancestor
+            case .stopped(let failure): object["stopped_after"] = failure
+            case .interrupted: object["because"] = "interrupt"
+            }
         case .scheduled(let id, let job, let state): object = ["event": "scheduled", "id": id, "job": job, "state": state]
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
@@ -160,22 +172,39 @@ final class RunDisplay: @unchecked Sendable {
     }
 }
 
-/// Set by the SIGINT handler, read once the run has stopped. From `init` until `stopListening`, Ctrl-C
-/// sets it and cancels `executor`, instead of killing this process.
+/// Set by the SIGINT and SIGTERM handlers, read once the run has stopped. From `init` until
+/// `stopListening`, either signal records itself and cancels `executor` (its children are terminated
+/// and waited for), instead of killing this process and orphaning them.
 final class InterruptFlag: @unchecked Sendable {
     private let lock = NSLock()
-    private var flag = false
-    private let source = DispatchSource.makeSignalSource(signal: SIGINT)
+    private var received: Int32?
+    private let sources: [DispatchSourceSignal]
 
     init(cancelling executor: any Executor) {
-        signal(SIGINT, SIG_IGN)
-        source.setEventHandler { [self] in
-            lock.withLock { flag = true }
-            executor.cancel()
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            return DispatchSource.makeSignalSource(signal: number)
         }
-        source.resume()
+        for source in sources {
+            let number = Int32(source.handle)
+            source.setEventHandler { [self] in
+                lock.withLock { received = received ?? number }
+                executor.cancel()
+            }
+            source.resume()
+        }
     }
 
-    func stopListening() { source.cancel() }
-    var value: Bool { lock.withLock { flag } }
+    func stopListening() { for source in sources { source.cancel() } }
+    var value: Bool { receivedSignal != nil }
+    /// The first signal received, if any.
+    var receivedSignal: Int32? { lock.withLock { received } }
+
+    /// After an interrupted run: says so and exits as the shell expects of a process that stopped on
+    /// that signal (130 for Ctrl-C, 143 for SIGTERM), having first stopped its stages.
+    func exitIfInterrupted() throws {
+        guard let number = receivedSignal else { return }
+        FileHandle.standardError.write(Data("\(PipelineError.interrupted)\n".utf8))
+        throw ExitCode(128 + number)
+    }
 }

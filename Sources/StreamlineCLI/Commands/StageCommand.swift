@@ -28,6 +28,8 @@ struct StageCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Started by a runner: end with it, never publish for a run that is gone.
+        RunnerWatch.start()
         let cache = Cache(root: options.cacheURL)
         let plan = try options.plan(cache)
         let node = try plan.requireNode(id)
