@@ -54,6 +54,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case cycle(at: SourceLocation, path: [String])
     /// A malformed sweep (lists of unequal length in `zip`, empty lists, bad include/exclude).
     case badSweep(at: SourceLocation, keyPath: String, detail: String)
+    /// A spec file past one of `SpecLimits` (size, nesting, values after expanding aliases).
+    case specLimit(at: SourceLocation, limit: SpecLimit)
     /// A command-line `-p name=value` that is not of that form.
     case badOverride(text: String, detail: String)
     /// A value that cannot be part of a fingerprint (a path, a time, a non-finite number…).
@@ -122,6 +124,9 @@ extension PipelineError: CustomStringConvertible {
         case .badSweep(let l, let k, let detail):
             return "\(l): '\(k)': \(detail). A sweep is 'grid: {VAR: [values]}', 'zip: {VAR: [values]}' or both "
                 + "(members: the grid's product × the zip's rows) with optional 'include'/'exclude' lists of {VAR: value} maps."
+        case .specLimit(let l, let limit):
+            return "\(l): \(limit.problem). \(limit.advice); the limits keep a broken or hostile file from crashing or "
+                + "hanging the tool (README, \"Guarantees\")."
         case .badOverride(let text, let detail):
             return "Bad parameter override '\(text)': \(detail). Write -p NAME=VALUE, e.g. -p ratio=0.3."
         case .unhashable(let field, let type):

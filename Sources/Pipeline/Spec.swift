@@ -2,6 +2,7 @@
 // The loader checks structure (keys, types), stage kinds, parameter names, literal values,
 // references and cycles; values containing `${…}` are checked after interpolation by the planner.
 // It is not the planner: sweeps are expanded and fingerprints computed in Planner.swift.
+// What a file may be before any of this (size, nesting, expanded values): SpecLimits.swift.
 //
 //     # yaml-language-server: $schema=../Schemas/pipeline.schema.json
 //     x-small: &small {rows: 2}          # keys starting with x- are free (anchors)
@@ -163,10 +164,9 @@ struct SpecLoader {
     static let sweepKeys = ["grid", "zip", "include", "exclude"]
 
     mutating func load(url: URL, displayName: String, depth: Int) throws -> Spec {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw PipelineError.unreadableFile(path: displayName, detail: "no such file or it cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8), !text.contains("\u{0}") else {
+        file = displayName
+        let data = try readSpecFile(url, displayName: displayName)
+        guard let text = String(data: data, encoding: .utf8) else {
             throw PipelineError.yamlSyntax(at: SourceLocation(file: displayName, line: 1, column: 1),
                                            detail: "the file is not UTF-8 text")
         }
@@ -175,10 +175,10 @@ struct SpecLoader {
 
     mutating func parse(yaml: String, file: String, baseDirectory: URL?, depth: Int) throws -> Spec {
         self.file = file
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch let error as YamlError {
-            throw yamlError(error)
+        guard !yaml.contains("\u{0}") else {
+            throw PipelineError.yamlSyntax(at: SourceLocation(file: file, line: 1, column: 1), detail: "the file is not UTF-8 text")
         }
+        let root = try compose(yaml)
         let start = SourceLocation(file: file, line: 1, column: 1)
         guard let root else {
             throw PipelineError.wrongType(at: start, keyPath: "(root)", expected: "a mapping with 'stages:'",
@@ -188,6 +188,13 @@ struct SpecLoader {
         let top = try mapping(root, "(root)").filter { !$0.key.hasPrefix("x-") }
         try allowKeys(top, Self.topKeys, "(root)")
         var spec = Spec(file: file, params: [], seed: 0, stages: [], baseDirectory: baseDirectory)
+        // A parameter set again (by a later include or this file) keeps its place and takes the new value.
+        var paramIndex: [String: Int] = [:]
+        func setParam(_ entry: (name: String, value: Located<ParamValue>)) {
+            if let i = paramIndex[entry.name] { spec.params[i] = entry; return }
+            paramIndex[entry.name] = spec.params.count
+            spec.params.append(entry)
+        }
         if let inc = top.first(where: { $0.key == "include" }) {
             guard depth < 8 else {
                 throw PipelineError.includeFailed(at: loc(inc.value), keyPath: "include", path: file,
@@ -203,7 +210,7 @@ struct SpecLoader {
                     PipelineError.unreadableFile(_, let detail) {
                     throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: detail)
                 }
-                spec.params += fragment.params
+                fragment.params.forEach(setParam)
                 spec.stages += fragment.stages
                 spec.seed = fragment.seed
                 spec.takeSettings(of: fragment)
@@ -218,9 +225,7 @@ struct SpecLoader {
                         throw PipelineError.wrongType(at: me.loc(v), keyPath: "params.\(name)",
                                                       expected: "a number, string or boolean", found: "null")
                     }
-                    let entry = (name: name, value: Located(value: pv, location: me.loc(v)))
-                    if let i = spec.params.firstIndex(where: { $0.name == name }) { spec.params[i] = entry }
-                    else { spec.params.append(entry) }
+                    setParam((name: name, value: Located(value: pv, location: me.loc(v))))
                 }
             case "seed":
                 guard case .int(let s)? = try literal(value, "seed"), s >= 0 else {
@@ -234,11 +239,10 @@ struct SpecLoader {
                     throw PipelineError.wrongType(at: loc(value), keyPath: "stages", expected: "at least one stage",
                                                   found: "an empty mapping")
                 }
-                for (name, nameNode, body) in stages {
-                    let stage = try self.stage(name, nameNode, body)
-                    spec.stages.removeAll { $0.name == name }
-                    spec.stages.append(stage)
-                }
+                // This file's stages replace included ones of the same name (a name is one key here).
+                let names = Set(stages.map(\.key))
+                spec.stages.removeAll { names.contains($0.name) }
+                for (name, nameNode, body) in stages { spec.stages.append(try self.stage(name, nameNode, body)) }
             case "executor", "slurm":
                 try settings(key, value, into: &spec)
             default:
@@ -489,6 +493,7 @@ struct SpecLoader {
         }
         var out: [(key: String, keyNode: Node, value: Node)] = []
         var merged: [(key: String, keyNode: Node, value: Node)] = []
+        var seen = Set<String>()  // linear: 100,000 keys must not take minutes
         for (k, v) in m {
             if tagName(k) == .merge {
                 let sources: [Node]
@@ -499,12 +504,13 @@ struct SpecLoader {
             guard case .scalar = k, let key = k.string, tagName(k) != .null else {
                 throw PipelineError.wrongType(at: loc(k), keyPath: path, expected: "a plain key", found: describe(k))
             }
-            if out.contains(where: { $0.key == key }) {
+            guard seen.insert(key).inserted else {
                 throw PipelineError.duplicateKey(at: loc(k), keyPath: path, key: key)
             }
             out.append((key, k, v))
         }
-        for entry in merged where !out.contains(where: { $0.key == entry.key }) { out.append(entry) }
+        // Merged keys fill in what this mapping does not write; of several sources, the first wins.
+        for entry in merged where seen.insert(entry.key).inserted { out.append(entry) }
         return out
     }
 
