@@ -185,3 +185,21 @@ func levenshtein(_ a: [Character], _ b: [Character]) -> Int {
     }
     return row[b.count]
 }
+
+extension PipelineError {
+    /// Where in a spec file the error is, when it is in one.
+    public var location: SourceLocation? {
+        switch self {
+        case .yamlSyntax(let l, _), .wrongType(let l, _, _, _), .unknownKey(let l, _, _, _, _), .duplicateKey(let l, _, _),
+             .missingKey(let l, _, _), .unknownKind(let l, _, _, _), .unknownOutput(let l, _, _, _, _),
+             .missingInput(let l, _, _, _), .outOfRange(let l, _, _, _), .badReference(let l, _, _, _),
+             .includeFailed(let l, _, _, _), .cycle(let l, _), .badSweep(let l, _, _), .specLimit(let l, _),
+             .missingFile(let l, _, _, _):
+            return l
+        case .unknownStage(let l, _, _, _), .unknownParam(let l, _, _, _):
+            return l
+        default:
+            return nil
+        }
+    }
+}

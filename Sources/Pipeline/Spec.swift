@@ -206,9 +206,8 @@ struct SpecLoader {
                     : baseDirectory!.appendingPathComponent(path)
                 var sub = SpecLoader(registry: registry)
                 let fragment: Spec
-                do { fragment = try sub.load(url: url, displayName: path, depth: depth + 1) } catch
-                    PipelineError.unreadableFile(_, let detail) {
-                    throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: detail)
+                do { fragment = try sub.load(url: url, displayName: path, depth: depth + 1) } catch let error as PipelineError {
+                    throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: withoutContent(error))
                 }
                 fragment.params.forEach(setParam)
                 spec.stages += fragment.stages
@@ -551,6 +550,25 @@ struct SpecLoader {
             throw PipelineError.unknownKey(at: loc(entry.keyNode), keyPath: path, key: entry.key, allowed: allowed,
                                            suggestion: suggestion(for: entry.key, among: allowed))
         }
+    }
+
+    /// What is wrong with an included file, without a word of its text: an include may name any
+    /// file (`include: [/etc/shadow]`), and an error that quotes it would print what it holds.
+    func withoutContent(_ error: PipelineError) -> String {
+        let what: String
+        switch error {
+        case .unreadableFile(_, let detail): return detail
+        case .yamlSyntax: what = "is not valid YAML"
+        case .wrongType: what = "has a value of the wrong type"
+        case .unknownKey: what = "has a key a spec does not have"
+        case .duplicateKey: what = "has a key written twice"
+        case .includeFailed: what = "has an include that fails"
+        case .specLimit(_, let limit): what = "is past a limit: \(limit.problem)"
+        default: what = "is not a valid spec fragment"
+        }
+        let at = error.location.map { "line \($0.line), column \($0.column) " } ?? ""
+        return "its \(at)\(what) (its text is not shown here, since an include may name any file; "
+            + "'streamline validate -s' on the file itself shows it)"
     }
 
     func yamlError(_ error: YamlError) -> PipelineError {

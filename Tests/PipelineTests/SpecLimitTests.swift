@@ -141,4 +141,28 @@ func times(_ count: Int, _ text: String) -> String { String(repeating: text, cou
         }
     }
 
+    @Test func anIncludedFileIsNeverQuoted() throws {
+        // `include: [/etc/shadow]` printed the file's first line in the error.
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let secrets = ["shadow": "root:$6$S3CRET-HASH:19000:0:99999:7:::\n",
+                       "passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:S3CRET-HASH:/usr/sbin\n",
+                       "env": "API_TOKEN: S3CRET-HASH\nstages: 5\n",
+                       "json": "{\"S3CRET-HASH\": [1, 2]}\n",
+                       "broken": "key: 'S3CRET-HASH\n",
+                       "typo": "parms: {S3CRET-HASH: 1}\n",
+                       "nested.yaml": "include: [env]\n"]
+        for (name, text) in secrets { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+        for name in secrets.keys {
+            guard let error = specError("include: [\(name)]\n" + oneStage, baseDirectory: dir) else {
+                Issue.record("\(name) was included")
+                continue
+            }
+            let text = error.description
+            #expect(!text.contains("S3CRET") && !text.contains("root:"), "\(name): \(text)")
+            #expect(text.hasPrefix("p.yaml:1:11: 'include[0]': cannot include '\(name)': its line "), "\(name): \(text)")
+            #expect(text.contains("text is not shown"), "\(name): \(text)")
+        }
+    }
+
 }
