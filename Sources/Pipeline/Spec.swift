@@ -1,6 +1,7 @@
 // The pipeline spec as loaded from YAML, every value with its source location, and the loader.
 // The loader checks structure (keys, types), stage kinds, parameter names, literal values,
-// references and cycles; values containing `${…}` are checked after interpolation by the planner.
+// references and cycles; values containing `${…}` (stage params, seeds, inputs: top-level params
+// and sweep values are taken as written) are checked after interpolation by the planner.
 // It is not the planner: sweeps are expanded and fingerprints computed in Planner.swift.
 // What a file may be before any of this (size, nesting, expanded values): SpecLimits.swift.
 //
@@ -128,7 +129,14 @@ extension Spec {
                 throw PipelineError.unknownParam(at: nil, keyPath: "-p", name: name,
                                                  suggestion: suggestion(for: name, among: params.map(\.name)))
             }
-            params[i].value.value = scalarValue(raw)
+            let value = scalarValue(raw)
+            if case .double(let v) = value, !v.isFinite {
+                throw PipelineError.badOverride(text: text, detail: "\(raw) is not a finite number")
+            }
+            if case .string(let s) = value, s.contains("${") {
+                throw PipelineError.badOverride(text: text, detail: "a value given with -p is not interpolated; write the value itself")
+            }
+            params[i].value.value = value
         }
     }
 }
@@ -220,7 +228,7 @@ struct SpecLoader {
             switch key {
             case "params":
                 for (name, _, v) in try mapping(value, "params") {
-                    guard let pv = try me.literal(v, "params.\(name)") else {
+                    guard let pv = try me.uninterpolated(v, "params.\(name)") else {
                         throw PipelineError.wrongType(at: me.loc(v), keyPath: "params.\(name)",
                                                       expected: "a number, string or boolean", found: "null")
                     }
@@ -382,7 +390,7 @@ struct SpecLoader {
                         throw PipelineError.unknownKey(at: loc(vnode), keyPath: "\(path).\(key)[\(i)]", key: vname,
                                                        allowed: names, suggestion: suggestion(for: vname, among: names))
                     }
-                    guard let pv = try literal(v, "\(path).\(key)[\(i)].\(vname)") else {
+                    guard let pv = try uninterpolated(v, "\(path).\(key)[\(i)].\(vname)") else {
                         throw PipelineError.badSweep(at: loc(v), keyPath: "\(path).\(key)[\(i)]", detail: "null is not a sweep value")
                     }
                     binding[vname] = pv
@@ -416,7 +424,7 @@ struct SpecLoader {
             if items.isEmpty { throw PipelineError.badSweep(at: loc(list), keyPath: kp, detail: "an empty list of values") }
             var values: [ParamValue] = []
             for (i, item) in items.enumerated() {
-                guard let v = try literal(item, "\(kp)[\(i)]") else {
+                guard let v = try uninterpolated(item, "\(kp)[\(i)]") else {
                     throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "null is not a sweep value")
                 }
                 if unique && values.contains(v) {
@@ -527,13 +535,29 @@ struct SpecLoader {
         return s
     }
 
-    /// A scalar value (nil for null); mappings and lists are not parameter values.
+    /// A scalar value (nil for null); mappings and lists are not parameter values, and neither are
+    /// .inf and .nan (no stage takes them, and a fingerprint cannot hold them).
     func literal(_ node: Node, _ path: String) throws -> ParamValue? {
         guard case .scalar = node else {
             throw PipelineError.wrongType(at: loc(node), keyPath: path, expected: "a number, string or boolean",
                                           found: describe(node))
         }
-        return typedScalar(node)
+        let value = typedScalar(node)
+        if case .double(let v)? = value, !v.isFinite {
+            throw PipelineError.wrongType(at: loc(node), keyPath: path, expected: "a finite number", found: describe(node))
+        }
+        return value
+    }
+
+    /// A literal where `${…}` is not interpolated (top-level params, sweep values): text with `${`
+    /// would silently stay as written, so it is an error.
+    func uninterpolated(_ node: Node, _ path: String) throws -> ParamValue? {
+        let value = try literal(node, path)
+        if case .string(let s)? = value, s.contains("${") {
+            throw PipelineError.badReference(at: loc(node), keyPath: path, text: s,
+                                             detail: "only stage params, seeds and inputs are interpolated; write the value itself here")
+        }
+        return value
     }
 
     func raw(_ node: Node, _ path: String) throws -> RawParam {

@@ -165,4 +165,42 @@ func times(_ count: Int, _ text: String) -> String { String(repeating: text, cou
         }
     }
 
+    @Test(arguments: [".inf", "-.inf", ".nan", ".Inf", "+.INF", ".NaN"])
+    func nonFiniteNumbersAreLocatedErrors(_ number: String) {
+        // t/const's `value` has no range, so only the finiteness check stands between .inf and a
+        // fingerprint that cannot hold it (it failed with no file or line).
+        #expect(specError("stages:\n  a: {kind: t/const, params: {value: \(number)}}\n")
+                == .wrongType(at: SourceLocation(file: "p.yaml", line: 2, column: 38), keyPath: "stages.a.params.value",
+                              expected: "a finite number", found: "the number \(number)"))
+        #expect(specError("params: {v: \(number)}\n" + oneStage)
+                == .wrongType(at: SourceLocation(file: "p.yaml", line: 1, column: 13), keyPath: "params.v",
+                              expected: "a finite number", found: "the number \(number)"))
+        let swept = "stages:\n  a:\n    kind: t/const\n    params: {value: \"${v}\"}\n    sweep: {grid: {v: [1, \(number)]}}\n"
+        #expect(specError(swept) == .wrongType(at: SourceLocation(file: "p.yaml", line: 5, column: 27), keyPath: "stages.a.sweep.grid.v[1]",
+                                               expected: "a finite number", found: "the number \(number)"))
+        let overridden = "params: {v: 1}\nstages:\n  a: {kind: t/const, params: {value: \"${v}\"}}\n"
+        #expect(specError(overridden, overrides: ["v=\(number)"])
+                == .badOverride(text: "v=\(number)", detail: "\(number) is not a finite number"))
+    }
+
+    @Test func textWithDollarBraceWhereNothingInterpolatesIsAnError() throws {
+        // `params: {a: "x${b}"}` stayed the literal text "x${b}".
+        #expect(specError("params: {b: 2, a: \"x${b}\"}\n" + oneStage)
+                == .badReference(at: SourceLocation(file: "p.yaml", line: 1, column: 19), keyPath: "params.a", text: "x${b}",
+                                 detail: "only stage params, seeds and inputs are interpolated; write the value itself here"))
+        let sweep = "stages:\n  a:\n    kind: t/const\n    params: {value: \"${v}\"}\n    sweep: {grid: {v: [1, \"${w}\"]}}\n"
+        guard case .badReference(let at, "stages.a.sweep.grid.v[1]", "${w}", _)? = specError(sweep) else {
+            Issue.record("\(String(describing: specError(sweep))))")
+            return
+        }
+        #expect(at.line == 5 && at.column == 27)
+        let exclude = "stages:\n  a:\n    kind: t/const\n    sweep: {grid: {v: [1, 2]}, exclude: [{v: \"${v}\"}]}\n"
+        #expect(specError(exclude)?.location == SourceLocation(file: "p.yaml", line: 4, column: 46))
+        #expect(specError("params: {b: 2, a: x}\n" + oneStage, overrides: ["a=x${b}"])
+                == .badOverride(text: "a=x${b}", detail: "a value given with -p is not interpolated; write the value itself"))
+        // Inside stage params, text around a reference is interpolated as before.
+        let spec = try parse("params: {b: a}\nstages:\n  a: {kind: t/const, params: {label: \"${b}\"}}\n")
+        #expect(try Planner.plan(spec, registry: testRegistry).nodes[0].params["label"] == .string("a"))
+    }
+
 }
