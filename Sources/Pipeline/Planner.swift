@@ -168,6 +168,10 @@ public enum Planner {
                 }
                 combos = next
             }
+            if combos.isEmpty {
+                throw PipelineError.badSweep(at: stage.location, keyPath: "stages.\(stage.name).inputs",
+                                             detail: "no member of its inputs agrees on the sweep variables they share, so it would never run")
+            }
             if let sweep = stage.sweep {
                 for v in sweep.variables where combos.first?.vars.contains(where: { $0.name == v.name }) == true {
                     throw PipelineError.badSweep(at: sweep.location, keyPath: "stages.\(stage.name).sweep",

@@ -401,6 +401,10 @@ struct SpecLoader {
                 }
                 if key == "include" { sweep.include.append(binding) } else { sweep.exclude.append(binding) }
             }
+            if key == "exclude" && Planner.expand(sweep).isEmpty {
+                throw PipelineError.badSweep(at: loc(entry.value), keyPath: "\(path).exclude",
+                                             detail: "it removes every member, so the stage would never run; drop an entry or the stage")
+            }
         }
         return sweep
     }

@@ -203,4 +203,29 @@ func times(_ count: Int, _ text: String) -> String { String(repeating: text, cou
         #expect(try Planner.plan(spec, registry: testRegistry).nodes[0].params["label"] == .string("a"))
     }
 
+    @Test func anExcludeThatRemovesEveryMemberIsAnError() throws {
+        let text = "stages:\n  a:\n    kind: t/const\n    params: {value: \"${v}\"}\n    sweep:\n      grid: {v: [1, 2]}\n      exclude: [{v: 1}, {v: 2}]\n"
+        guard case .badSweep(let at, "stages.a.sweep.exclude", _)? = specError(text) else {
+            Issue.record("\(String(describing: specError(text)))")
+            return
+        }
+        #expect(at == SourceLocation(file: "p.yaml", line: 7, column: 16))
+        // An include that adds a member back makes it a sweep again.
+        _ = try parse(text + "      include: [{v: 3}]\n")
+    }
+
+    @Test func aStageWhoseInputsShareNoMemberIsAnError() {
+        let text = """
+            stages:
+              a: {kind: t/const, params: {value: "${v}"}, sweep: {grid: {v: [1, 2]}}}
+              b: {kind: t/const, params: {value: "${v}"}, sweep: {grid: {v: [3, 4]}}}
+              c: {kind: t/add, inputs: {a: "${stages.a.out}", b: "${stages.b.out}"}}
+
+            """
+        guard case .badSweep(let at, "stages.c.inputs", _)? = specError(text) else {
+            Issue.record("\(String(describing: specError(text)))")
+            return
+        }
+        #expect(at == SourceLocation(file: "p.yaml", line: 4, column: 3))
+    }
 }
