@@ -56,6 +56,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case badSweep(at: SourceLocation, keyPath: String, detail: String)
     /// A spec file past one of `SpecLimits` (size, nesting, values after expanding aliases).
     case specLimit(at: SourceLocation, limit: SpecLimit)
+    /// Two nodes that would write the same folder (`ParamDecl.destination`): `at` is the second.
+    case sameDestination(at: SourceLocation, keyPath: String, node: String, path: String, other: String, otherAt: SourceLocation)
     /// A command-line `-p name=value` that is not of that form.
     case badOverride(text: String, detail: String)
     /// A value that cannot be part of a fingerprint (a path, a time, a non-finite number…).
@@ -127,6 +129,9 @@ extension PipelineError: CustomStringConvertible {
         case .specLimit(let l, let limit):
             return "\(l): \(limit.problem). \(limit.advice); the limits keep a broken or hostile file from crashing or "
                 + "hanging the tool (README, \"Guarantees\")."
+        case .sameDestination(let l, let k, let node, let path, let other, let otherAt):
+            return "\(l): '\(k)' of \(node) names \(path), which \(other) (\(otherAt)) writes too. "
+                + "Give each a folder of its own, e.g. with a sweep variable: exported/${ratio}."
         case .badOverride(let text, let detail):
             return "Bad parameter override '\(text)': \(detail). Write -p NAME=VALUE, e.g. -p ratio=0.3."
         case .unhashable(let field, let type):
@@ -194,7 +199,7 @@ extension PipelineError {
              .missingKey(let l, _, _), .unknownKind(let l, _, _, _), .unknownOutput(let l, _, _, _, _),
              .missingInput(let l, _, _, _), .outOfRange(let l, _, _, _), .badReference(let l, _, _, _),
              .includeFailed(let l, _, _, _), .cycle(let l, _), .badSweep(let l, _, _), .specLimit(let l, _),
-             .missingFile(let l, _, _, _):
+             .sameDestination(let l, _, _, _, _, _), .missingFile(let l, _, _, _):
             return l
         case .unknownStage(let l, _, _, _), .unknownParam(let l, _, _, _):
             return l
