@@ -92,7 +92,7 @@ extension PipelineError: CustomStringConvertible {
         case .yamlSyntax(let l, let detail):
             return "\(l): YAML syntax error: \(detail). Fix the YAML at that position (indentation, quotes, colons)."
         case .wrongType(let l, let k, let expected, let found):
-            return "\(l): '\(k)' must be \(expected), found \(found). Change the value to \(expected)."
+            return "\(l): '\(k)' must be \(expected), found \(found). Change the value at that position."
         case .unknownKey(let l, let k, let key, let allowed, let s):
             return "\(l): unknown key '\(key)' in '\(k)'.\(mean(s)) Allowed here: \(allowed.joined(separator: ", "))."
         case .duplicateKey(let l, let k, let key):
