@@ -64,7 +64,8 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore"], exclude: ["Fixtures"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
     ]
 )

@@ -54,6 +54,10 @@ public enum PipelineError: Error, Sendable, Equatable {
     case cycle(at: SourceLocation, path: [String])
     /// A malformed sweep (lists of unequal length in `zip`, empty lists, bad include/exclude).
     case badSweep(at: SourceLocation, keyPath: String, detail: String)
+    /// A spec file past one of `SpecLimits` (size, nesting, values after expanding aliases).
+    case specLimit(at: SourceLocation, limit: SpecLimit)
+    /// Two nodes that would write the same folder (`ParamDecl.destination`): `at` is the second.
+    case sameDestination(at: SourceLocation, keyPath: String, node: String, path: String, other: String, otherAt: SourceLocation)
     /// A command-line `-p name=value` that is not of that form.
     case badOverride(text: String, detail: String)
     /// A value that cannot be part of a fingerprint (a path, a time, a non-finite number…).
@@ -90,7 +94,7 @@ extension PipelineError: CustomStringConvertible {
         case .yamlSyntax(let l, let detail):
             return "\(l): YAML syntax error: \(detail). Fix the YAML at that position (indentation, quotes, colons)."
         case .wrongType(let l, let k, let expected, let found):
-            return "\(l): '\(k)' must be \(expected), found \(found). Change the value to \(expected)."
+            return "\(l): '\(k)' must be \(expected), found \(found). Change the value at that position."
         case .unknownKey(let l, let k, let key, let allowed, let s):
             return "\(l): unknown key '\(key)' in '\(k)'.\(mean(s)) Allowed here: \(allowed.joined(separator: ", "))."
         case .duplicateKey(let l, let k, let key):
@@ -124,6 +128,12 @@ extension PipelineError: CustomStringConvertible {
         case .badSweep(let l, let k, let detail):
             return "\(l): '\(k)': \(detail). A sweep is 'grid: {VAR: [values]}', 'zip: {VAR: [values]}' or both "
                 + "(members: the grid's product × the zip's rows) with optional 'include'/'exclude' lists of {VAR: value} maps."
+        case .specLimit(let l, let limit):
+            return "\(l): \(limit.problem). \(limit.advice); the limits keep a broken or hostile file from crashing or "
+                + "hanging the tool (README, \"Guarantees\")."
+        case .sameDestination(let l, let k, let node, let path, let other, let otherAt):
+            return "\(l): '\(k)' of \(node) names \(path), which \(other) (\(otherAt)) writes too. "
+                + "Give each a folder of its own, e.g. with a sweep variable: exported/${ratio}."
         case .badOverride(let text, let detail):
             return "Bad parameter override '\(text)': \(detail). Write -p NAME=VALUE, e.g. -p ratio=0.3."
         case .unhashable(let field, let type):
@@ -184,4 +194,22 @@ func levenshtein(_ a: [Character], _ b: [Character]) -> Int {
         }
     }
     return row[b.count]
+}
+
+extension PipelineError {
+    /// Where in a spec file the error is, when it is in one.
+    public var location: SourceLocation? {
+        switch self {
+        case .yamlSyntax(let l, _), .wrongType(let l, _, _, _), .unknownKey(let l, _, _, _, _), .duplicateKey(let l, _, _),
+             .missingKey(let l, _, _), .unknownKind(let l, _, _, _), .unknownOutput(let l, _, _, _, _),
+             .missingInput(let l, _, _, _), .outOfRange(let l, _, _, _), .badReference(let l, _, _, _),
+             .includeFailed(let l, _, _, _), .cycle(let l, _), .badSweep(let l, _, _), .specLimit(let l, _),
+             .sameDestination(let l, _, _, _, _, _), .missingFile(let l, _, _, _):
+            return l
+        case .unknownStage(let l, _, _, _), .unknownParam(let l, _, _, _):
+            return l
+        default:
+            return nil
+        }
+    }
 }

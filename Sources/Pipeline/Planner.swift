@@ -147,6 +147,7 @@ public enum Planner {
         var byFingerprint: [String: Int] = [:]
         var nodeIndex: [String: Int] = [:]  // surviving node id → index in `nodes`
         var digestCache: [String: [String: String]?] = [:]
+        var claimed: [String: (node: String, at: SourceLocation)] = [:]  // destination folder → its first writer
         let topParams = Dictionary(spec.params.map { ($0.name, $0.value.value) }, uniquingKeysWith: { $1 })
 
         for stage in topologicalOrder(spec) {
@@ -167,6 +168,10 @@ public enum Planner {
                     }
                 }
                 combos = next
+            }
+            if combos.isEmpty {
+                throw PipelineError.badSweep(at: stage.location, keyPath: "stages.\(stage.name).inputs",
+                                             detail: "no member of its inputs agrees on the sweep variables they share, so it would never run")
             }
             if let sweep = stage.sweep {
                 for v in sweep.variables where combos.first?.vars.contains(where: { $0.name == v.name }) == true {
@@ -234,6 +239,16 @@ public enum Planner {
                     nodes[existing].aliases.append(id)
                     stageMembers.append((combo.vars, nodes[existing].id))
                 } else {
+                    for decl in kind.params where decl.destination {
+                        guard case .string(let text)? = params[decl.name], !text.isEmpty else { continue }
+                        let folder = path(text, relativeTo: spec.baseDirectory).path
+                        let at = stage.params.first { $0.name == decl.name }?.value.location ?? stage.location
+                        if let first = claimed[folder] {
+                            throw PipelineError.sameDestination(at: at, keyPath: "stages.\(stage.name).params.\(decl.name)", node: id,
+                                                                path: folder, other: first.node, otherAt: first.at)
+                        }
+                        claimed[folder] = (id, at)
+                    }
                     byFingerprint[node.fingerprint] = nodes.count
                     nodeIndex[id] = nodes.count
                     nodes.append(node)
@@ -255,10 +270,7 @@ public enum Planner {
         var paths: [String] = []
         var digests: [String] = []
         for item in items {
-            let expanded = NSString(string: item).expandingTildeInPath
-            let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded)
-                : (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(expanded)
-            let path = url.standardizedFileURL.path
+            let path = self.path(item, relativeTo: base).path
             guard FileManager.default.fileExists(atPath: path) else {
                 throw PipelineError.missingFile(at: location, keyPath: keyPath, path: item, resolved: path)
             }
@@ -266,6 +278,15 @@ public enum Planner {
             digests.append(try ContentDigest.of(path: path))
         }
         return type == .file ? (paths[0], digests[0]) : (paths.joined(separator: ", "), try fingerprint(of: digests))
+    }
+
+    /// A path as a spec writes it: `~` expanded, relative ones from `base` (nil: the working
+    /// directory), standardized.
+    public static func path(_ text: String, relativeTo base: URL?) -> URL {
+        let expanded = NSString(string: text).expandingTildeInPath
+        let url = expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded)
+            : (base ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(expanded)
+        return url.standardizedFileURL
     }
 
     /// `name` or `name[a=1,b=x]`.

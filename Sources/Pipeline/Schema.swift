@@ -1,7 +1,8 @@
 // The JSON Schema (draft 2020-12) of pipeline specs, generated from the stage registry so that each
 // kind's declared parameters, inputs and defaults appear in editors. `Schemas/pipeline.schema.json`
 // is this output for the built-in kinds (a test keeps them equal); the loader enforces the same
-// rules plus what a schema cannot say (references resolve, no cycles, zip lengths, interpolation).
+// rules plus what a schema cannot say (references resolve, no cycles, zip lengths, interpolation,
+// the limits of SpecLimits, finite numbers, one folder per destination).
 // Editors pick it up from a first line `# yaml-language-server: $schema=PATH/pipeline.schema.json`.
 
 import Foundation
@@ -15,8 +16,11 @@ public enum PipelineSchema {
     }
 
     static func schema(registry: StageRegistry) -> [String: Any] {
-        let scalar: [String: Any] = ["type": ["number", "string", "boolean"]]
+        let scalar: [String: Any] = ["$ref": "#/$defs/literal"]
         var defs: [String: Any] = [
+            // Top-level params and sweep values are taken as written: `${` there is an error.
+            "literal": ["type": ["number", "string", "boolean"], "not": ["type": "string", "pattern": #"\$\{"#],
+                        "description": "A value as written; ${…} is interpolated only in stage params, seeds and inputs."],
             "interpolated": ["type": "string", "pattern": #"\$\{[^}]+\}"#,
                              "description": "A ${NAME}, ${params.NAME} or text containing them."],
             "reference": ["type": "string", "pattern": #"^\$\{stages\.[^.${}]+\.[^.${}]+\}$"#,
@@ -80,7 +84,7 @@ public enum PipelineSchema {
 
     /// `grid:`/`zip:`: variable name → non-empty list of scalars.
     static func sweepVariables(unique: Bool) -> [String: Any] {
-        var list: [String: Any] = ["type": "array", "minItems": 1, "items": ["type": ["number", "string", "boolean"]]]
+        var list: [String: Any] = ["type": "array", "minItems": 1, "items": ["$ref": "#/$defs/literal"]]
         if unique { list["uniqueItems"] = true }
         return ["type": "object", "minProperties": 1, "propertyNames": ["pattern": "^[A-Za-z_][A-Za-z0-9_]*$"],
                 "additionalProperties": list]

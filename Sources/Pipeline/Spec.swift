@@ -1,7 +1,9 @@
 // The pipeline spec as loaded from YAML, every value with its source location, and the loader.
 // The loader checks structure (keys, types), stage kinds, parameter names, literal values,
-// references and cycles; values containing `${…}` are checked after interpolation by the planner.
+// references and cycles; values containing `${…}` (stage params, seeds, inputs: top-level params
+// and sweep values are taken as written) are checked after interpolation by the planner.
 // It is not the planner: sweeps are expanded and fingerprints computed in Planner.swift.
+// What a file may be before any of this (size, nesting, expanded values): SpecLimits.swift.
 //
 //     # yaml-language-server: $schema=../Schemas/pipeline.schema.json
 //     x-small: &small {rows: 2}          # keys starting with x- are free (anchors)
@@ -127,7 +129,14 @@ extension Spec {
                 throw PipelineError.unknownParam(at: nil, keyPath: "-p", name: name,
                                                  suggestion: suggestion(for: name, among: params.map(\.name)))
             }
-            params[i].value.value = scalarValue(raw)
+            let value = scalarValue(raw)
+            if case .double(let v) = value, !v.isFinite {
+                throw PipelineError.badOverride(text: text, detail: "\(raw) is not a finite number")
+            }
+            if case .string(let s) = value, s.contains("${") {
+                throw PipelineError.badOverride(text: text, detail: "a value given with -p is not interpolated; write the value itself")
+            }
+            params[i].value.value = value
         }
     }
 }
@@ -163,10 +172,9 @@ struct SpecLoader {
     static let sweepKeys = ["grid", "zip", "include", "exclude"]
 
     mutating func load(url: URL, displayName: String, depth: Int) throws -> Spec {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw PipelineError.unreadableFile(path: displayName, detail: "no such file or it cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8), !text.contains("\u{0}") else {
+        file = displayName
+        let data = try readSpecFile(url, displayName: displayName)
+        guard let text = String(data: data, encoding: .utf8) else {
             throw PipelineError.yamlSyntax(at: SourceLocation(file: displayName, line: 1, column: 1),
                                            detail: "the file is not UTF-8 text")
         }
@@ -175,10 +183,10 @@ struct SpecLoader {
 
     mutating func parse(yaml: String, file: String, baseDirectory: URL?, depth: Int) throws -> Spec {
         self.file = file
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch let error as YamlError {
-            throw yamlError(error)
+        guard !yaml.contains("\u{0}") else {
+            throw PipelineError.yamlSyntax(at: SourceLocation(file: file, line: 1, column: 1), detail: "the file is not UTF-8 text")
         }
+        let root = try compose(yaml)
         let start = SourceLocation(file: file, line: 1, column: 1)
         guard let root else {
             throw PipelineError.wrongType(at: start, keyPath: "(root)", expected: "a mapping with 'stages:'",
@@ -188,6 +196,13 @@ struct SpecLoader {
         let top = try mapping(root, "(root)").filter { !$0.key.hasPrefix("x-") }
         try allowKeys(top, Self.topKeys, "(root)")
         var spec = Spec(file: file, params: [], seed: 0, stages: [], baseDirectory: baseDirectory)
+        // A parameter set again (by a later include or this file) keeps its place and takes the new value.
+        var paramIndex: [String: Int] = [:]
+        func setParam(_ entry: (name: String, value: Located<ParamValue>)) {
+            if let i = paramIndex[entry.name] { spec.params[i] = entry; return }
+            paramIndex[entry.name] = spec.params.count
+            spec.params.append(entry)
+        }
         if let inc = top.first(where: { $0.key == "include" }) {
             guard depth < 8 else {
                 throw PipelineError.includeFailed(at: loc(inc.value), keyPath: "include", path: file,
@@ -199,11 +214,10 @@ struct SpecLoader {
                     : baseDirectory!.appendingPathComponent(path)
                 var sub = SpecLoader(registry: registry)
                 let fragment: Spec
-                do { fragment = try sub.load(url: url, displayName: path, depth: depth + 1) } catch
-                    PipelineError.unreadableFile(_, let detail) {
-                    throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: detail)
+                do { fragment = try sub.load(url: url, displayName: path, depth: depth + 1) } catch let error as PipelineError {
+                    throw PipelineError.includeFailed(at: loc(item), keyPath: "include[\(i)]", path: path, detail: withoutContent(error))
                 }
-                spec.params += fragment.params
+                fragment.params.forEach(setParam)
                 spec.stages += fragment.stages
                 spec.seed = fragment.seed
                 spec.takeSettings(of: fragment)
@@ -214,13 +228,11 @@ struct SpecLoader {
             switch key {
             case "params":
                 for (name, _, v) in try mapping(value, "params") {
-                    guard let pv = try me.literal(v, "params.\(name)") else {
+                    guard let pv = try me.uninterpolated(v, "params.\(name)") else {
                         throw PipelineError.wrongType(at: me.loc(v), keyPath: "params.\(name)",
                                                       expected: "a number, string or boolean", found: "null")
                     }
-                    let entry = (name: name, value: Located(value: pv, location: me.loc(v)))
-                    if let i = spec.params.firstIndex(where: { $0.name == name }) { spec.params[i] = entry }
-                    else { spec.params.append(entry) }
+                    setParam((name: name, value: Located(value: pv, location: me.loc(v))))
                 }
             case "seed":
                 guard case .int(let s)? = try literal(value, "seed"), s >= 0 else {
@@ -234,11 +246,10 @@ struct SpecLoader {
                     throw PipelineError.wrongType(at: loc(value), keyPath: "stages", expected: "at least one stage",
                                                   found: "an empty mapping")
                 }
-                for (name, nameNode, body) in stages {
-                    let stage = try self.stage(name, nameNode, body)
-                    spec.stages.removeAll { $0.name == name }
-                    spec.stages.append(stage)
-                }
+                // This file's stages replace included ones of the same name (a name is one key here).
+                let names = Set(stages.map(\.key))
+                spec.stages.removeAll { names.contains($0.name) }
+                for (name, nameNode, body) in stages { spec.stages.append(try self.stage(name, nameNode, body)) }
             case "executor", "slurm":
                 try settings(key, value, into: &spec)
             default:
@@ -379,7 +390,7 @@ struct SpecLoader {
                         throw PipelineError.unknownKey(at: loc(vnode), keyPath: "\(path).\(key)[\(i)]", key: vname,
                                                        allowed: names, suggestion: suggestion(for: vname, among: names))
                     }
-                    guard let pv = try literal(v, "\(path).\(key)[\(i)].\(vname)") else {
+                    guard let pv = try uninterpolated(v, "\(path).\(key)[\(i)].\(vname)") else {
                         throw PipelineError.badSweep(at: loc(v), keyPath: "\(path).\(key)[\(i)]", detail: "null is not a sweep value")
                     }
                     binding[vname] = pv
@@ -389,6 +400,10 @@ struct SpecLoader {
                                                  detail: "an included member must bind every variable (\(names.joined(separator: ", ")))")
                 }
                 if key == "include" { sweep.include.append(binding) } else { sweep.exclude.append(binding) }
+            }
+            if key == "exclude" && Planner.expand(sweep).isEmpty {
+                throw PipelineError.badSweep(at: loc(entry.value), keyPath: "\(path).exclude",
+                                             detail: "it removes every member, so the stage would never run; drop an entry or the stage")
             }
         }
         return sweep
@@ -413,7 +428,7 @@ struct SpecLoader {
             if items.isEmpty { throw PipelineError.badSweep(at: loc(list), keyPath: kp, detail: "an empty list of values") }
             var values: [ParamValue] = []
             for (i, item) in items.enumerated() {
-                guard let v = try literal(item, "\(kp)[\(i)]") else {
+                guard let v = try uninterpolated(item, "\(kp)[\(i)]") else {
                     throw PipelineError.badSweep(at: loc(item), keyPath: "\(kp)[\(i)]", detail: "null is not a sweep value")
                 }
                 if unique && values.contains(v) {
@@ -489,6 +504,7 @@ struct SpecLoader {
         }
         var out: [(key: String, keyNode: Node, value: Node)] = []
         var merged: [(key: String, keyNode: Node, value: Node)] = []
+        var seen = Set<String>()  // linear: 100,000 keys must not take minutes
         for (k, v) in m {
             if tagName(k) == .merge {
                 let sources: [Node]
@@ -499,12 +515,13 @@ struct SpecLoader {
             guard case .scalar = k, let key = k.string, tagName(k) != .null else {
                 throw PipelineError.wrongType(at: loc(k), keyPath: path, expected: "a plain key", found: describe(k))
             }
-            if out.contains(where: { $0.key == key }) {
+            guard seen.insert(key).inserted else {
                 throw PipelineError.duplicateKey(at: loc(k), keyPath: path, key: key)
             }
             out.append((key, k, v))
         }
-        for entry in merged where !out.contains(where: { $0.key == entry.key }) { out.append(entry) }
+        // Merged keys fill in what this mapping does not write; of several sources, the first wins.
+        for entry in merged where seen.insert(entry.key).inserted { out.append(entry) }
         return out
     }
 
@@ -522,13 +539,29 @@ struct SpecLoader {
         return s
     }
 
-    /// A scalar value (nil for null); mappings and lists are not parameter values.
+    /// A scalar value (nil for null); mappings and lists are not parameter values, and neither are
+    /// .inf and .nan (no stage takes them, and a fingerprint cannot hold them).
     func literal(_ node: Node, _ path: String) throws -> ParamValue? {
         guard case .scalar = node else {
             throw PipelineError.wrongType(at: loc(node), keyPath: path, expected: "a number, string or boolean",
                                           found: describe(node))
         }
-        return typedScalar(node)
+        let value = typedScalar(node)
+        if case .double(let v)? = value, !v.isFinite {
+            throw PipelineError.wrongType(at: loc(node), keyPath: path, expected: "a finite number", found: describe(node))
+        }
+        return value
+    }
+
+    /// A literal where `${…}` is not interpolated (top-level params, sweep values): text with `${`
+    /// would silently stay as written, so it is an error.
+    func uninterpolated(_ node: Node, _ path: String) throws -> ParamValue? {
+        let value = try literal(node, path)
+        if case .string(let s)? = value, s.contains("${") {
+            throw PipelineError.badReference(at: loc(node), keyPath: path, text: s,
+                                             detail: "only stage params, seeds and inputs are interpolated; write the value itself here")
+        }
+        return value
     }
 
     func raw(_ node: Node, _ path: String) throws -> RawParam {
@@ -545,6 +578,25 @@ struct SpecLoader {
             throw PipelineError.unknownKey(at: loc(entry.keyNode), keyPath: path, key: entry.key, allowed: allowed,
                                            suggestion: suggestion(for: entry.key, among: allowed))
         }
+    }
+
+    /// What is wrong with an included file, without a word of its text: an include may name any
+    /// file (`include: [/etc/shadow]`), and an error that quotes it would print what it holds.
+    func withoutContent(_ error: PipelineError) -> String {
+        let what: String
+        switch error {
+        case .unreadableFile(_, let detail): return detail
+        case .yamlSyntax: what = "is not valid YAML"
+        case .wrongType: what = "has a value of the wrong type"
+        case .unknownKey: what = "has a key a spec does not have"
+        case .duplicateKey: what = "has a key written twice"
+        case .includeFailed: what = "has an include that fails"
+        case .specLimit(_, let limit): what = "is past a limit: \(limit.problem)"
+        default: what = "is not a valid spec fragment"
+        }
+        let at = error.location.map { "line \($0.line), column \($0.column) " } ?? ""
+        return "its \(at)\(what) (its text is not shown here, since an include may name any file; "
+            + "'streamline validate -s' on the file itself shows it)"
     }
 
     func yamlError(_ error: YamlError) -> PipelineError {

@@ -90,11 +90,17 @@ public struct ParamDecl: Sendable {
     public var defaultValue: ParamValue?
     /// One line for `--help`, the schema and `validate --kinds`.
     public var doc: String
+    /// A `.string` naming a folder that `streamline run` writes (export's `destination`), relative to
+    /// the spec's folder, "" for none. The planner refuses two nodes that name one folder. Its text,
+    /// not a digest, enters the fingerprint, as for any string.
+    public var destination: Bool
 
-    public init(_ name: String, _ type: ParamType, default defaultValue: ParamValue? = nil, doc: String) {
+    public init(_ name: String, _ type: ParamType, default defaultValue: ParamValue? = nil, destination: Bool = false,
+                doc: String) {
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
+        self.destination = destination
         self.doc = doc
     }
 

@@ -24,7 +24,7 @@ public struct ExportStage: StageKind {
     public let version = 1
     public let doc = "Converts a model to a Hugging Face folder (config.json, model.safetensors, tokenizer.json); `streamline run` writes it to `destination`."
     public let params = [
-        ParamDecl("destination", .string(), default: .string(""),
+        ParamDecl("destination", .string(), default: .string(""), destination: true,
                   doc: "Folder written after the run, relative to the spec's folder (may use ${var}); \"\" = keep the files in the cache only."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to export (LLaMA family, pruned or not).")]
@@ -96,26 +96,17 @@ public enum ExportFolders {
 
     /// For every `export` node of `spec` (those `target` needs; nil = all) that is cached and has a
     /// non-empty `destination`: writes the folder's files where missing or different. Nodes not
-    /// cached (failed, skipped) are passed over. Two nodes with one destination are an error.
+    /// cached (failed, skipped) are passed over. Two nodes with one destination fail to plan.
     @discardableResult
     public static func materialize(_ spec: Spec, target: String? = nil, cache: Cache,
                                    log: (String) -> Void = { _ in }) throws -> [Outcome] {
         // Planning hashes file parameters (a model file: tenths of a second); most specs export nothing.
         guard spec.stages.contains(where: { $0.kind.value == ExportStage().name }) else { return [] }
         let plan = try Planner.plan(spec, registry: StageCatalog.registry) { cache.record($0)?.outputs }
-        let base = spec.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-        var claimed: [String: String] = [:]  // destination path → node id
         var outcomes: [Outcome] = []
         for node in try plan.closure(of: target) where node.kind == ExportStage().name {
             guard case .string(let destination)? = node.params["destination"], !destination.isEmpty else { continue }
-            let expanded = NSString(string: destination).expandingTildeInPath
-            let folder = (expanded.hasPrefix("/") ? URL(fileURLWithPath: expanded) : base.appendingPathComponent(expanded))
-                .standardizedFileURL
-            if let other = claimed[folder.path] {
-                throw DReSSStageError.badParameter(stage: node.id, name: "destination",
-                                                   reason: "names \(folder.path), which \(other) writes too; put a sweep variable in it, e.g. exported/${ratio}")
-            }
-            claimed[folder.path] = node.id
+            let folder = Planner.path(destination, relativeTo: spec.baseDirectory)
             guard cache.lookup(node.fingerprint) != nil else { continue }
             let written = try HFFolderStore.read(cache.outputURL(node.fingerprint, "folder")).write(to: folder)
             log("export   \(node.id) -> \(folder.path) " + (written.isEmpty ? "(up to date)" : "(wrote \(written.joined(separator: ", ")))"))

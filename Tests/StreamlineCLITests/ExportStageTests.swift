@@ -118,16 +118,34 @@ import TensorStore
     }
 
     @Test func twoExportsCannotShareADestination() throws {
+        // Refused when planning (so `validate` says it, with both places), not after the run.
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let spec = try Spec.parse(yaml: """
             stages:
               tiny: {kind: debug/tiny-lm, params: {train_steps: 0, sentences: 10}}
               a: {kind: export, inputs: {model: "${stages.tiny.model}"}, params: {destination: out}}
-              b: {kind: export, inputs: {model: "${stages.tiny.model}"}, params: {destination: ./out}}
+              b: {kind: export, inputs: {model: "${stages.tiny.model}"}, params: {destination: ./out/../out/}}
             """, file: "p.yaml", baseDirectory: dir, registry: StageCatalog.registry)
+        let folder = dir.appendingPathComponent("out").standardizedFileURL.path
         #expect {
-            try ExportFolders.materialize(spec, cache: Cache(root: dir.appendingPathComponent("cache")))
-        } throws: { "\($0)".contains("which a writes too") }
+            try Planner.plan(spec, registry: StageCatalog.registry)
+        } throws: {
+            $0 as? PipelineError == .sameDestination(at: SourceLocation(file: "p.yaml", line: 4, column: 84), keyPath: "stages.b.params.destination",
+                                                     node: "b", path: folder, other: "a", otherAt: SourceLocation(file: "p.yaml", line: 3, column: 84))
+        }
+        // Members of one swept stage clash with each other unless a sweep variable tells them apart.
+        let swept = """
+            stages:
+              tiny: {kind: debug/tiny-lm, params: {train_steps: 0, sentences: "${s}"}, sweep: {grid: {s: [10, 11]}}}
+              hf: {kind: export, inputs: {model: "${stages.tiny.model}"}, params: {destination: out}}
+            """
+        #expect {
+            try Planner.plan(try Spec.parse(yaml: swept, file: "p.yaml", baseDirectory: dir, registry: StageCatalog.registry),
+                             registry: StageCatalog.registry)
+        } throws: { "\($0)".contains("of hf[s=11] names \(folder), which hf[s=10] (p.yaml:3:") }
+        let apart = swept.replacingOccurrences(of: "destination: out", with: "destination: \"out/${s}\"")
+        _ = try Planner.plan(try Spec.parse(yaml: apart, file: "p.yaml", baseDirectory: dir, registry: StageCatalog.registry),
+                             registry: StageCatalog.registry)
     }
 }

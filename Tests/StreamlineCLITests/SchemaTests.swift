@@ -11,14 +11,27 @@ let schemaURL = repositoryRoot.appendingPathComponent("Schemas/pipeline.schema.j
 let goodFixtures = repositoryRoot.appendingPathComponent("Tests/PipelineTests/Fixtures/good")
 
 /// Malformed specs only the loader can reject: references, cycles, duplicate keys (YAML parsers
-/// keep the last), interpolated values, zip lengths, include files and sweep bindings.
+/// keep the last), interpolated values, zip lengths, include files, sweep bindings and members,
+/// nesting past the limit (`x-` keys are free in the schema), non-finite numbers (JSON Schema
+/// cannot exclude NaN) and shared destinations.
 let beyondSchema: Set<String> = [
     "duplicate-key.yaml", "duplicate-stage.yaml", "include-missing.yaml", "interpolated-out-of-range.yaml",
     "interpolated-wrong-type.yaml", "self-cycle.yaml", "stage-ref-in-param.yaml", "sweep-exclude-unknown-var.yaml",
     "sweep-include-partial.yaml", "sweep-var-reswept.yaml", "sweep-zip-unequal.yaml", "three-cycle.yaml",
     "two-cycle.yaml", "unknown-output-ref.yaml", "unknown-stage-ref.yaml", "unresolved-param-ref.yaml",
     "sweep-grid-zip-same-var.yaml", "sweep-zip-duplicate-row.yaml", "gather-list-repeats-stage.yaml",
+    "alias-list-bomb.yaml", "duplicate-grid-variable.yaml", "duplicate-input-key.yaml", "duplicate-param-key.yaml",
+    "export-same-destination.yaml", "export-same-destination-sweep.yaml", "gather-list-unknown-stage.yaml",
+    "include-dev-zero.yaml", "include-directory.yaml", "include-invalid-yaml.yaml", "include-secret.yaml",
+    "include-self.yaml", "key-null.yaml", "nest-block-deep.yaml", "nest-dashes.yaml", "nest-flow-65.yaml",
+    "nest-mapping-deep.yaml", "nest-through-aliases.yaml", "param-inf.yaml", "param-nan.yaml",
+    "seed-unknown-reference.yaml", "slurm-unknown-stage.yaml", "sweep-exclude-all.yaml", "sweep-exclude-all-zip.yaml",
+    "sweep-no-common-member.yaml", "sweep-value-inf.yaml", "top-param-neg-inf.yaml",
 ]
+
+/// Malformed specs the schema check skips: PyYAML expands `<<` merges eagerly, so this one keeps it
+/// busy for many minutes (the loader stops it at the value limit: MalformedSpecTests).
+let parserBombs: Set<String> = ["merge-bomb.yaml"]
 
 @Test func theSchemaFileIsWhatTheRegistryGenerates() throws {
     let onDisk = try String(contentsOf: schemaURL, encoding: .utf8)
@@ -67,7 +80,7 @@ func schemaVerdicts(_ files: [URL]) throws -> [String: Bool] {
         let spec = try Spec.load(url: goodFixtures.appendingPathComponent(name), registry: StageCatalog.registry)
         _ = try Planner.plan(spec, registry: StageCatalog.registry)
     }
-    let bad = badFixtureNames()
+    let bad = badFixtureNames().filter { !parserBombs.contains($0) }
     let badVerdicts = try schemaVerdicts(bad.map { badFixtures.appendingPathComponent($0) })
     for name in bad {
         // The loader rejects every one (MalformedSpecTests); the schema all but the listed ones.
