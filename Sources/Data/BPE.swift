@@ -23,6 +23,9 @@ public final class BPETokenizer: @unchecked Sendable {
     /// Id emitted for a byte whose symbol is not in the vocabulary (SmolLM2 lacks a few control bytes);
     /// nil drops such bytes, as Hugging Face's BPE does without an unk token.
     public let unknownID: Int?
+    /// What a Hugging Face tokenizer_config needs beside the vocabulary (padding, BOS insertion, chat
+    /// template). Not part of `digest`: none of it changes the ids `encode` gives.
+    public let conventions: TokenizerConventions
 
     /// Vocabulary size V.
     public var vocabSize: Int { tokens.count }
@@ -42,9 +45,10 @@ public final class BPETokenizer: @unchecked Sendable {
     /// Builds a tokenizer; `path` names the source in errors. Every merge must join two known tokens
     /// into a known token, and the vocabulary must contain the symbols of the printable ASCII bytes.
     public init(tokens: [String], merges: [String], preTokenizer: PreTokenizerKind, specialTokenIDs: [Int],
-                bosID: Int?, eosID: Int?, unknownID: Int? = nil, path: String) throws {
+                bosID: Int?, eosID: Int?, unknownID: Int? = nil, conventions: TokenizerConventions = TokenizerConventions(),
+                path: String) throws {
         // Ids index `tokens` when encoding and decoding: one past the end would trap at the first use.
-        for (role, id) in [("bos", bosID), ("eos", eosID), ("unknown", unknownID)] {
+        for (role, id) in [("bos", bosID), ("eos", eosID), ("unknown", unknownID), ("padding", conventions.padID)] {
             if let id, !tokens.indices.contains(id) {
                 throw DataError.malformed(format: "tokenizer", path: path, at: "\(role) token id",
                                           detail: "\(id) is outside the vocabulary of \(tokens.count) tokens")
@@ -57,6 +61,7 @@ public final class BPETokenizer: @unchecked Sendable {
         self.bosID = bosID
         self.eosID = eosID
         self.unknownID = unknownID
+        self.conventions = conventions
         var index: [String: Int32] = [:]
         index.reserveCapacity(tokens.count)
         for (i, t) in tokens.enumerated() where index[t] == nil { index[t] = Int32(i) }
@@ -210,6 +215,23 @@ public final class BPETokenizer: @unchecked Sendable {
         add("special \(specialTokenIDs.map(String.init).joined(separator: ","))")
         add("bos \(bosID.map(String.init) ?? "none") eos \(eosID.map(String.init) ?? "none") unk \(unknownID.map(String.init) ?? "none")")
         return h.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// How a model uses its tokenizer beyond the vocabulary, as its source recorded it; nil = the source
+/// did not say (or the store predates recording it).
+public struct TokenizerConventions: Codable, Sendable, Equatable {
+    /// Padding token id (SmolLM2: 2, the eos token).
+    public var padID: Int?
+    /// Whether the model expects BOS before every text (SmolLM2: false).
+    public var addBOS: Bool?
+    /// The Jinja chat template of an instruction-tuned model.
+    public var chatTemplate: String?
+
+    public init(padID: Int? = nil, addBOS: Bool? = nil, chatTemplate: String? = nil) {
+        self.padID = padID
+        self.addBOS = addBOS
+        self.chatTemplate = chatTemplate
     }
 }
 

@@ -1,5 +1,7 @@
-// LLaMA-family models -> a Hugging Face folder transformers can load: config.json (LlamaForCausalLM),
-// model.safetensors (F32) and tokenizer.json. Pruned models are expressed exactly:
+// LLaMA-family models -> a Hugging Face folder transformers (>= 4.45, for head_dim) can load:
+// config.json (LlamaForCausalLM), model.safetensors (F32, BF16 or F16), generation_config.json and the
+// tokenizer (tokenizer.json, tokenizer_config.json, special_tokens_map.json) with the special tokens,
+// BOS setting and chat template the source recorded. Pruned models are expressed exactly:
 // - hiddenSize != heads·headDim: `head_dim` is written explicitly.
 // - normDivisor D != hiddenSize d′ (channels deleted, the norm still divides by the original D):
 //   Streamline computes x / sqrt(Σx²/D + ε) · s, HF computes x / sqrt(Σx²/d′ + ε′) · s′. With
@@ -14,28 +16,36 @@ import Tensor
 
 /// The files of a Hugging Face folder, in memory: what `HFExport.write` puts on disk.
 public struct HFFolder {
-    /// config.json bytes.
-    public var config: Data
-    /// The weights under their HF names, in file order (norm scales already rescaled).
+    /// The small files (config.json, tokenizer.json, tokenizer_config.json…) by name.
+    public var documents: [(name: String, bytes: Data)]
+    /// The weights under their HF names, in file order (norm scales already rescaled), as float32.
     public var tensors: [(name: String, tensor: Tensor)]
-    /// tokenizer.json bytes; nil writes none.
-    public var tokenizer: Data?
+    /// The float type model.safetensors is written in.
+    public var dtype: SafetensorsFloat
+    /// What the export could not write because the store does not record it, for the user to read.
+    public var notes: [String]
 
     /// The safetensors header metadata transformers expects.
     public static let safetensorsMetadata = ["format": "pt"]
 
-    public init(config: Data, tensors: [(name: String, tensor: Tensor)], tokenizer: Data?) {
-        self.config = config
+    public init(documents: [(name: String, bytes: Data)], tensors: [(name: String, tensor: Tensor)],
+                dtype: SafetensorsFloat = .float32, notes: [String] = []) {
+        self.documents = documents
         self.tensors = tensors
-        self.tokenizer = tokenizer
+        self.dtype = dtype
+        self.notes = notes
     }
 
-    /// File name → bytes: config.json, model.safetensors and (when there is one) tokenizer.json.
+    public func document(_ name: String) -> Data? { documents.first { $0.name == name }?.bytes }
+    /// config.json bytes.
+    public var config: Data { document("config.json") ?? Data() }
+    /// tokenizer.json bytes, if the folder has a tokenizer.
+    public var tokenizer: Data? { document("tokenizer.json") }
+
+    /// File name → bytes, sorted by name: the documents and model.safetensors.
     public func files() throws -> [(name: String, bytes: Data)] {
-        var out = [("config.json", config),
-                   ("model.safetensors", try SafetensorsFile.encode(tensors, metadata: Self.safetensorsMetadata))]
-        if let tokenizer { out.append(("tokenizer.json", tokenizer)) }
-        return out
+        let weights = try SafetensorsFile.encode(tensors, dtype: dtype, metadata: Self.safetensorsMetadata)
+        return (documents + [("model.safetensors", weights)]).sorted { $0.name < $1.name }
     }
 
     /// Writes the files into `folder` (created if missing), each atomically, skipping a file that
@@ -59,13 +69,20 @@ public struct HFFolder {
 }
 
 public enum HFExport {
-    /// Writes `config.json`, `model.safetensors` and (when given) `tokenizer.json` into `folder`.
-    public static func write(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?, to folder: URL) throws {
-        try self.folder(config: config, parameters: parameters, tokenizer: tokenizer).write(to: folder)
+    /// Writes the folder's files into `folder`; returns the folder (its notes say what was left out).
+    @discardableResult
+    public static func write(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?,
+                             dtype: SafetensorsFloat = .float32, to folder: URL) throws -> HFFolder {
+        let files = try self.folder(config: config, parameters: parameters, tokenizer: tokenizer, dtype: dtype)
+        try files.write(to: folder)
+        return files
     }
 
-    /// The folder's files in memory (deterministic: sorted JSON keys, tensors in parameter order).
-    public static func folder(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?) throws -> HFFolder {
+    /// The folder's files in memory (deterministic: sorted JSON keys, tensors in parameter order):
+    /// config.json and model.safetensors; with a tokenizer also tokenizer.json, tokenizer_config.json,
+    /// special_tokens_map.json and generation_config.json.
+    public static func folder(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?,
+                              dtype: SafetensorsFloat = .float32) throws -> HFFolder {
         guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
             throw DataError.notExportable(detail: "HF export writes the LLaMA family; this model is \(config.architecture.rawValue)")
         }
@@ -75,7 +92,8 @@ public enum HFExport {
         let D = Double(config.normDivisor), d = Double(config.hiddenSize)
         let scaleFactor = Float((D / d).squareRoot())
         var json: [String: Any] = [
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "torch_dtype": "float32",
+            // transformers 5 reads `dtype`, 4.x `torch_dtype`.
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "dtype": dtype.rawValue, "torch_dtype": dtype.rawValue,
             "hidden_size": config.hiddenSize, "intermediate_size": shape.ffn, "num_hidden_layers": config.layerCount,
             "num_attention_heads": shape.heads, "num_key_value_heads": shape.kvHeads, "head_dim": config.headDim,
             "rms_norm_eps": Double(config.normEps) * D / d, "rope_theta": Double(config.ropeTheta),
@@ -83,8 +101,8 @@ public enum HFExport {
             "tie_word_embeddings": config.tiedEmbeddings, "hidden_act": "silu",
             "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(),
         ]
-        if let bos = tokenizer?.bosID { json["bos_token_id"] = bos }
-        if let eos = tokenizer?.eosID { json["eos_token_id"] = eos }
+        let ids = tokenizer.map(specialTokenIDs) ?? [:]
+        json.merge(ids) { $1 }
         var tensors: [(name: String, tensor: Tensor)] = []
         for spec in config.parameterSpecs {
             guard case .copy(let hfName) = HFImport.hfSource(spec.name, config: config, prefix: "model.") else {
@@ -97,7 +115,62 @@ public enum HFExport {
             }
             tensors.append((hfName, value))
         }
-        return HFFolder(config: try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys]),
-                        tensors: tensors, tokenizer: try tokenizer?.tokenizerJSON())
+        var documents = [("config.json", try jsonData(json))]
+        var notes: [String] = []
+        if let tokenizer {
+            documents += [("generation_config.json", try jsonData(ids)), ("tokenizer.json", try tokenizer.tokenizerJSON())]
+            let (tokenizerConfig, specialTokens, missing) = tokenizerSettings(tokenizer, contextLength: config.maxPositions)
+            documents += [("tokenizer_config.json", try jsonData(tokenizerConfig)), ("special_tokens_map.json", try jsonData(specialTokens))]
+            notes = missing
+        } else {
+            notes = ["the store has no tokenizer: wrote no tokenizer files"]
+        }
+        return HFFolder(documents: documents, tensors: tensors, dtype: dtype, notes: notes)
+    }
+
+    static func jsonData(_ object: [String: Any]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// bos/eos/pad ids under config.json's and generation_config.json's keys; unknown ones left out.
+    static func specialTokenIDs(_ tokenizer: BPETokenizer) -> [String: Any] {
+        var ids: [String: Any] = [:]
+        for (key, id) in [("bos_token_id", tokenizer.bosID), ("eos_token_id", tokenizer.eosID),
+                          ("pad_token_id", tokenizer.conventions.padID)] {
+            if let id { ids[key] = id }
+        }
+        return ids
+    }
+
+    /// tokenizer_config.json and special_tokens_map.json objects, and notes on what the store does not
+    /// record. The class is the generic fast tokenizer, which takes tokenizer.json as it is (a named
+    /// class such as LlamaTokenizerFast would add tokens and behaviour of its own); tokens the source
+    /// does not define are left out rather than invented.
+    static func tokenizerSettings(_ tokenizer: BPETokenizer, contextLength: Int)
+        -> (config: [String: Any], specialTokens: [String: Any], notes: [String]) {
+        let conventions = tokenizer.conventions
+        var specials: [String: Any] = [:]
+        for (key, id) in [("bos_token", tokenizer.bosID), ("eos_token", tokenizer.eosID),
+                          ("pad_token", conventions.padID), ("unk_token", tokenizer.unknownID)] {
+            if let id { specials[key] = tokenizer.tokens[id] }
+        }
+        var config = specials
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        // tokenizer.json adds BOS through its post-processor exactly when this is true.
+        config["add_bos_token"] = conventions.addBOS ?? false
+        config["add_eos_token"] = false
+        config["model_max_length"] = contextLength
+        config["clean_up_tokenization_spaces"] = false
+        if let template = conventions.chatTemplate { config["chat_template"] = template }
+        var notes: [String] = []
+        if conventions.addBOS == nil {
+            notes.append("the store does not record whether the model expects BOS: wrote add_bos_token false (Streamline's own tokenization)")
+        }
+        if conventions.padID == nil { notes.append("no padding token recorded: set tokenizer.pad_token before padding") }
+        if conventions.chatTemplate == nil { notes.append("no chat template recorded: apply_chat_template needs one passed in") }
+        if !notes.isEmpty, conventions == TokenizerConventions() {
+            notes.append("stores imported before Streamline kept these lack them even when the checkpoint has them; re-import the checkpoint with `streamline import`")
+        }
+        return (config, specials, notes)
     }
 }

@@ -51,7 +51,8 @@ public enum HFImport {
         }
         let tokenizerURL = folder.appendingPathComponent("tokenizer.json")
         let tokenizer = FileManager.default.fileExists(atPath: tokenizerURL.path)
-            ? try BPETokenizer(tokenizerJSON: tokenizerURL, bosID: json["bos_token_id"] as? Int, eosID: json["eos_token_id"] as? Int)
+            ? try BPETokenizer(tokenizerJSON: tokenizerURL, bosID: json["bos_token_id"] as? Int, eosID: json["eos_token_id"] as? Int,
+                               padID: json["pad_token_id"] as? Int, settings: try HFTokenizerSettings(folder: folder))
             : nil
         return ImportedModel(config: config, parameters: parameters, tokenizer: tokenizer)
     }
@@ -111,7 +112,7 @@ public enum HFImport {
         default:
             throw refuse("config.json architectures/model_type")
         }
-        for key in ["bos_token_id", "eos_token_id"] { try values.tokenIDs(key, vocabSize: config.vocabSize) }
+        for key in ["bos_token_id", "eos_token_id", "pad_token_id"] { try values.tokenIDs(key, vocabSize: config.vocabSize) }
         do {
             try config.validate()
         } catch {

@@ -22,6 +22,9 @@ public struct TokenizerRecord: Codable, Sendable, Equatable {
     public var bosID: Int?
     public var eosID: Int?
     public var unknownID: Int?
+    /// Absent in stores written before it was recorded (decodes as nil = unknown); omitted when empty,
+    /// so a tokenizer without conventions keeps its record bytes and store digest.
+    public var conventions: TokenizerConventions?
 
     public init(_ tokenizer: BPETokenizer) {
         tokens = tokenizer.tokens
@@ -31,12 +34,13 @@ public struct TokenizerRecord: Codable, Sendable, Equatable {
         bosID = tokenizer.bosID
         eosID = tokenizer.eosID
         unknownID = tokenizer.unknownID
+        conventions = tokenizer.conventions == TokenizerConventions() ? nil : tokenizer.conventions
     }
 
     /// Rebuilds the tokenizer; `path` names the store in errors.
     public func tokenizer(path: String) throws -> BPETokenizer {
         try BPETokenizer(tokens: tokens, merges: merges, preTokenizer: preTokenizer, specialTokenIDs: specialTokenIDs,
-                         bosID: bosID, eosID: eosID, unknownID: unknownID, path: path)
+                         bosID: bosID, eosID: eosID, unknownID: unknownID, conventions: conventions ?? TokenizerConventions(), path: path)
     }
 }
 

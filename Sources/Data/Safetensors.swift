@@ -1,5 +1,6 @@
 // safetensors: read F32, F16 and BF16 tensors (single files and sharded checkpoints with
-// `model.safetensors.index.json`) to float32, and write float32 files. Knows nothing about models.
+// `model.safetensors.index.json`) to float32, and write F32, BF16 or F16 files (rounded to nearest,
+// ties to even, as torch's `.to(dtype)` does). Knows nothing about models.
 //
 // Layout: u64 little-endian header length N, N bytes of JSON
 // {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, "__metadata__": {..}},
@@ -124,23 +125,27 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
     }
 
-    /// Writes `tensors` (name, float32 tensor) as an F32 safetensors file, tensors in the given order.
-    public static func write(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:], to url: URL) throws {
-        let bytes = try encode(tensors, metadata: metadata)
+    /// Writes `tensors` (name, float32 tensor) as a safetensors file, tensors in the given order.
+    public static func write(_ tensors: [(name: String, tensor: Tensor)], dtype: SafetensorsFloat = .float32,
+                             metadata: [String: String] = [:], to url: URL) throws {
+        let bytes = try encode(tensors, dtype: dtype, metadata: metadata)
         do { try bytes.write(to: url, options: .atomic) } catch {
             throw DataError.unwritable(path: url.path, detail: error.localizedDescription)
         }
     }
 
-    /// The bytes of an F32 safetensors file holding `tensors` in the given order. The header is
-    /// space-padded to a multiple of 8 bytes so every tensor starts aligned.
-    public static func encode(_ tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) throws -> Data {
+    /// The bytes of a safetensors file holding `tensors` in the given order, in `dtype`. The header is
+    /// space-padded to a multiple of 8 bytes so every tensor starts aligned. Throws when a finite value
+    /// is beyond the range of `dtype` (float16 ends at 65504).
+    public static func encode(_ tensors: [(name: String, tensor: Tensor)], dtype: SafetensorsFloat = .float32,
+                              metadata: [String: String] = [:]) throws -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for (name, t) in tensors {
-            header[name] = ["dtype": "F32", "shape": t.shape, "data_offsets": [offset, offset + t.byteCount]] as [String: Any]
-            offset += t.byteCount
+            let size = t.count * dtype.byteWidth
+            header[name] = ["dtype": dtype.code, "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            offset += size
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))
@@ -148,8 +153,47 @@ public final class SafetensorsFile: @unchecked Sendable {
         bytes.reserveCapacity(8 + json.count + offset)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes.append(contentsOf: $0) }
         bytes.append(json)
-        for (_, t) in tensors { bytes.append(UnsafeBufferPointer(start: t.data, count: t.count)) }
+        for (name, t) in tensors {
+            let values = UnsafeBufferPointer(start: t.data, count: t.count)
+            guard dtype != .float32 else { bytes.append(values); continue }
+            var halves = [UInt16](repeating: 0, count: t.count)
+            for i in 0..<t.count {
+                halves[i] = dtype == .bfloat16 ? SafetensorsFloat.bfloat16Bits(values[i]) : Float16(values[i]).bitPattern
+                if values[i].isFinite && halves[i] & 0x7FFF == dtype.infinityBits {
+                    throw DataError.notExportable(detail: "tensor \(name) holds \(values[i]), beyond the range of \(dtype.rawValue); export as float32"
+                                                  + (dtype == .float16 ? " or bfloat16" : ""))
+                }
+            }
+            halves.withUnsafeBufferPointer { bytes.append($0) }
+        }
         return bytes
+    }
+}
+
+/// The float types `SafetensorsFile.encode` writes; raw values are the names config.json's `dtype` uses.
+public enum SafetensorsFloat: String, Sendable, CaseIterable {
+    case float32, bfloat16, float16
+
+    /// The header's dtype code.
+    public var code: String {
+        switch self {
+        case .float32: "F32"
+        case .bfloat16: "BF16"
+        case .float16: "F16"
+        }
+    }
+
+    public var byteWidth: Int { self == .float32 ? 4 : 2 }
+
+    /// The bits of +infinity (bfloat16, float16), which a finite weight must not round to.
+    var infinityBits: UInt16 { self == .bfloat16 ? 0x7F80 : 0x7C00 }
+
+    /// `x` rounded to bfloat16 (the upper 16 bits of a float32), to nearest with ties to even: adding
+    /// 0x7FFF plus the kept part's lowest bit carries into the upper half exactly when the dropped
+    /// half is above the midpoint, or at it with an odd kept part. For finite `x` only.
+    public static func bfloat16Bits(_ x: Float) -> UInt16 {
+        let bits = x.bitPattern
+        return UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
     }
 }
 

@@ -32,12 +32,18 @@ extension BPETokenizer {
         try self.init(tokens: tokens, merges: merges, preTokenizer: pre, specialTokenIDs: special,
                       bosID: gguf.metadata["tokenizer.ggml.bos_token_id"]?.int,
                       eosID: gguf.metadata["tokenizer.ggml.eos_token_id"]?.int,
-                      unknownID: gguf.metadata["tokenizer.ggml.unknown_token_id"]?.int, path: path)
+                      unknownID: gguf.metadata["tokenizer.ggml.unknown_token_id"]?.int,
+                      conventions: TokenizerConventions(padID: gguf.metadata["tokenizer.ggml.padding_token_id"]?.int,
+                                                        addBOS: gguf.metadata["tokenizer.ggml.add_bos_token"]?.bool,
+                                                        chatTemplate: gguf.metadata["tokenizer.chat_template"]?.string),
+                      path: path)
     }
 
     /// A Hugging Face `tokenizer.json` (BPE model; ByteLevel pre-tokenizer without prefix space,
     /// optionally preceded by Digits(individual_digits)). bos/eos ids come from the model's config.
-    public convenience init(tokenizerJSON url: URL, bosID: Int? = nil, eosID: Int? = nil) throws {
+    /// `settings` (tokenizer_config.json) names special tokens by text; ids given here win.
+    public convenience init(tokenizerJSON url: URL, bosID: Int? = nil, eosID: Int? = nil, padID: Int? = nil,
+                            settings: HFTokenizerSettings = HFTokenizerSettings()) throws {
         let path = url.path
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -75,9 +81,12 @@ extension BPETokenizer {
         }
         var tokens = [String](repeating: "", count: size)
         for (id, t) in byID { tokens[id] = t }
-        let unknownID = (model["unk_token"] as? String).flatMap { unk in tokens.firstIndex(of: unk) }
+        func id(_ text: String?) -> Int? { text.flatMap { tokens.firstIndex(of: $0) } }
+        let conventions = TokenizerConventions(padID: padID ?? id(settings.pad), addBOS: settings.addBOS,
+                                               chatTemplate: settings.chatTemplate)
         try self.init(tokens: tokens, merges: merges, preTokenizer: pre, specialTokenIDs: special,
-                      bosID: bosID, eosID: eosID, unknownID: unknownID, path: path)
+                      bosID: bosID ?? id(settings.bos), eosID: eosID ?? id(settings.eos),
+                      unknownID: id(model["unk_token"] as? String) ?? id(settings.unk), conventions: conventions, path: path)
     }
 
     private static func preTokenizerKind(_ value: Any?, path: String) throws -> PreTokenizerKind {
@@ -110,14 +119,64 @@ extension BPETokenizer {
         }
         for id in specialTokenIDs { vocab[tokens[id]] = id }
         let unk: Any = unknownID.map { tokens[$0] } ?? NSNull()
+        // A model that expects BOS gets it from the post-processor: the generic fast tokenizer of
+        // transformers does not act on add_bos_token itself.
+        var post: Any = NSNull()
+        if conventions.addBOS == true, let bos = bosID {
+            let bosPiece = ["SpecialToken": ["id": tokens[bos], "type_id": 0] as [String: Any]]
+            func sequence(_ id: String, _ type: Int) -> [String: Any] { ["Sequence": ["id": id, "type_id": type] as [String: Any]] }
+            post = ["type": "TemplateProcessing", "single": [bosPiece, sequence("A", 0)],
+                    "pair": [bosPiece, sequence("A", 0), bosPiece, sequence("B", 1)],
+                    "special_tokens": [tokens[bos]: ["id": tokens[bos], "ids": [bos], "tokens": [tokens[bos]]]]] as [String: Any]
+        }
         let root: [String: Any] = [
             "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "added_tokens": added,
-            "normalizer": NSNull(), "pre_tokenizer": pre, "post_processor": NSNull(),
+            "normalizer": NSNull(), "pre_tokenizer": pre, "post_processor": post,
             "decoder": ["type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true],
             "model": ["type": "BPE", "dropout": NSNull(), "unk_token": unk, "continuing_subword_prefix": NSNull(),
                       "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false,
                       "vocab": vocab, "merges": merges] as [String: Any],
         ]
         return try JSONSerialization.data(withJSONObject: root, options: [.sortedKeys])
+    }
+}
+
+/// What a Hugging Face `tokenizer_config.json` (and `chat_template.jinja`, where newer transformers
+/// put the template) says beyond tokenizer.json: special tokens by text, BOS insertion, chat template.
+public struct HFTokenizerSettings: Sendable, Equatable {
+    public var bos: String?
+    public var eos: String?
+    public var pad: String?
+    public var unk: String?
+    public var addBOS: Bool?
+    public var chatTemplate: String?
+
+    public init(bos: String? = nil, eos: String? = nil, pad: String? = nil, unk: String? = nil, addBOS: Bool? = nil,
+                chatTemplate: String? = nil) {
+        (self.bos, self.eos, self.pad, self.unk, self.addBOS, self.chatTemplate) = (bos, eos, pad, unk, addBOS, chatTemplate)
+    }
+
+    /// Reads the settings files of `folder`; none there gives empty settings (everything unknown).
+    public init(folder: URL) throws {
+        self.init()
+        let configURL = folder.appendingPathComponent("tokenizer_config.json")
+        if FileManager.default.fileExists(atPath: configURL.path) {
+            let json = try HFImport.readJSON(configURL)
+            // A token is its text or an AddedToken object {"content": text, ...}.
+            func token(_ key: String) -> String? {
+                json[key] as? String ?? (json[key] as? [String: Any])?["content"] as? String
+            }
+            (bos, eos, pad, unk) = (token("bos_token"), token("eos_token"), token("pad_token"), token("unk_token"))
+            addBOS = json["add_bos_token"] as? Bool
+            // A list of named templates keeps the one transformers uses by default.
+            chatTemplate = json["chat_template"] as? String
+                ?? (json["chat_template"] as? [[String: Any]])?.first { $0["name"] as? String == "default" }?["template"] as? String
+        }
+        let jinja = folder.appendingPathComponent("chat_template.jinja")
+        if chatTemplate == nil, FileManager.default.fileExists(atPath: jinja.path) {
+            do { chatTemplate = try String(contentsOf: jinja, encoding: .utf8) } catch {
+                throw DataError.unreadable(path: jinja.path, detail: "\(error.localizedDescription); fix or remove the file")
+            }
+        }
     }
 }

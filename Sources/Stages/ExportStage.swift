@@ -7,10 +7,12 @@
 //
 // Store layout (kind `hf_folder`): every weight as float32 under `safetensors/<HF name>` (norm scales
 // already rescaled for pruned widths), metadata `safetensors_order` (the names in file order, so the
-// folder's model.safetensors is byte-identical to `streamline export`'s), and config.json and
-// tokenizer.json as their exact bytes in uint8 tensors `files/config.json`, `files/tokenizer.json`:
-// tensors rather than metadata because tokenizer.json runs to megabytes (49k tokens and merges) and
-// metadata lives in HDF5 attributes, which the store's default object headers cap at 64 KB.
+// folder's model.safetensors is byte-identical to `streamline export`'s) and `dtype` (the float type
+// model.safetensors is written in), and each JSON file (config.json, tokenizer.json, ...) as its exact
+// bytes in a uint8 tensor `files/<name>`, the names in metadata `files`: tensors rather than metadata
+// because tokenizer.json runs to megabytes (49k tokens and merges) and metadata lives in HDF5
+// attributes, which the store's default object headers cap at 64 KB. Version 1 stores (no `files`,
+// no `dtype`) read as float32 with config.json and tokenizer.json.
 
 import Data
 import Foundation
@@ -21,31 +23,42 @@ import TensorStore
 public struct ExportStage: StageKind {
     public init() {}
     public let name = "export"
-    public let version = 1
-    public let doc = "Converts a model to a Hugging Face folder (config.json, model.safetensors, tokenizer.json); `streamline run` writes it to `destination`."
+    // 2: tokenizer_config.json, special_tokens_map.json, generation_config.json and `dtype`.
+    public let version = 2
+    public let doc = "Converts a model to a Hugging Face folder (config.json, generation_config.json, model.safetensors, tokenizer files); `streamline run` writes it to `destination`."
     public let params = [
         ParamDecl("destination", .string(), default: .string(""), destination: true,
                   doc: "Folder written after the run, relative to the spec's folder (may use ${var}); \"\" = keep the files in the cache only."),
+        ParamDecl("dtype", .string(choices: SafetensorsFloat.allCases.map(\.rawValue)), default: .string("float32"),
+                  doc: "Float type of model.safetensors (rounded to nearest even); float16 refuses weights beyond ±65504."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to export (LLaMA family, pruned or not).")]
     public let outputs = [OutputDecl("folder", storeKind: HFFolderStore.storeKind, doc: "The folder's files: weights under HF names, config and tokenizer JSON.")]
 
-    struct Params: Decodable { var destination: String }
+    struct Params: Decodable {
+        var destination: String
+        var dtype: String
+    }
 
     public func run(_ context: StageContext) throws {
         let p = try context.decodeParams(Params.self)
         let store = try ModelStore(store: context.inputs["model"]!)
+        // The planner checked the choice.
+        let dtype = SafetensorsFloat(rawValue: p.dtype)!
         let folder: HFFolder
         do {
-            folder = try HFExport.folder(config: store.config, parameters: store.parameters, tokenizer: store.tokenizer)
+            folder = try HFExport.folder(config: store.config, parameters: store.parameters, tokenizer: store.tokenizer, dtype: dtype)
+            // Encoding is where a weight beyond the dtype's range shows; better here than after the run.
+            _ = try folder.files()
         } catch let error as DataError {
             throw DReSSStageError.badInput(stage: context.stageID, input: "model", what: "cannot be exported: \(error.description)")
         }
         try HFFolderStore.write(folder, to: context.outputs["folder"]!)
-        let bytes = folder.tensors.reduce(0) { $0 + $1.tensor.byteCount }
-        context.log(String(format: "%d tensors, %.1f MB of weights, hidden size %d", folder.tensors.count, Double(bytes) / 1e6,
-                           store.config.hiddenSize)
+        let bytes = folder.tensors.reduce(0) { $0 + $1.tensor.count } * dtype.byteWidth
+        context.log(String(format: "%d tensors, %.1f MB of %@ weights, hidden size %d", folder.tensors.count, Double(bytes) / 1e6,
+                           dtype.rawValue, store.config.hiddenSize)
                     + (p.destination.isEmpty ? "" : "; streamline run writes it to \(p.destination)"))
+        for note in folder.notes { context.log("note: \(note)") }
     }
 }
 
@@ -54,8 +67,9 @@ public enum HFFolderStore {
     public static let storeKind = "hf_folder"
     static let tensorPrefix = "safetensors/"
     static let orderKey = "safetensors_order"
-    static let configTensor = "files/config.json"
-    static let tokenizerTensor = "files/tokenizer.json"
+    static let filesKey = "files"
+    static let dtypeKey = "dtype"
+    static let filePrefix = "files/"
 
     /// Writes `folder` as a store at `url` (deterministic: same folder, same digest).
     @discardableResult
@@ -64,8 +78,9 @@ public enum HFFolderStore {
         do {
             for (name, tensor) in folder.tensors { try writer.write(tensorPrefix + name, tensor) }
             try writer.setMetadata(orderKey, folder.tensors.map(\.name))
-            try writer.write(configTensor, [UInt8](folder.config), shape: [folder.config.count])
-            if let tokenizer = folder.tokenizer { try writer.write(tokenizerTensor, [UInt8](tokenizer), shape: [tokenizer.count]) }
+            try writer.setMetadata(dtypeKey, folder.dtype.rawValue)
+            try writer.setMetadata(filesKey, folder.documents.map(\.name))
+            for (name, bytes) in folder.documents { try writer.write(filePrefix + name, [UInt8](bytes), shape: [bytes.count]) }
             return try writer.commit()
         } catch {
             writer.abandon()
@@ -73,14 +88,20 @@ public enum HFFolderStore {
         }
     }
 
-    /// Reads the folder's files back from a store written by `write`.
+    /// Reads the folder's files back from a store written by `write` (notes are not kept).
     public static func read(_ url: URL) throws -> HFFolder {
         let reader = try TensorStoreReader(url: url, expectingKind: storeKind)
         let order = try reader.metadata(orderKey, as: [String].self)
         let tensors = try order.map { ($0, try reader.tensor(tensorPrefix + $0)) }
-        let config = Data(try reader.values(configTensor, as: UInt8.self).values)
-        let tokenizer = reader.contains(tokenizerTensor) ? Data(try reader.values(tokenizerTensor, as: UInt8.self).values) : nil
-        return HFFolder(config: config, tensors: tensors, tokenizer: tokenizer)
+        let names = reader.metadataKeys.contains(filesKey) ? try reader.metadata(filesKey, as: [String].self)
+            : ["config.json", "tokenizer.json"].filter { reader.contains(filePrefix + $0) }
+        let documents = try names.map { ($0, Data(try reader.values(filePrefix + $0, as: UInt8.self).values)) }
+        let dtypeName = reader.metadataKeys.contains(dtypeKey) ? try reader.metadata(dtypeKey, as: String.self) : SafetensorsFloat.float32.rawValue
+        guard let dtype = SafetensorsFloat(rawValue: dtypeName) else {
+            throw DataError.malformed(format: "hf_folder store", path: url.path, at: dtypeKey,
+                                      detail: "'\(dtypeName)' is not float32, bfloat16 or float16; the store was written by another Streamline: run the export stage again with this one")
+        }
+        return HFFolder(documents: documents, tensors: tensors, dtype: dtype)
     }
 }
 

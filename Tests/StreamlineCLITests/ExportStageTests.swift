@@ -53,7 +53,7 @@ import TensorStore
         let first = try streamline(["run", "--threads", "1"], in: dir)
         #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
         let folder = dir.appendingPathComponent("exported/pruned")
-        #expect(first.stdout.contains("export   hf -> \(folder.path) (wrote config.json, model.safetensors, tokenizer.json)"), "\(first.stdout)")
+        #expect(first.stdout.contains("export   hf -> \(folder.path) (wrote config.json, generation_config.json, model.safetensors, special_tokens_map.json, tokenizer.json, tokenizer_config.json)"), "\(first.stdout)")
 
         // The folder computes what the pruned store computes.
         let pruned = try ModelStore(store: try cachedStore("prune", "model", in: dir))
@@ -73,7 +73,8 @@ import TensorStore
         let byCommand = dir.appendingPathComponent("by-command")
         let command = try streamline(["export", "--model", try cachedStore("prune", "model", in: dir).path, "--out", byCommand.path], in: dir)
         #expect(command.status == 0, "\(command.stderr)")
-        for name in ["config.json", "model.safetensors", "tokenizer.json"] {
+        for name in ["config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json",
+                     "tokenizer_config.json"] {
             #expect(FileManager.default.contents(atPath: folder.appendingPathComponent(name).path)
                     == FileManager.default.contents(atPath: byCommand.appendingPathComponent(name).path), "\(name) differs")
         }
