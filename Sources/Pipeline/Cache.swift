@@ -182,6 +182,27 @@ public final class Cache: @unchecked Sendable {
         return found
     }
 
+    /// The ids of `nodes` (a plan closure) whose entries a run can use without computing them.
+    /// Only entries that a stage of this run will read are re-hashed (once, as `lookup` does): a fully
+    /// cached re-run reads no data, so it checks the index alone and costs milliseconds, not a second
+    /// per GB. A damaged entry that would be read is a warned miss and joins the work, and then the
+    /// entries it reads are checked in turn. Entries no one reads are left to `cache verify`.
+    public func usableEntries(of nodes: [PlanNode]) -> Set<String> {
+        var usable = Set(nodes.filter { lookup($0.fingerprint, rehash: false) != nil }.map(\.id))
+        let byID = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var checked = Set<String>()
+        var toRun = nodes.filter { !usable.contains($0.id) }
+        while let node = toRun.popLast() {
+            for input in node.inputs where usable.contains(input.upstream) && !checked.contains(input.upstream) {
+                checked.insert(input.upstream)
+                guard let upstream = byID[input.upstream], lookup(upstream.fingerprint) == nil else { continue }
+                usable.remove(upstream.id)
+                toRun.append(upstream)
+            }
+        }
+        return usable
+    }
+
     /// What is wrong with an entry, or nil. `deep` re-hashes every tensor instead of the index only.
     func problem(in rec: CacheRecord, deep: Bool) -> String? {
         // No stage kind has zero outputs: such an entry would be a hit that dependants cannot read.

@@ -37,6 +37,25 @@ import Testing
     #expect(cache.verify().isEmpty)
 }
 
+@Test func aRunReHashesOnlyTheEntriesItWillRead() throws {
+    let cache = Cache(root: try temporaryDirectory())
+    let warnings = WarningLog()
+    cache.warn = { warnings.append($0) }
+    let spec = try parse("stages:\n  a: {kind: t/const, params: {value: 1234.5}}\n  b: {kind: t/scale, inputs: {x: \"${stages.a.out}\"}, params: {factor: 2}}\n")
+    try runAll(spec, cache: cache)
+    let plan = try Planner.plan(spec, registry: testRegistry) { cache.record($0)?.outputs }
+    let (a, b) = (plan.node("a")!, plan.node("b")!)
+    // Flip one bit of a's data in place: the index (and so the recorded digest) cannot show it.
+    try flipOneBit(of: 1234.5, in: cache.outputURL(a.fingerprint, "out"))
+    // b is cached, so nothing reads a: the run uses both entries without re-hashing (verify still finds a).
+    #expect(Cache(root: cache.root).usableEntries(of: plan.nodes) == ["a", "b"])
+    #expect(cache.verify().map(\.fingerprint) == [a.fingerprint])
+    // Without b, a is read: its damage is a warned miss, so both run.
+    try FileManager.default.removeItem(at: cache.entryURL(b.fingerprint))
+    #expect(cache.usableEntries(of: plan.nodes).isEmpty)
+    #expect(warnings.lines.contains { $0.contains(a.fingerprint) && $0.contains("is damaged") })
+}
+
 @Test func gcKeepsWhatIsReachedAndRemovesTheRest() throws {
     let cache = Cache(root: try temporaryDirectory())
     try runAll(try parse("stages:\n  s: {kind: t/const, params: {value: 1}}\n"), cache: cache)
@@ -113,12 +132,7 @@ final class AcquiredFlag: @unchecked Sendable {
     #expect(cache.lookup(record.fingerprint) == record)
     // Flip one bit of the tensor's data in place: the store's index (and so its digest) is unchanged.
     let url = cache.outputURL(record.fingerprint, "out")
-    let pattern = withUnsafeBytes(of: Float(1234.5).bitPattern.littleEndian) { Data($0) }
-    let at = try #require(try Data(contentsOf: url).range(of: pattern)).lowerBound
-    let handle = try FileHandle(forUpdating: url)
-    try handle.seek(toOffset: UInt64(at))
-    try handle.write(contentsOf: Data([pattern[0] ^ 1]))
-    try handle.close()
+    try flipOneBit(of: 1234.5, in: url)
     // The same Cache already verified this entry once; the change is still seen.
     #expect(cache.lookup(record.fingerprint) == nil)
     #expect(warnings.lines.contains { $0.contains("is damaged") && $0.contains("is corrupted") })
@@ -162,4 +176,14 @@ final class AcquiredFlag: @unchecked Sendable {
     #expect(cache.allRecords().count == 3)
     #expect(cache.gc(policy, dryRun: false) == wouldGo)
     #expect(Set(cache.allRecords().map(\.fingerprint)) == Set([young, named].map(\.fingerprint)))
+}
+
+/// Flips the lowest bit of the first float equal to `value` in the file, in place (same size and index).
+private func flipOneBit(of value: Float, in url: URL) throws {
+    let pattern = withUnsafeBytes(of: value.bitPattern.littleEndian) { Data($0) }
+    let at = try #require(try Data(contentsOf: url).range(of: pattern)).lowerBound
+    let handle = try FileHandle(forUpdating: url)
+    try handle.seek(toOffset: UInt64(at))
+    try handle.write(contentsOf: Data([pattern[0] ^ 1]))
+    try handle.close()
 }

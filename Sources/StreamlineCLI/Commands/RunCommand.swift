@@ -46,7 +46,7 @@ struct RunCommand: AsyncParsableCommand {
         let cache = Cache(root: options.cacheURL)
         let spec = try options.loadSpec()
         let nodes = try options.plan(cache, spec: spec).closure(of: target)
-        let cached = Set(nodes.filter { cache.lookup($0.fingerprint) != nil }.map(\.id))
+        let cached = cache.usableEntries(of: nodes)
         let kind = executor ?? spec.executor ?? .local
         let runOptions = options.runOptions(jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
                                             keepGoing: keepGoing)
