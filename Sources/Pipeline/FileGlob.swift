@@ -18,25 +18,28 @@ public enum FileGlob {
         let fixed = parts.prefix { !isPattern($0) }
         let root = "/" + fixed.joined(separator: "/")
         var out: [String] = []
-        walk(root, Array(parts.dropFirst(fixed.count))[...], into: &out)
+        var visited = Set<String>()
+        walk(root, Array(parts.dropFirst(fixed.count))[...], into: &out, visited: &visited)
         return Array(Set(out)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     }
 
-    private static func walk(_ folder: String, _ rest: ArraySlice<String>, into out: inout [String]) {
+    /// `visited`: real paths of the folders `**` entered, so a symlink back up cannot loop.
+    private static func walk(_ folder: String, _ rest: ArraySlice<String>, into out: inout [String], visited: inout Set<String>) {
         guard let head = rest.first else {
             if isRegularFile(folder) { out.append(folder) }
             return
         }
         let tail = rest.dropFirst()
         if head == "**" {
-            walk(folder, tail, into: &out)  // zero folders
+            guard visited.insert(URL(fileURLWithPath: folder).resolvingSymlinksInPath().path).inserted else { return }
+            walk(folder, tail, into: &out, visited: &visited)  // zero folders
             for name in entries(folder, hidden: false) where isFolder(child(folder, name)) {
-                walk(child(folder, name), rest, into: &out)
+                walk(child(folder, name), rest, into: &out, visited: &visited)
             }
             return
         }
         for name in entries(folder, hidden: head.hasPrefix(".")) where fnmatch(head, name, 0) == 0 {
-            walk(child(folder, name), tail, into: &out)
+            walk(child(folder, name), tail, into: &out, visited: &visited)
         }
     }
 

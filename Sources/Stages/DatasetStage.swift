@@ -63,6 +63,14 @@ public struct DatasetStage: StageKind {
         }
         let format = Format(rawValue: p.format ?? "") ?? .text
         let field = p.field ?? "text"
+        // A field given for another format, or an empty one, is a mistake in the spec, not a no-op.
+        if format != .jsonl && field != "text" {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "field",
+                                               reason: "is read only by format jsonl (format is \(format.rawValue)); set format: jsonl or remove field")
+        }
+        if field.isEmpty {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "field", reason: "is empty; name the JSONL field holding the text")
+        }
         let read: (URL) throws -> [TextDocument] = switch format {
         case .text: TextCorpus.plainText
         case .jsonl: { try TextCorpus.jsonl($0, field: field) }

@@ -61,6 +61,9 @@ private func bytesNode(_ dir: URL, _ kind: any StageKind = TestBytes()) throws -
         #expect(FileGlob.expand(root + ".*.jsonl") == [root + ".d.jsonl"])
         #expect(FileGlob.expand(root + "[b-z]*") == [root + "b.jsonl", root + "notes.txt"])
         #expect(!FileGlob.isPattern("corpus/a.jsonl") && FileGlob.isPattern("corpus/[ab].jsonl"))
+        // A symlink back up the tree is walked once, not forever.
+        try FileManager.default.createSymbolicLink(atPath: root + "deep/up", withDestinationPath: root)
+        #expect(FileGlob.expand(root + "**/c.jsonl") == [root + "deep/er/c.jsonl"])
     }
 
     @Test func theFingerprintFollowsTheMatchedFiles() throws {

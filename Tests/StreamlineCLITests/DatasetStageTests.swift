@@ -62,5 +62,6 @@ import TensorStore
         #expect { try Self.run(["train": file, "format": "jsonl", "field": "text"], f) } throws: { error in
             "\(error)".hasPrefix(file + ":1: not a JSON object with a string field 'text'")
         }
+        #expect { try Self.run(["train": file, "field": "body"], f) } throws: { "\($0)".contains("read only by format jsonl") }
     }
 }
