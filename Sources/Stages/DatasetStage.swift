@@ -1,11 +1,12 @@
 // `dataset`: text files -> token datasets (train and validation) with the tokenizer of a model store.
 // `format` says what a document is: `text`, a whole file; `jsonl`, the string `field` of each
 // non-empty line; `wikitext`, each article of a WikiText raw file (from one top-level ` = Title = `
-// heading to the next; TextCorpus.topLevelHeading defines a heading). Validation is either the files listed in `validation` (held-out texts,
-// e.g. whole plays) or, when that is empty, a seeded split of the training documents. Tokenizing,
-// splitting and the store format are TokenDataset's (Data module). `train` and `validation` are
-// file-list parameters: the planner expands globs, hands this stage absolute paths and fingerprints
-// the files' content, so editing a text re-runs the stage and moving the project does not.
+// heading to the next; TextCorpus.topLevelHeading defines a heading). Validation is either the
+// files listed in `validation` (held-out texts, e.g. whole plays) or, when that is empty, a seeded
+// split of the training documents. Tokenizing, splitting and the store format are TokenDataset's
+// (Data module). `train` and `validation` are file-list parameters: the planner expands globs, hands
+// this stage absolute paths and fingerprints the files' content, so editing a text re-runs the
+// stage and moving the project does not.
 // `format` and `field` came later: at their defaults they stay out of the fingerprint
 // (`omittedAtDefault`), so specs written before keep their cached results; version 1 still holds,
 // as plain text is read exactly as before. The format is recorded in the stores' metadata (non-text
