@@ -31,7 +31,8 @@ public enum TextCorpus {
     }
 
     /// A WikiText raw file: a document starts at every top-level heading line ` = Title = `
-    /// (sub-headings ` = = Section = = ` stay inside their article). Text before the first heading is dropped.
+    /// (sub-headings ` = = Section = = ` stay inside their article). Text before the first heading is
+    /// dropped; line ends (LF or CRLF, as the upstream files have) become LF.
     public static func wikitext(_ url: URL) throws -> [TextDocument] {
         let docs = wikitext(text: try readText(url))
         guard !docs.isEmpty else { throw DataError.notEnoughText(path: url.path, detail: "no ' = Title = ' heading found") }
@@ -43,7 +44,7 @@ public enum TextCorpus {
         var docs: [TextDocument] = []
         var title: String?
         var body = ""
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in lines(text) {
             if let heading = topLevelHeading(line) {
                 if let title { docs.append(TextDocument(title: title, text: body)) }
                 title = heading
@@ -56,7 +57,9 @@ public enum TextCorpus {
         return docs
     }
 
-    /// " = Title = " -> "Title"; nil for sub-headings (" = = X = = ") and other lines.
+    /// " = Title = " -> "Title"; nil for sub-headings (" = = X = = ") and other lines. A top-level
+    /// heading is a whole line that starts with " = " but not " = = ", ends with " = " and has a title
+    /// between (line end excluded).
     static func topLevelHeading(_ line: Substring) -> String? {
         guard line.hasPrefix(" = "), line.hasSuffix(" = "), !line.hasPrefix(" = = "), line.count > 6 else { return nil }
         return String(line.dropFirst(3).dropLast(3))
@@ -65,7 +68,7 @@ public enum TextCorpus {
     /// JSONL: each non-empty line an object whose string `field` is one document (title: the line number).
     public static func jsonl(_ url: URL, field: String) throws -> [TextDocument] {
         var docs: [TextDocument] = []
-        for (i, line) in try readText(url).split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, line) in lines(try readText(url)).enumerated() {
             if line.allSatisfy(\.isWhitespace) { continue }
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let text = object[field] as? String else {
@@ -74,6 +77,11 @@ public enum TextCorpus {
             docs.append(TextDocument(title: "line \(i + 1)", text: text))
         }
         return docs
+    }
+
+    /// Lines without their ends. Swift sees CRLF as one Character, so "\n" alone would not split it.
+    static func lines(_ text: String) -> [Substring] {
+        text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
     }
 
     static func readText(_ url: URL) throws -> String {
@@ -125,6 +133,9 @@ public struct TokenDataset: Sendable, Equatable {
     public let selection: String
     /// The sources of a mixture, in stream order (their token counts sum to N); empty for one corpus.
     public private(set) var sources: [TokenSource] = []
+    /// How the corpus files were read when not as plain text, e.g. "jsonl field=text" or "wikitext";
+    /// nil for plain text (one document per file) and for mixtures. Kept through splits.
+    public var format: String?
 
     /// Store kind written by `write(to:)`.
     public static let storeKind = "token_dataset"
@@ -215,8 +226,10 @@ public struct TokenDataset: Sendable, Equatable {
             starts.append(tokens.count)
             tokens += document(i)
         }
-        return TokenDataset(tokens: tokens, documentStarts: starts, tokenizerDigest: tokenizerDigest,
-                            textDigest: textDigest, selection: self.selection == "all" ? selection : self.selection + " / " + selection)
+        var part = TokenDataset(tokens: tokens, documentStarts: starts, tokenizerDigest: tokenizerDigest,
+                                textDigest: textDigest, selection: self.selection == "all" ? selection : self.selection + " / " + selection)
+        part.format = format
+        return part
     }
 
     /// `count` windows of `length` consecutive ids, each starting at a seeded uniform position of the
@@ -235,17 +248,19 @@ public struct TokenDataset: Sendable, Equatable {
     // MARK: - Store
 
     /// Writes a tensor store of kind `token_dataset`: `tokens` int32 (N), `document_starts` int64 (D),
-    /// metadata `tokenizer_digest`, `text_digest`, `selection` and, for a mixture only, `sources` (so a
-    /// plain dataset's store is what it always was). Returns the store digest.
+    /// metadata `tokenizer_digest`, `text_digest`, `selection`, for a mixture only `sources` and for a
+    /// non-plain-text corpus only `format` (so a plain dataset's store is what it always was), and
+    /// `provenance` (not digested). Returns the store digest.
     @discardableResult
-    public func write(to url: URL) throws -> String {
-        let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
+    public func write(to url: URL, provenance: StoreProvenance = StoreProvenance()) throws -> String {
+        let writer = try TensorStoreWriter(url: url, kind: Self.storeKind, provenance: provenance)
         try writer.write("tokens", tokens, shape: [tokens.count])
         try writer.write("document_starts", documentStarts.map(Int64.init), shape: [documentStarts.count])
         try writer.setMetadata("tokenizer_digest", tokenizerDigest)
         try writer.setMetadata("text_digest", textDigest)
         try writer.setMetadata("selection", selection)
         if !sources.isEmpty { try writer.setMetadata("sources", sources) }
+        if let format { try writer.setMetadata("format", format) }
         return try writer.commit()
     }
 
@@ -261,6 +276,7 @@ public struct TokenDataset: Sendable, Equatable {
                   tokenizerDigest: try reader.metadata("tokenizer_digest", as: String.self),
                   textDigest: try reader.metadata("text_digest", as: String.self),
                   selection: try reader.metadata("selection", as: String.self))
+        if reader.metadataKeys.contains("format") { format = try reader.metadata("format", as: String.self) }
         if reader.metadataKeys.contains("sources") {
             sources = try reader.metadata("sources", as: [TokenSource].self)
             let total = sources.reduce(0) { $0 + $1.tokenCount }

@@ -72,6 +72,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case noSuchEntry(fingerprint: String)
     /// A `.file`/`.files` parameter names a path that does not exist (`resolved`: the absolute path).
     case missingFile(at: SourceLocation, keyPath: String, path: String, resolved: String)
+    /// A glob in a file-list parameter matches no regular file.
+    case noMatch(at: SourceLocation, keyPath: String, pattern: String, resolved: String)
     /// A file-system operation on the cache failed.
     case io(operation: String, path: String, detail: String)
     /// A stage's `run` threw or its process exited non-zero.
@@ -152,6 +154,9 @@ extension PipelineError: CustomStringConvertible {
         case .missingFile(let l, let k, let path, let resolved):
             return "\(l): '\(k)': no such file or folder '\(path)' (looked for \(resolved)). "
                 + "Relative paths start at the spec's folder; fix the path or create the file."
+        case .noMatch(let l, let k, let pattern, let resolved):
+            return "\(l): '\(k)': the pattern '\(pattern)' matches no file (looked for \(resolved)). "
+                + "Relative patterns start at the spec's folder; '*' stays within one folder, '**' spans folders, hidden files are skipped."
         case .io(let op, let path, let detail):
             return "Could not \(op) \(path): \(detail). Check permissions and free disk space."
         case .stageFailed(let stage, let detail, let log):
@@ -204,7 +209,7 @@ extension PipelineError {
              .missingKey(let l, _, _), .unknownKind(let l, _, _, _), .unknownOutput(let l, _, _, _, _),
              .missingInput(let l, _, _, _), .outOfRange(let l, _, _, _), .badReference(let l, _, _, _),
              .includeFailed(let l, _, _, _), .cycle(let l, _), .badSweep(let l, _, _), .specLimit(let l, _),
-             .sameDestination(let l, _, _, _, _, _), .missingFile(let l, _, _, _):
+             .sameDestination(let l, _, _, _, _, _), .missingFile(let l, _, _, _), .noMatch(let l, _, _, _):
             return l
         case .unknownStage(let l, _, _, _), .unknownParam(let l, _, _, _):
             return l

@@ -21,12 +21,15 @@
 // A gather input (`InputDecl.many`, e.g. a report reading `[${stages.dense.metrics}, ${stages.eval.metrics}]`)
 // joins nothing: it reads every node of each listed stage, in list then plan order, as inputs named
 // `results[NODE-ID]`, so the labels the stage shows (stage names, sweep variables) are fingerprinted. The fingerprint of a node is the hash of its kind, version, every
-// declared parameter (resolved, defaults included), the digests of its input stores and its seed;
+// declared parameter (resolved, defaults included; an `omittedAtDefault` one only when it differs
+// from its default, so a parameter added later leaves old fingerprints alone), the digests of its input stores and its seed;
 // an input whose producer has not run yet contributes `pending:` + the producer's fingerprint.
 // A `.file`/`.files` parameter is resolved to absolute paths (relative to the spec's folder, `~`
 // expanded) for running, and enters the fingerprint as the content digest of what it names: editing a
-// file re-runs its stages, moving the file or the whole project does not. A missing file is a located
-// spec error, raised here, before anything runs.
+// file re-runs its stages, moving the file or the whole project does not. A `.files` item may be a
+// glob (`data/*.jsonl`, `**/*.txt`): it becomes the matched files, sorted, so a new file that starts
+// to match re-runs the stage too. A missing file, or a glob matching nothing, is a located spec
+// error, raised here, before anything runs.
 
 import Foundation
 
@@ -51,7 +54,8 @@ public struct PlanNode: Sendable {
     public var stage: String
     public var kind: String
     public var version: Int
-    /// Every declared parameter, resolved (defaults included; file parameters as absolute paths).
+    /// Every declared parameter, resolved (defaults included, but not an `omittedAtDefault` one at its
+    /// default; file parameters as absolute paths).
     public var params: [String: ParamValue]
     /// File parameter name → content digest of what it names; replaces the path in the fingerprint.
     public var fileDigests: [String: String] = [:]
@@ -199,6 +203,7 @@ public enum Planner {
                         throw PipelineError.missingKey(at: stage.location, keyPath: "stages.\(stage.name).params",
                                                        key: decl.name)
                     }
+                    if decl.omittedAtDefault && value == decl.defaultValue { continue }
                     if decl.type.isFile, case .string(let text) = value {
                         let (paths, digest) = try files(text, decl.type, spec.baseDirectory, location, kp)
                         params[decl.name] = .string(paths)
@@ -260,8 +265,8 @@ public enum Planner {
         return Plan(nodes: nodes)
     }
 
-    /// Resolves a `.file` path or `.files` list against `base` (nil: the working directory) and
-    /// hashes the content: the absolute paths (joined by ", " for `.files`) and the digest for the
+    /// Resolves a `.file` path or `.files` list against `base` (nil: the working directory), expands
+    /// the list's globs (FileGlob: sorted matched files; none is an error) and hashes the content: the absolute paths (joined by ", " for `.files`) and the digest for the
     /// fingerprint (`.files`: the canonical hash of the list of digests, in order).
     static func files(_ text: String, _ type: ParamType, _ base: URL?, _ location: SourceLocation,
                       _ keyPath: String) throws -> (paths: String, digest: String) {
@@ -271,6 +276,15 @@ public enum Planner {
         var digests: [String] = []
         for item in items {
             let path = self.path(item, relativeTo: base).path
+            if type == .files && FileGlob.isPattern(item) {
+                let matched = FileGlob.expand(path)
+                guard !matched.isEmpty else {
+                    throw PipelineError.noMatch(at: location, keyPath: keyPath, pattern: item, resolved: path)
+                }
+                paths += matched
+                digests += try matched.map(ContentDigest.of(path:))
+                continue
+            }
             guard FileManager.default.fileExists(atPath: path) else {
                 throw PipelineError.missingFile(at: location, keyPath: keyPath, path: item, resolved: path)
             }

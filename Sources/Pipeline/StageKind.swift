@@ -82,7 +82,8 @@ public enum ParamType: Sendable, Equatable {
 }
 
 /// One parameter a stage kind reads. Every declared parameter (defaults included) enters the
-/// stage's fingerprint; an undeclared one is an error in the spec.
+/// stage's fingerprint, except one marked `omittedAtDefault` while it has its default value; an
+/// undeclared one is an error in the spec.
 public struct ParamDecl: Sendable {
     public var name: String
     public var type: ParamType
@@ -94,13 +95,19 @@ public struct ParamDecl: Sendable {
     /// the spec's folder, "" for none. The planner refuses two nodes that name one folder. Its text,
     /// not a digest, enters the fingerprint, as for any string.
     public var destination: Bool
+    /// For a parameter added to a kind after specs and caches exist: at its default value (omitted or
+    /// written out) it is left out of the node's parameters, so out of the fingerprint, and existing
+    /// specs keep their cached results. The stage must read it as optional (absent = default).
+    public var omittedAtDefault: Bool
 
     public init(_ name: String, _ type: ParamType, default defaultValue: ParamValue? = nil, destination: Bool = false,
-                doc: String) {
+                omittedAtDefault: Bool = false, doc: String) {
+        precondition(!omittedAtDefault || defaultValue != nil, "ParamDecl \(name): omittedAtDefault needs a default")
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
         self.destination = destination
+        self.omittedAtDefault = omittedAtDefault
         self.doc = doc
     }
 
@@ -216,7 +223,8 @@ public struct StageProgress: Sendable, Codable, Equatable {
 public struct StageContext: Sendable {
     /// The node id, e.g. `prune[ratio=0.25]`.
     public var stageID: String
-    /// Every declared parameter, resolved (defaults filled in, types checked).
+    /// Every declared parameter, resolved (defaults filled in, types checked), except an
+    /// `omittedAtDefault` one at its default.
     public var params: [String: ParamValue]
     /// The seed the spec gives this stage (part of the fingerprint).
     public var seed: UInt64

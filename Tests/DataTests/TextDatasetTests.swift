@@ -34,6 +34,36 @@ import TensorStore
         #expect(throws: DataError.jsonlField(path: url.path, line: 1, field: "body")) { try TextCorpus.jsonl(url, field: "body") }
     }
 
+    @Test func wikitextWithCRLFLineEnds() {
+        // The upstream raw files end lines with CRLF; Swift sees "\r\n" as one Character.
+        let crlf = wiki.replacingOccurrences(of: "\n", with: "\r\n")
+        let docs = TextCorpus.wikitext(text: crlf)
+        #expect(docs.map(\.title) == ["Valkyria Chronicles III", "Tower Building", "Third"])
+        #expect(docs.map(\.text) == TextCorpus.wikitext(text: wiki).map(\.text))
+        // Not headings: a sub-heading, a heading without its spaces, a bare " = = ".
+        for line in [" = = Gameplay = = ", "= Title =", " = = ", " =  = x"] {
+            #expect(TextCorpus.topLevelHeading(Substring(line)) == nil, "\(line)")
+        }
+    }
+
+    @Test func jsonlUnicodeEscapesAndErrorLines() throws {
+        let dir = try makeTempDir("jsonl-escapes")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("c.jsonl")
+        let lines = [#"{"text": "tab\tquote\" newline\n end", "n": 2}"#, "", "  ",
+                     #"{"text": "Ünïcödé 日本語 \ud83d\ude00 🎉"}"#, #"{"text": "crlf"}"#]
+        try Data(lines.joined(separator: "\r\n").utf8).write(to: url)
+        #expect(try TextCorpus.jsonl(url, field: "text").map(\.text)
+                == ["tab\tquote\" newline\n end", "Ünïcödé 日本語 😀 🎉", "crlf"])
+        #expect(try TextCorpus.jsonl(url, field: "text").map(\.title) == ["line 1", "line 4", "line 5"])
+        // Lines that are not an object with a string field name their line (1-based, empty lines counted).
+        for (bad, line) in [("[1, 2]", 3), (#"{"text": 5}"#, 3), ("{\"text\": \"cut", 3), (#"{"body": "x"}"#, 3)] {
+            try Data(("{\"text\": \"ok\"}\n\n" + bad + "\n").utf8).write(to: url)
+            #expect(throws: DataError.jsonlField(path: url.path, line: line, field: "text")) { try TextCorpus.jsonl(url, field: "text") }
+        }
+        #expect("\(DataError.jsonlField(path: url.path, line: 3, field: "text"))".hasPrefix(url.path + ":3: "))
+    }
+
     @Test func boundariesAndDigests() throws {
         let tok = try tokenizer()
         let docs = TextCorpus.wikitext(text: wiki)
