@@ -31,6 +31,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print every event as a JSON line (for scripts and CI logs).")
     var json = false
 
+    @Option(help: "auto: bars redrawn in place with colour on a terminal, plain lines when piped; tty or plain force one. NO_COLOR turns colour off.")
+    var progress: ProgressMode = .auto
+
     @Option(help: "Where stages run: local (child processes) or slurm (batch jobs). Default: the spec's 'executor:', else local.")
     var executor: ExecutorKind?
 
@@ -56,7 +59,7 @@ struct RunCommand: AsyncParsableCommand {
         // Ctrl-C or SIGTERM: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
         let interrupted = InterruptFlag(cancelling: executor)
         defer { interrupted.stopListening() }
-        let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
+        let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text, style: .forStandardOutput(mode: progress))
         if detach, let slurm {
             let record = slurm.submit(nodes, cached: cached, options: runOptions, events: display.show)
             if !record.jobs.isEmpty { try record.save(in: cache.root) }
@@ -74,50 +77,109 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-/// Draws run events: one line per state change, a progress bar for long stages, or JSON lines.
+/// Draws run events: one line per state change and, on a terminal, a live board of running stages
+/// redrawn in place (plain mode prints a bar line instead, at most once a second, and the last step);
+/// or JSON lines.
 final class RunDisplay: @unchecked Sendable {
     enum Mode { case text, quiet, json }
     let mode: Mode
+    let style: TerminalStyle
     private let lock = NSLock()
     private var lastBar: [String: Date] = [:]
     private var started: [String: Date] = [:]
+    private var running: [String] = []
+    private var latest: [String: StageProgress] = [:]
+    private var boardHeight = 0
+    private var lastDraw = Date.distantPast
+    /// Where text goes: standard output, or a test's buffer.
+    private let write: @Sendable (String) -> Void
 
-    init(mode: Mode) { self.mode = mode }
+    init(mode: Mode, style: TerminalStyle = .plain,
+         write: @escaping @Sendable (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) {
+        self.mode = mode
+        self.style = mode == .text ? style : .plain
+        self.write = write
+    }
 
     func show(_ event: RunEvent) {
         lock.withLock {
-            if mode == .json { emitLine(jsonLine(event)); return }
+            if mode == .json { writeLine(jsonLine(event)); return }
             switch event {
-            case .cached(let id): if mode == .text { emitLine("cached   \(id)") }
+            case .cached(let id): if mode == .text { say(paint("cached   \(id)", ANSI.dim)) }
             case .started(let id):
                 started[id] = Date()
-                if mode == .text { emitLine("start    \(id)") }
+                running.append(id)
+                if mode == .text { say("start    \(id)") }
             case .progress(let id, let p):
-                // At most one bar line per stage per second: readable in a terminal and in a CI log.
-                guard mode == .text, Date().timeIntervalSince(lastBar[id] ?? .distantPast) >= 1 else { return }
+                guard mode == .text else { return }
+                if style.live {
+                    latest[id] = p
+                    // A redraw per report would flood a slow terminal; ten a second reads as smooth.
+                    guard p.step == p.totalSteps || Date().timeIntervalSince(lastDraw) >= 0.1 else { return }
+                    say()
+                    return
+                }
+                // At most one bar line per stage per second, and always the last step: readable in a CI log,
+                // and a fast run still shows that it got to the end.
+                guard p.step == p.totalSteps || Date().timeIntervalSince(lastBar[id] ?? .distantPast) >= 1 else { return }
                 lastBar[id] = Date()
-                emitLine("  \(id)  \(bar(p, since: started[id] ?? Date()))")
+                writeLine("  \(id)  \(ProgressBoard.bar(p, elapsed: Date().timeIntervalSince(started[id] ?? Date())))")
             case .finished(let id, let computed, let seconds):
-                if mode == .text { emitLine("\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)") }
+                stopped(id)
+                let line = "\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)"
+                if mode == .text { say(paint(line, computed ? ANSI.green : ANSI.dim)) }
             case .failed(let id, let detail, let log):
-                emitLine("FAILED   \(id): \(detail)" + (log.map { "\n         log: \($0)" } ?? ""))
+                stopped(id)
+                say(paint("FAILED   \(id): \(detail)", ANSI.red) + (log.map { "\n         log: \($0)" } ?? ""))
             case .skipped(let id, let reason):
+                stopped(id)
                 guard mode == .text else { return }
                 switch reason {
-                case .failedUpstream(let ancestor): emitLine("skipped  \(id) (needs \(ancestor), which failed)")
+                case .failedUpstream(let ancestor): say("skipped  \(id) (needs \(ancestor), which failed)")
                 case .stopped(let failure):
-                    emitLine("skipped  \(id) (not started: the run stopped after \(failure) failed; --keep-going runs it)")
-                case .interrupted: emitLine("skipped  \(id) (interrupted)")
+                    say("skipped  \(id) (not started: the run stopped after \(failure) failed; --keep-going runs it)")
+                case .interrupted: say("skipped  \(id) (interrupted)")
                 }
             case .scheduled(let id, let job, let state):
-                if mode == .text { emitLine("slurm    \(id)  job \(job) \(state)") }
+                if mode == .text { say("slurm    \(id)  job \(job) \(state)") }
             }
         }
     }
 
     func finish(_ s: RunSummary) {
         if mode == .json { return }
-        emitLine("\(s.computed.count) computed, \(s.cached.count) cached, \(s.failed.count) failed, \(s.skipped.count) skipped")
+        let failed = "\(s.failed.count) failed"
+        lock.withLock {
+            say("\(s.computed.count) computed, \(s.cached.count) cached, \(s.failed.isEmpty ? failed : paint(failed, ANSI.red)), "
+                + "\(s.skipped.count) skipped")
+        }
+    }
+
+    private func stopped(_ id: String) {
+        running.removeAll { $0 == id }
+        latest[id] = nil
+    }
+
+    private func writeLine(_ text: String) { write(text + "\n") }
+
+    private func paint(_ text: String, _ colour: (String) -> String) -> String { style.colour ? colour(text) : text }
+
+    /// Prints `line` (if any) above the live board and redraws the board; without a live board, just the line.
+    private func say(_ line: String? = nil) {
+        guard style.live else {
+            if let line { writeLine(line) }
+            return
+        }
+        let now = Date()
+        let board = ProgressBoard.lines(running.map { RunningStage(id: $0, progress: latest[$0],
+                                                                   elapsed: now.timeIntervalSince(started[$0] ?? now)) },
+                                        width: style.width)
+        var text = boardHeight > 0 ? ANSI.up(boardHeight) + ANSI.clearBelow : ""
+        if let line { text += line + "\n" }
+        text += board.map { $0 + "\n" }.joined()
+        write(text)
+        boardHeight = board.count
+        lastDraw = now
     }
 
     /// After `run --detach`: what went out and how to follow it.
@@ -125,23 +187,11 @@ final class RunDisplay: @unchecked Sendable {
         if mode == .json {
             let object: [String: Any] = ["event": "detached", "run": record.run, "jobs": record.jobs.count]
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            emitLine(String(decoding: data, as: UTF8.self))
+            writeLine(String(decoding: data, as: UTF8.self))
             return
         }
-        emitLine("submitted \(record.jobs.count) jobs as run \(record.run) (\(record.cached.count) cached, "
+        writeLine("submitted \(record.jobs.count) jobs as run \(record.run) (\(record.cached.count) cached, "
                  + "\(record.notSubmitted.count) not submitted); follow with 'streamline status --wait', stop with 'streamline cancel'")
-    }
-
-    func bar(_ p: StageProgress, since start: Date) -> String {
-        let fraction = Double(p.step) / Double(max(1, p.totalSteps))
-        let filled = Int(fraction * 20)
-        let elapsed = Date().timeIntervalSince(start)
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        var text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "]"
-        text += " step \(p.step)/\(p.totalSteps)"
-        if let loss = p.loss { text += String(format: " loss %.4f", loss) }
-        if let tps = p.tokensPerSecond { text += String(format: " %.0f tok/s", tps) }
-        return text + String(format: " ETA %.0fs", eta)
     }
 
     func jsonLine(_ event: RunEvent) -> String {
