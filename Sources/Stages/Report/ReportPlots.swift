@@ -1,5 +1,5 @@
-// Which plots a report draws, as LinePlot values (SVGPlot.swift renders them): perplexity against the
-// `x` sweep variable with one line per evaluate stage and `series` value (colour = series value,
+// Which plots a report draws, as LinePlot values (SVGPlot.swift renders them): per evaluation set, a
+// panel of perplexity against the `x` sweep variable with one line per evaluate stage and `series` value (colour = series value,
 // stroke = stage), rows without `x` (the dense model) as dashed reference lines; and, per regularize
 // run, the LM loss (with the held-out loss of the P-masked model, dotted) and the relative slice
 // energy of P (log axis) against the update step.
@@ -23,6 +23,25 @@ enum ReportPlots {
         return withStage ? "\(stage) \(vars)" : vars
     }
 
+    /// One perplexity plot per evaluation set (rows scoring the same text, the dense reference among
+    /// them), titled by the stages that scored it; empty without evaluate rows. Perplexities of
+    /// different texts are not comparable, so they never share an axis.
+    static func perplexityPanels(_ content: ReportContent) -> [LinePlot] {
+        let datasets = content.rows.map(\.dataset).firstOccurrences
+        return datasets.compactMap { dataset in
+            var panel = content
+            panel.rows = content.rows.filter { $0.dataset == dataset }
+            guard var plot = perplexity(panel) else { return nil }
+            if datasets.count > 1 {
+                // The evaluation set leads (bold); the report's title follows as the subtitle.
+                let measured = panel.rows.filter { row in row.variables.contains { $0.name == content.x } }
+                plot.subtitle = plot.title
+                plot.title = (measured.isEmpty ? panel.rows : measured).map(\.stage).firstOccurrences.joined(separator: " · ")
+            }
+            return plot
+        }
+    }
+
     /// Perplexity against `content.x`; nil without evaluate rows.
     static func perplexity(_ content: ReportContent) -> LinePlot? {
         guard !content.rows.isEmpty else { return nil }
@@ -43,7 +62,11 @@ enum ReportPlots {
         // stages share the plot. Colour says that name, the stroke says the stage.
         let rows = onAxis.isEmpty ? content.rows : onAxis
         func value(_ row: ReportRow, _ name: String) -> String? { row.variables.first { $0.name == name }?.value.description }
-        let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x }.firstOccurrences
+        // A variable that follows x (quickstart's basis beside method) says nothing the axis does not.
+        func followsX(_ name: String) -> Bool {
+            !onAxis.isEmpty && Dictionary(grouping: onAxis, by: { xValue($0).description }).values.allSatisfy { Set($0.map { value($0, name) }).count <= 1 }
+        }
+        let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x && !(followsX($0) && $0 != content.series) }.firstOccurrences
         let names = written.filter { $0 == content.series } + written.filter { $0 != content.series }  // series first
         func identity(_ row: ReportRow, _ vars: [String]) -> String { vars.map { value(row, $0) ?? "" }.joined(separator: "\u{0}") }
         func distinct(_ vars: [String]) -> Int { rows.map { $0.stage + "\u{1}" + identity($0, vars) }.firstOccurrences.count }
