@@ -11,8 +11,14 @@ public struct Streamline: AsyncParsableCommand {
             the channels that stay, prunes them physically, and fine-tunes briefly to recover. Work is
             described in YAML pipelines; every finished stage is cached by content.
 
-            Start with:  streamline inspect STORE      (what an HDF5 tensor store holds)
-                         streamline bench engine        (how fast this machine runs the engine)
+            Start with:  make run      (builds, then runs Pipelines/quickstart.yaml: prune, fine-tune, evaluate, report)
+                         streamline run -s Pipelines/quickstart.yaml     (the same with a built binary)
+            Then:        streamline status -s Pipelines/quickstart.yaml  (what is cached)
+                         streamline inspect STORE      (what an HDF5 tensor store holds)
+
+            Progress is redrawn in place on a terminal and printed as plain lines when piped
+            (--progress plain forces them); NO_COLOR turns colour off. Shell completions:
+            streamline --generate-completion-script bash|zsh|fish (see the README).
             """,
         version: StreamlineVersion.string,
         subcommands: Streamline.registeredSubcommands
