@@ -5,6 +5,7 @@
 import Foundation
 import Pipeline
 @testable import Stages
+import Training
 import Testing
 
 private func row(_ stage: String, _ dataset: String, _ perplexity: Double, _ vars: [(String, ParamValue)]) -> ReportRow {
@@ -78,4 +79,17 @@ private func lines(_ svg: String, _ prefix: String) -> [Substring] { svg.split(s
     // A title longer than the plot widens the picture instead of running off it.
     let titled = LinePlot(title: String(repeating: "w", count: 90), xLabel: "x", yLabel: "y", series: plot.series)
     #expect(titled.width >= 12 + LinePlot.textWidth(titled.title, fontSize: 16))
+}
+
+@Test func regularizeLegendsNameTheMethodAndOnlyWhatTellsRunsApart() {
+    func run(_ ratio: Double, _ method: String) -> LabelledCurves {
+        LabelledCurves(stage: "regularize", variables: [ReportVariable(name: "ratio", value: .double(ratio)),
+                                                        ReportVariable(name: "method", value: .string(method)),
+                                                        ReportVariable(name: "reg", value: .string("dress"))],
+                       curves: RegularizationCurves(initialEnergy: 0.5))
+    }
+    let runs = [run(0.25, "dress_lm"), run(0.5, "dress_lm"), run(0.25, "dress_fast")]
+    #expect(ReportPlots.runLabels(runs, series: "method") == ["dress_lm · ratio=0.25", "dress_lm · ratio=0.5", "dress_fast · ratio=0.25"])
+    #expect(ReportPlots.runLabels([run(0.25, "dress_lm")], series: "method") == ["dress_lm"])
+    #expect(ReportPlots.runLabels([run(0.25, "dress_lm")], series: "absent") == ["regularize"])
 }

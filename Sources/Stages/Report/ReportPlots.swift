@@ -110,14 +110,31 @@ enum ReportPlots {
                         yLabel: "perplexity" + (logY ? " (log scale)" : ""), logY: logY, xCategories: categories, series: series)
     }
 
+    /// Each regularize run's legend text: the `series` variable's text value by itself, then only the
+    /// variables whose values differ between runs ("dress_lm · ratio=0.25"), and the stage when several
+    /// stages share the plot (or nothing else tells runs apart).
+    static func runLabels(_ runs: [LabelledCurves], series: String) -> [String] {
+        let withStage = Set(runs.map(\.stage)).count > 1
+        func value(_ run: LabelledCurves, _ name: String) -> String? { run.variables.first { $0.name == name }?.value.description }
+        let names = runs.flatMap { $0.variables.map(\.name) }.firstOccurrences
+            .filter { name in name == series || Set(runs.map { value($0, name) }).count > 1 }
+        let ordered = names.filter { $0 == series } + names.filter { $0 != series }
+        return runs.map { run in
+            let named = ordered.compactMap { name in
+                value(run, name).map { v in name == series && Double(v) == nil ? v : "\(name)=\(v)" }
+            }
+            return ((withStage || named.isEmpty ? [run.stage] : []) + named).joined(separator: " · ")
+        }
+    }
+
     /// LM loss against the update step, one line per run, and its held-out loss with P masked to zero
     /// at the checkpoints (dotted, same colour); nil without runs.
-    static func loss(_ runs: [LabelledCurves]) -> LinePlot? {
+    static func loss(_ runs: [LabelledCurves], series seriesName: String) -> LinePlot? {
         guard !runs.isEmpty else { return nil }
-        let withStage = Set(runs.map(\.stage)).count > 1
+        let labels = runLabels(runs, series: seriesName)
         var series: [PlotSeries] = []
         for (i, run) in runs.enumerated() {
-            let label = label(stage: run.stage, variables: run.variables, withStage: withStage)
+            let label = labels[i]
             series.append(PlotSeries(label: label, points: run.curves.points.map { (Double($0.step), Double($0.loss)) }, color: i))
             if !run.curves.evaluations.isEmpty {
                 series.append(PlotSeries(label: label + " · P masked",
@@ -131,13 +148,12 @@ enum ReportPlots {
 
     /// Relative slice energy of P against the update step (step 0: before training), log axis;
     /// nil without runs. Points at exactly zero energy cannot sit on a log axis and are left out.
-    static func energy(_ runs: [LabelledCurves]) -> LinePlot? {
+    static func energy(_ runs: [LabelledCurves], series seriesName: String) -> LinePlot? {
         guard !runs.isEmpty else { return nil }
-        let withStage = Set(runs.map(\.stage)).count > 1
+        let labels = runLabels(runs, series: seriesName)
         let series = runs.enumerated().map { i, run in
             let points = [(0.0, run.curves.initialEnergy)] + run.curves.points.map { (Double($0.step), $0.energy) }
-            return PlotSeries(label: label(stage: run.stage, variables: run.variables, withStage: withStage),
-                              points: points.filter { $0.1 > 0 }, color: i)
+            return PlotSeries(label: labels[i], points: points.filter { $0.1 > 0 }, color: i)
         }
         return LinePlot(title: "Regularization: energy left in the slices of P", xLabel: "update step",
                         yLabel: "relative slice energy (log scale)", logY: true, xIntegers: true, series: series)

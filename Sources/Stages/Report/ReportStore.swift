@@ -15,7 +15,8 @@ public enum ReportStore {
     /// Every file of the report: the tables (without speed) and the plots that have data.
     static func files(_ content: ReportContent, runs: [LabelledCurves]) -> [(name: String, text: String)] {
         var files = ReportFormat.allCases.map { ($0.fileName, content.table($0)) }
-        let plots = [perplexityFigure(content), ReportPlots.loss(runs)?.svg(), ReportPlots.energy(runs)?.svg()]
+        let plots = [perplexityFigure(content), ReportPlots.loss(runs, series: content.series)?.svg(),
+                     ReportPlots.energy(runs, series: content.series)?.svg()]
         for (name, svg) in zip(plotNames, plots) { if let svg { files.append((name, svg)) } }
         return files
     }
