@@ -13,7 +13,7 @@ import Testing
     ], width: 120)
     #expect(lines == [
         "  finetune  [##########..........] step 23/46 loss 3.2100 1234 tok/s ETA 10s",
-        "  regularize  starting (2s)",
+        "  regularize  running (2s)",
     ])
 }
 

@@ -7,7 +7,7 @@ import Pipeline
 /// One running stage as the board shows it.
 struct RunningStage: Equatable, Sendable {
     var id: String
-    /// The latest report, nil until the stage sends one.
+    /// The latest report, nil until the stage sends one (prune and select never do).
     var progress: StageProgress?
     /// Seconds since the stage started (for the ETA).
     var elapsed: Double
@@ -17,7 +17,7 @@ enum ProgressBoard {
     /// Lines for the running stages in the order given, each cut to `width` columns.
     static func lines(_ stages: [RunningStage], width: Int) -> [String] {
         stages.map { stage in
-            let detail = stage.progress.map { bar($0, elapsed: stage.elapsed) } ?? String(format: "starting (%.0fs)", stage.elapsed)
+            let detail = stage.progress.map { bar($0, elapsed: stage.elapsed) } ?? String(format: "running (%.0fs)", stage.elapsed)
             return truncate("  \(stage.id)  \(detail)", to: width)
         }
     }
