@@ -234,12 +234,19 @@ public struct RegularizeStage: StageKind {
         let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr)) or lambda (now \(p.lambda)) and "
                                          + "penalty_lr (now \(p.penalty_lr)), add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
         let curves: RegularizationCurves
+        // Tokens/s as finetune reports it: tokens of one optimizer step over the time since the previous step.
+        let tokensPerStep = Double(t.batch_size * t.seq_len * max(1, t.accumulation))
+        var lastStep = ContinuousClock.now
         do {
             curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
                                            heldOut: data.heldOut) { event in
                 switch event {
                 case let .step(step, steps, loss):
-                    context.progress(StageProgress(step: step, totalSteps: steps, loss: Double(loss)))
+                    let now = ContinuousClock.now
+                    let seconds = (now - lastStep) / .seconds(1)
+                    lastStep = now
+                    context.progress(StageProgress(step: step, totalSteps: steps, loss: Double(loss),
+                                                   tokensPerSecond: seconds > 0 ? tokensPerStep / seconds : nil))
                 case let .point(point):
                     context.log(point.description)
                 case let .evaluation(evaluation):

@@ -7,12 +7,19 @@ public struct Streamline: AsyncParsableCommand {
         commandName: "streamline",
         abstract: "Compress transformer language models by DReSS structured pruning, run as cached pipelines.",
         discussion: """
-            Streamline regularizes the hidden channels chosen for removal so their information moves into
-            the channels that stay, prunes them physically, and fine-tunes briefly to recover. Work is
-            described in YAML pipelines; every finished stage is cached by content.
+            Regularize the hidden channels chosen for removal so their information moves
+            into the channels that stay, prune them physically, fine-tune briefly. Work
+            is a YAML pipeline; every finished stage is cached by content.
 
-            Start with:  streamline inspect STORE      (what an HDF5 tensor store holds)
-                         streamline bench engine        (how fast this machine runs the engine)
+            Start with:
+              make run                 builds, then runs Pipelines/quickstart.yaml
+              streamline run -s Pipelines/quickstart.yaml     the same, already built
+              streamline status -s Pipelines/quickstart.yaml  what is cached
+              streamline report -s Pipelines/quickstart.yaml --out DIR   tables, plots
+
+            On a terminal progress is redrawn in place; piped, or with --progress plain,
+            it is plain lines. NO_COLOR turns colour off. Shell completions:
+              streamline --generate-completion-script bash|zsh|fish   (see the README)
             """,
         version: StreamlineVersion.string,
         subcommands: Streamline.registeredSubcommands

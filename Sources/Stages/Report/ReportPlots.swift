@@ -1,5 +1,5 @@
-// Which plots a report draws, as LinePlot values (SVGPlot.swift renders them): perplexity against the
-// `x` sweep variable with one line per evaluate stage and `series` value (colour = series value,
+// Which plots a report draws, as LinePlot values (SVGPlot.swift renders them): per evaluation set, a
+// panel of perplexity against the `x` sweep variable with one line per evaluate stage and `series` value (colour = series value,
 // stroke = stage), rows without `x` (the dense model) as dashed reference lines; and, per regularize
 // run, the LM loss (with the held-out loss of the P-masked model, dotted) and the relative slice
 // energy of P (log axis) against the update step.
@@ -23,6 +23,25 @@ enum ReportPlots {
         return withStage ? "\(stage) \(vars)" : vars
     }
 
+    /// One perplexity plot per evaluation set (rows scoring the same text, the dense reference among
+    /// them), titled by the stages that scored it; empty without evaluate rows. Perplexities of
+    /// different texts are not comparable, so they never share an axis.
+    static func perplexityPanels(_ content: ReportContent) -> [LinePlot] {
+        let datasets = content.rows.map(\.dataset).firstOccurrences
+        return datasets.compactMap { dataset in
+            var panel = content
+            panel.rows = content.rows.filter { $0.dataset == dataset }
+            guard var plot = perplexity(panel) else { return nil }
+            if datasets.count > 1 {
+                // The evaluation set leads (bold); the report's title follows as the subtitle.
+                let measured = panel.rows.filter { row in row.variables.contains { $0.name == content.x } }
+                plot.subtitle = plot.title
+                plot.title = (measured.isEmpty ? panel.rows : measured).map(\.stage).firstOccurrences.joined(separator: " · ")
+            }
+            return plot
+        }
+    }
+
     /// Perplexity against `content.x`; nil without evaluate rows.
     static func perplexity(_ content: ReportContent) -> LinePlot? {
         guard !content.rows.isEmpty else { return nil }
@@ -43,7 +62,11 @@ enum ReportPlots {
         // stages share the plot. Colour says that name, the stroke says the stage.
         let rows = onAxis.isEmpty ? content.rows : onAxis
         func value(_ row: ReportRow, _ name: String) -> String? { row.variables.first { $0.name == name }?.value.description }
-        let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x }.firstOccurrences
+        // A variable that follows x (quickstart's basis beside method) says nothing the axis does not.
+        func followsX(_ name: String) -> Bool {
+            !onAxis.isEmpty && Dictionary(grouping: onAxis, by: { xValue($0).description }).values.allSatisfy { Set($0.map { value($0, name) }).count <= 1 }
+        }
+        let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x && !(followsX($0) && $0 != content.series) }.firstOccurrences
         let names = written.filter { $0 == content.series } + written.filter { $0 != content.series }  // series first
         func identity(_ row: ReportRow, _ vars: [String]) -> String { vars.map { value(row, $0) ?? "" }.joined(separator: "\u{0}") }
         func distinct(_ vars: [String]) -> Int { rows.map { $0.stage + "\u{1}" + identity($0, vars) }.firstOccurrences.count }
@@ -87,14 +110,31 @@ enum ReportPlots {
                         yLabel: "perplexity" + (logY ? " (log scale)" : ""), logY: logY, xCategories: categories, series: series)
     }
 
+    /// Each regularize run's legend text: the `series` variable's text value by itself, then only the
+    /// variables whose values differ between runs ("dress_lm · ratio=0.25"), and the stage when several
+    /// stages share the plot (or nothing else tells runs apart).
+    static func runLabels(_ runs: [LabelledCurves], series: String) -> [String] {
+        let withStage = Set(runs.map(\.stage)).count > 1
+        func value(_ run: LabelledCurves, _ name: String) -> String? { run.variables.first { $0.name == name }?.value.description }
+        let names = runs.flatMap { $0.variables.map(\.name) }.firstOccurrences
+            .filter { name in name == series || Set(runs.map { value($0, name) }).count > 1 }
+        let ordered = names.filter { $0 == series } + names.filter { $0 != series }
+        return runs.map { run in
+            let named = ordered.compactMap { name in
+                value(run, name).map { v in name == series && Double(v) == nil ? v : "\(name)=\(v)" }
+            }
+            return ((withStage || named.isEmpty ? [run.stage] : []) + named).joined(separator: " · ")
+        }
+    }
+
     /// LM loss against the update step, one line per run, and its held-out loss with P masked to zero
     /// at the checkpoints (dotted, same colour); nil without runs.
-    static func loss(_ runs: [LabelledCurves]) -> LinePlot? {
+    static func loss(_ runs: [LabelledCurves], series seriesName: String) -> LinePlot? {
         guard !runs.isEmpty else { return nil }
-        let withStage = Set(runs.map(\.stage)).count > 1
+        let labels = runLabels(runs, series: seriesName)
         var series: [PlotSeries] = []
         for (i, run) in runs.enumerated() {
-            let label = label(stage: run.stage, variables: run.variables, withStage: withStage)
+            let label = labels[i]
             series.append(PlotSeries(label: label, points: run.curves.points.map { (Double($0.step), Double($0.loss)) }, color: i))
             if !run.curves.evaluations.isEmpty {
                 series.append(PlotSeries(label: label + " · P masked",
@@ -108,13 +148,12 @@ enum ReportPlots {
 
     /// Relative slice energy of P against the update step (step 0: before training), log axis;
     /// nil without runs. Points at exactly zero energy cannot sit on a log axis and are left out.
-    static func energy(_ runs: [LabelledCurves]) -> LinePlot? {
+    static func energy(_ runs: [LabelledCurves], series seriesName: String) -> LinePlot? {
         guard !runs.isEmpty else { return nil }
-        let withStage = Set(runs.map(\.stage)).count > 1
+        let labels = runLabels(runs, series: seriesName)
         let series = runs.enumerated().map { i, run in
             let points = [(0.0, run.curves.initialEnergy)] + run.curves.points.map { (Double($0.step), $0.energy) }
-            return PlotSeries(label: label(stage: run.stage, variables: run.variables, withStage: withStage),
-                              points: points.filter { $0.1 > 0 }, color: i)
+            return PlotSeries(label: labels[i], points: points.filter { $0.1 > 0 }, color: i)
         }
         return LinePlot(title: "Regularization: energy left in the slices of P", xLabel: "update step",
                         yLabel: "relative slice energy (log scale)", logY: true, xIntegers: true, series: series)

@@ -15,9 +15,16 @@ public enum ReportStore {
     /// Every file of the report: the tables (without speed) and the plots that have data.
     static func files(_ content: ReportContent, runs: [LabelledCurves]) -> [(name: String, text: String)] {
         var files = ReportFormat.allCases.map { ($0.fileName, content.table($0)) }
-        let plots = [ReportPlots.perplexity(content), ReportPlots.loss(runs), ReportPlots.energy(runs)]
-        for (name, plot) in zip(plotNames, plots) { if let plot { files.append((name, plot.svg())) } }
+        let plots = [perplexityFigure(content), ReportPlots.loss(runs, series: content.series)?.svg(),
+                     ReportPlots.energy(runs, series: content.series)?.svg()]
+        for (name, svg) in zip(plotNames, plots) { if let svg { files.append((name, svg)) } }
         return files
+    }
+
+    /// perplexity.svg: one panel per evaluation set; nil without evaluate rows.
+    static func perplexityFigure(_ content: ReportContent) -> String? {
+        let panels = ReportPlots.perplexityPanels(content)
+        return panels.isEmpty ? nil : LinePlot.figure(panels)
     }
 
     static func write(_ content: ReportContent, runs: [LabelledCurves], to url: URL) throws {
@@ -75,9 +82,14 @@ public struct ReportView: Sendable {
     }
 
     /// The files people get from `streamline report --out`: the tables with speed merged, and the plots.
+    /// The perplexity figure is drawn afresh from the content, so a cached report shows today's drawing;
+    /// the regularize curves are not in the content and come as stored.
     public var shownFiles: [(name: String, bytes: Data)] {
         ReportFormat.allCases.map { ($0.fileName, Data(content.table($0, speeds: speeds).utf8)) }
-            + ReportStore.plotNames.compactMap { name in files[name].map { (name, $0) } }
+            + ReportStore.plotNames.compactMap { name in
+                if name == "perplexity.svg" { return ReportStore.perplexityFigure(content).map { (name, Data($0.utf8)) } }
+                return files[name].map { (name, $0) }
+            }
     }
 
     /// The report nodes of `plan` (or of stage `stage` only), in plan order.

@@ -1,10 +1,13 @@
 // A small line-plot renderer that writes SVG text: title, axes with "nice" ticks (linear, or decades
 // on a log axis), light grid lines, one polyline with point markers per series, dashed reference
-// lines, and a legend to the right of the plot. It is deterministic (same plot -> same bytes) and
-// knows nothing of reports or stores; ReportPlots.swift decides what to draw.
+// lines, and a legend to the right of the plot. On a categorical x axis measured series are dots only,
+// side by side within a category (a grouped dot chart): a line between categories would claim an
+// order that is not there. Panels stack vertically in one figure. It is deterministic (same plot ->
+// same bytes) and knows nothing of reports or stores; ReportPlots.swift decides what to draw.
 //
-// Layout (pixels): the plot area is inset by `margin`; the legend column takes `legendWidth` on the
-// right. Data coordinates map to the area after the domain is widened to whole ticks.
+// Layout (pixels): the plot area is `plotWidth` wide, inset by `margin`; the legend column to its right
+// is as wide as its longest label needs (by `textWidth`), so labels are never cut. Data coordinates
+// map to the area after the domain is widened to whole ticks.
 
 import Foundation
 
@@ -89,17 +92,49 @@ public struct LinePlot: Sendable, Equatable {
 // MARK: - Rendering
 
 extension LinePlot {
-    static let width = 780.0, height = 440.0, legendWidth = 210.0
+    static let plotWidth = 570.0, height = 440.0, minimumLegendWidth = 210.0
     static let margin = (top: 50.0, right: 16.0, bottom: 56.0, left: 72.0)
     static let gridColor = "#e3e3e3", textColor = "#333333", frameColor = "#555555"
     /// Tableau 10: distinguishable, and still readable in grey print.
     static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
                           "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
+    /// An estimate of `text`'s width in pixels at `fontSize`, generous for Helvetica/Arial (whose mean
+    /// advance is about 0.55 em), so a label given this much room is not cut.
+    public static func textWidth(_ text: String, fontSize: Double) -> Double { Double(text.count) * fontSize * 0.62 }
+
+    /// The legend's font size: 12, or 10 when many entries must share the height.
+    var legendFontSize: Double { legendSpacing < 14 ? 10 : 12 }
+    /// 20 px per entry, closer when that would run past the bottom (many lines).
+    var legendSpacing: Double { min(20, (Self.height - Self.margin.top - 16) / Double(max(1, series.count))) }
+    /// Swatch (24 px), gap (6 px), the longest label, and a margin.
+    var legendWidth: Double {
+        max(Self.minimumLegendWidth, 4 + 30 + (series.map { Self.textWidth($0.label, fontSize: legendFontSize) }.max() ?? 0) + 12)
+    }
+    /// The whole picture's width: the plot and its legend, or the title's when that is longer.
+    public var width: Double {
+        max(Self.plotWidth + legendWidth, 2 * Self.titleX + max(Self.textWidth(title, fontSize: 16), Self.textWidth(subtitle, fontSize: 11)))
+    }
+    /// Titles start here, left-aligned, so a long one grows the picture to the right instead of being cut.
+    static let titleX = 12.0
+
     /// The plot as a standalone SVG document.
-    public func svg() -> String {
-        let m = Self.margin
-        let area = (x0: m.left, x1: Self.width - Self.legendWidth - m.right, y0: m.top, y1: Self.height - m.bottom)
+    public func svg() -> String { render(rootAttributes: #"xmlns="http://www.w3.org/2000/svg""#) }
+
+    /// Panels stacked top to bottom in one SVG document, each as a nested <svg> (one plot alone is just its document).
+    public static func figure(_ panels: [LinePlot]) -> String {
+        if panels.count == 1 { return panels[0].svg() }
+        let width = panels.map(\.width).max() ?? 0, total = height * Double(panels.count)
+        var out = [#"<svg xmlns="http://www.w3.org/2000/svg" width="\#(n(width))" height="\#(n(total))" viewBox="0 0 \#(n(width)) \#(n(total))">"#,
+                   #"<rect width="100%" height="100%" fill="white"/>"#]
+        for (i, panel) in panels.enumerated() { out.append(panel.render(rootAttributes: #"x="0" y="\#(n(height * Double(i)))""#)) }
+        out.append("</svg>")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    private func render(rootAttributes: String) -> String {
+        let m = Self.margin, width = self.width
+        let area = (x0: m.left, x1: Self.plotWidth - m.right, y0: m.top, y1: Self.height - m.bottom)
         let xs = series.flatMap { $0.points.map(\.x) }, ys = series.flatMap { $0.points.map(\.y) }
         let xAxis = xCategories.map { Axis.categories($0) } ?? Axis.linear(xs, integers: xIntegers)
         let yAxis = logY ? Axis.log(ys) : Axis.linear(ys)
@@ -109,13 +144,13 @@ extension LinePlot {
         func py(_ y: Double) -> Double { area.y1 - inset - yAxis.fraction(y) * (area.y1 - area.y0 - 2 * inset) }
 
         var out = [
-            #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(n(Self.width))" height="\#(n(Self.height))" "#
-                + #"viewBox="0 0 \#(n(Self.width)) \#(n(Self.height))" font-family="Helvetica, Arial, sans-serif">"#,
+            #"<svg \#(rootAttributes) width="\#(n(width))" height="\#(n(Self.height))" "#
+                + #"viewBox="0 0 \#(n(width)) \#(n(Self.height))" font-family="Helvetica, Arial, sans-serif">"#,
             #"<rect width="100%" height="100%" fill="white"/>"#,
-            #"<text x="\#(n((area.x0 + area.x1) / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\#(escape(title))</text>"#,
+            #"<text x="\#(n(Self.titleX))" y="24" font-size="16" font-weight="bold">\#(escape(title))</text>"#,
         ]
         if !subtitle.isEmpty {
-            out.append(#"<text x="\#(n((area.x0 + area.x1) / 2))" y="40" text-anchor="middle" font-size="11" fill="\#(Self.textColor)">\#(escape(subtitle))</text>"#)
+            out.append(#"<text x="\#(n(Self.titleX))" y="40" font-size="11" fill="\#(Self.textColor)">\#(escape(subtitle))</text>"#)
         }
         // Grid and ticks.
         out.append(#"<g stroke="\#(Self.gridColor)" stroke-width="1">"#)
@@ -136,8 +171,17 @@ extension LinePlot {
         out.append(#"<text x="18" y="\#(n(yMid))" text-anchor="middle" font-size="13" transform="rotate(-90 18 \#(n(yMid)))">\#(escape(yLabel))</text>"#)
         // Series, then the legend (same order and colours). Markers only while they stay readable.
         let maxMarkers = 40
-        for s in series {
+        let dotted = series.enumerated().filter { isDots($0.element) }.map(\.offset)
+        for (index, s) in series.enumerated() {
             let color = Self.palette[s.color % Self.palette.count]
+            if let k = dotted.firstIndex(of: index) {
+                // Side by side within a category, centred on it, so equal values do not hide each other.
+                let step = min(0.15, 0.6 / Double(dotted.count)), offset = (Double(k) - Double(dotted.count - 1) / 2) * step
+                out.append(#"<g class="series" fill="\#(color)"><title>\#(escape(s.label))</title>"#)
+                for p in s.points { out.append(#"<circle cx="\#(n(px(p.x + offset)))" cy="\#(n(py(p.y)))" r="4"/>"#) }
+                out.append("</g>")
+                continue
+            }
             let points = s.points.map { "\(n(px($0.x))),\(n(py($0.y)))" }.joined(separator: " ")
             let dash = s.style.dashArray.map { #" stroke-dasharray="\#($0)""# } ?? ""
             out.append(#"<polyline class="series" fill="none" stroke="\#(color)" stroke-width="2"\#(dash) points="\#(points)"><title>\#(escape(s.label))</title></polyline>"#)
@@ -145,26 +189,25 @@ extension LinePlot {
                 for p in s.points { out.append(#"<circle cx="\#(n(px(p.x)))" cy="\#(n(py(p.y)))" r="3" fill="\#(color)"/>"#) }
             }
         }
-        let lx = Self.width - Self.legendWidth + 4
-        // 20 px per entry, closer when that would run past the bottom (many lines).
-        let spacing = min(20, (Self.height - area.y0 - 16) / Double(max(1, series.count)))
-        out.append(#"<g font-size="\#(spacing < 14 ? 10 : 12)">"#)
+        let lx = Self.plotWidth + 4
+        let spacing = legendSpacing
+        out.append(#"<g font-size="\#(n(legendFontSize))">"#)
         for (i, s) in series.enumerated() {
             let y = area.y0 + 8 + Double(i) * spacing, color = Self.palette[s.color % Self.palette.count]
             let dash = s.style.dashArray.map { #" stroke-dasharray="\#($0)""# } ?? ""
-            out.append(#"<line x1="\#(n(lx))" y1="\#(n(y))" x2="\#(n(lx + 24))" y2="\#(n(y))" stroke="\#(color)" stroke-width="2"\#(dash)/>"#)
-            if s.markers { out.append(#"<circle cx="\#(n(lx + 12))" cy="\#(n(y))" r="3" fill="\#(color)"/>"#) }
-            out.append(#"<text x="\#(n(lx + 30))" y="\#(n(y + 4))">\#(escape(Self.clipped(s.label, to: 28)))</text>"#)
+            if !isDots(s) {
+                out.append(#"<line x1="\#(n(lx))" y1="\#(n(y))" x2="\#(n(lx + 24))" y2="\#(n(y))" stroke="\#(color)" stroke-width="2"\#(dash)/>"#)
+            }
+            if s.markers { out.append(#"<circle cx="\#(n(lx + 12))" cy="\#(n(y))" r="\#(isDots(s) ? 4 : 3)" fill="\#(color)"/>"#) }
+            out.append(#"<text x="\#(n(lx + 30))" y="\#(n(y + 4))">\#(escape(s.label))</text>"#)
         }
         out.append("</g>")
         out.append("</svg>")
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// `text` cut to `count` characters with an ellipsis (the full label stays in the line's <title>).
-    static func clipped(_ text: String, to count: Int) -> String {
-        text.count <= count ? text : String(text.prefix(count - 1)) + "…"
-    }
+    /// Whether `s` is drawn as dots without a line: a measured series along a categorical axis.
+    func isDots(_ s: PlotSeries) -> Bool { xCategories != nil && s.markers }
 }
 
 /// An axis: the data domain after widening to whole ticks, and where the ticks are.

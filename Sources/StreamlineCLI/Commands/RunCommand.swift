@@ -31,6 +31,9 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "Print every event as a JSON line (for scripts and CI logs).")
     var json = false
 
+    @Option(help: "auto: bars redrawn in place with colour on a terminal, plain lines when piped; tty or plain force one. NO_COLOR turns colour off.")
+    var progress: ProgressMode = .auto
+
     @Option(help: "Where stages run: local (child processes) or slurm (batch jobs). Default: the spec's 'executor:', else local.")
     var executor: ExecutorKind?
 
@@ -56,7 +59,7 @@ struct RunCommand: AsyncParsableCommand {
         // Ctrl-C or SIGTERM: stop the children or cancel the submitted jobs (locks go with them) and report; re-running continues.
         let interrupted = InterruptFlag(cancelling: executor)
         defer { interrupted.stopListening() }
-        let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text)
+        let display = RunDisplay(mode: json ? .json : quiet ? .quiet : .text, style: .forStandardOutput(mode: progress))
         if detach, let slurm {
             let record = slurm.submit(nodes, cached: cached, options: runOptions, events: display.show)
             if !record.jobs.isEmpty { try record.save(in: cache.root) }
@@ -71,104 +74,6 @@ struct RunCommand: AsyncParsableCommand {
         if !json && !interrupted.value { printReportTables(options, target: target) }
         try interrupted.exitIfInterrupted()
         if !summary.succeeded { throw ExitCode.failure }
-    }
-}
-
-/// Draws run events: one line per state change, a progress bar for long stages, or JSON lines.
-final class RunDisplay: @unchecked Sendable {
-    enum Mode { case text, quiet, json }
-    let mode: Mode
-    private let lock = NSLock()
-    private var lastBar: [String: Date] = [:]
-    private var started: [String: Date] = [:]
-
-    init(mode: Mode) { self.mode = mode }
-
-    func show(_ event: RunEvent) {
-        lock.withLock {
-            if mode == .json { emitLine(jsonLine(event)); return }
-            switch event {
-            case .cached(let id): if mode == .text { emitLine("cached   \(id)") }
-            case .started(let id):
-                started[id] = Date()
-                if mode == .text { emitLine("start    \(id)") }
-            case .progress(let id, let p):
-                // At most one bar line per stage per second: readable in a terminal and in a CI log.
-                guard mode == .text, Date().timeIntervalSince(lastBar[id] ?? .distantPast) >= 1 else { return }
-                lastBar[id] = Date()
-                emitLine("  \(id)  \(bar(p, since: started[id] ?? Date()))")
-            case .finished(let id, let computed, let seconds):
-                if mode == .text { emitLine("\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)") }
-            case .failed(let id, let detail, let log):
-                emitLine("FAILED   \(id): \(detail)" + (log.map { "\n         log: \($0)" } ?? ""))
-            case .skipped(let id, let reason):
-                guard mode == .text else { return }
-                switch reason {
-                case .failedUpstream(let ancestor): emitLine("skipped  \(id) (needs \(ancestor), which failed)")
-                case .stopped(let failure):
-                    emitLine("skipped  \(id) (not started: the run stopped after \(failure) failed; --keep-going runs it)")
-                case .interrupted: emitLine("skipped  \(id) (interrupted)")
-                }
-            case .scheduled(let id, let job, let state):
-                if mode == .text { emitLine("slurm    \(id)  job \(job) \(state)") }
-            }
-        }
-    }
-
-    func finish(_ s: RunSummary) {
-        if mode == .json { return }
-        emitLine("\(s.computed.count) computed, \(s.cached.count) cached, \(s.failed.count) failed, \(s.skipped.count) skipped")
-    }
-
-    /// After `run --detach`: what went out and how to follow it.
-    func detached(_ record: SlurmRunRecord) {
-        if mode == .json {
-            let object: [String: Any] = ["event": "detached", "run": record.run, "jobs": record.jobs.count]
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            emitLine(String(decoding: data, as: UTF8.self))
-            return
-        }
-        emitLine("submitted \(record.jobs.count) jobs as run \(record.run) (\(record.cached.count) cached, "
-                 + "\(record.notSubmitted.count) not submitted); follow with 'streamline status --wait', stop with 'streamline cancel'")
-    }
-
-    func bar(_ p: StageProgress, since start: Date) -> String {
-        let fraction = Double(p.step) / Double(max(1, p.totalSteps))
-        let filled = Int(fraction * 20)
-        let elapsed = Date().timeIntervalSince(start)
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        var text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "]"
-        text += " step \(p.step)/\(p.totalSteps)"
-        if let loss = p.loss { text += String(format: " loss %.4f", loss) }
-        if let tps = p.tokensPerSecond { text += String(format: " %.0f tok/s", tps) }
-        return text + String(format: " ETA %.0fs", eta)
-    }
-
-    func jsonLine(_ event: RunEvent) -> String {
-        var object: [String: Any] = [:]
-        switch event {
-        case .cached(let id): object = ["event": "cached", "id": id]
-        case .started(let id): object = ["event": "started", "id": id]
-        case .progress(let id, let p):
-            object = ["event": "progress", "id": id, "step": p.step, "total": p.totalSteps]
-            if let loss = p.loss { object["loss"] = loss }
-            if let tps = p.tokensPerSecond { object["tokens_per_second"] = tps }
-        case .finished(let id, let computed, let seconds):
-            object = ["event": "finished", "id": id, "computed": computed, "seconds": seconds]
-        case .failed(let id, let detail, let log):
-            object = ["event": "failed", "id": id, "detail": detail]
-            if let log { object["log"] = log }
-        case .skipped(let id, let reason):
-            object = ["event": "skipped", "id": id]
-            switch reason {
-            case .failedUpstream(let ancestor): object["because"] = ancestor
-            case .stopped(let failure): object["stopped_after"] = failure
-            case .interrupted: object["because"] = "interrupt"
-            }
-        case .scheduled(let id, let job, let state): object = ["event": "scheduled", "id": id, "job": job, "state": state]
-        }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -22,6 +22,9 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "With --wait: print every event as a JSON line.")
     var json = false
 
+    @Option(help: "With --wait: auto (bars in place on a terminal, plain lines when piped), tty or plain.")
+    var progress: ProgressMode = .auto
+
     func run() async throws {
         let cache = Cache(root: options.cacheURL)
         let spec = try options.loadSpec()
@@ -31,7 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
             : try SlurmRunRecord.load(in: cache.root, run: runName, spec: options.specURL)
         let executor = options.slurmExecutor(spec.slurm, recordedConf: record?.slurmConf)
         if wait, let record {
-            let display = RunDisplay(mode: json ? .json : .text)
+            let display = RunDisplay(mode: json ? .json : .text, style: .forStandardOutput(mode: progress))
             let summary = await executor.watch(record, events: display.show)
             display.finish(summary)
             if !summary.succeeded { throw ExitCode.failure }
