@@ -42,8 +42,10 @@ public struct HFFolder {
     /// tokenizer.json bytes, if the folder has a tokenizer.
     public var tokenizer: Data? { document("tokenizer.json") }
 
-    /// File name → bytes, sorted by name: the documents and model.safetensors.
+    /// File name → bytes, sorted by name: the documents and model.safetensors (documents only when
+    /// there are no tensors: a GGUF export is one document, `model.gguf`).
     public func files() throws -> [(name: String, bytes: Data)] {
+        guard !tensors.isEmpty else { return documents.sorted { $0.name < $1.name } }
         let weights = try SafetensorsFile.encode(tensors, dtype: dtype, metadata: Self.safetensorsMetadata)
         return (documents + [("model.safetensors", weights)]).sorted { $0.name < $1.name }
     }
