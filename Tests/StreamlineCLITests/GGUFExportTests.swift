@@ -45,13 +45,13 @@ import Testing
         #expect(try TinyModel.maxRelativeLogitDifference(pruned, back) < 1e-5)
     }
 
-    /// Tolerances measured on this seed (F16 ~1e-3, Q8_0 ~1e-2 of the largest logit) with headroom.
+    /// Measured on this seed: F16 2.2e-4, Q8_0 5.1e-3 of the largest logit; bounds with ~4x headroom.
     @Test func float16AndQ8_0StayWithinTheirTolerances() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let dense = try TinyModel.writeStore(to: dir.appendingPathComponent("dense.h5"), seed: 7)
-        #expect(try TinyModel.maxRelativeLogitDifference(dense, roundTrip(dense, dtype: "float16", in: dir)) < 5e-3)
-        #expect(try TinyModel.maxRelativeLogitDifference(dense, roundTrip(dense, dtype: "q8_0", in: dir)) < 3e-2)
+        #expect(try TinyModel.maxRelativeLogitDifference(dense, roundTrip(dense, dtype: "float16", in: dir)) < 1e-3)
+        #expect(try TinyModel.maxRelativeLogitDifference(dense, roundTrip(dense, dtype: "q8_0", in: dir)) < 2e-2)
     }
 
     @Test func typesOfTheOtherFormatAndGPT2AreRefused() throws {
