@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 THREADS ?= $(shell nproc)
-APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev python3 python3-jsonschema python3-yaml
+APT_PACKAGES := libhdf5-dev libopenblas-dev hdf5-tools pkg-config libyaml-dev python3 python3-venv python3-jsonschema python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BIN := .build/release/streamline
 
-.PHONY: deps build test run bench clean slurm-deps slurm-test models testdata corpora fetch reference
+PYENV := .build/pyenv
+
+.PHONY: deps pyenv build test run bench clean slurm-deps slurm-test models testdata corpora fetch reference
 
 ## deps: install the system packages Streamline needs (quick no-op when they are there).
 deps:
@@ -15,6 +17,12 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "make deps: swift not found; install Swift 6 (https://swift.org/install)"; exit 1; }
+
+## pyenv: the Python packages the export tests read files with (gguf), in a venv under .build
+## (quick no-op when there).
+pyenv: deps
+	@[ -x $(PYENV)/bin/python ] || python3 -m venv $(PYENV)
+	@$(PYENV)/bin/python -c "import gguf" 2>/dev/null || $(PYENV)/bin/pip install --quiet gguf
 
 ## slurm-deps: install Debian's slurm-wlm and munge for the Slurm tests (quick no-op when there).
 slurm-deps:
@@ -32,7 +40,7 @@ build: deps
 
 ## test: every test suite. The CLI tests run the debug `streamline` binary and the SmolLM2 reference
 ## test runs the release one (a full 512-token window is too slow unoptimised), so build both first.
-test: deps slurm-deps fetch build
+test: deps pyenv slurm-deps fetch build
 	$(SWIFT) build --product streamline
 	$(SWIFT) test
 

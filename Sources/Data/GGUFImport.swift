@@ -114,14 +114,20 @@ public enum GGUFImport {
 
     /// w: (heads·HD, in), viewed as (heads, HD/2, 2, in) -> swap axes 1 and 2 -> (heads, 2, HD/2, in).
     static func unpermuteRotary(_ w: Tensor, heads: Int, headDim HD: Int) {
+        reorderRotary(w, heads: heads, headDim: HD, toPairs: false)
+    }
+
+    /// Moves each head's rows between rotate-half order (2, HD/2) and llama.cpp's adjacent pairs
+    /// (HD/2, 2): `toPairs` for export (GGUFExport), the reverse for import.
+    static func reorderRotary(_ w: Tensor, heads: Int, headDim HD: Int, toPairs: Bool) {
         let cols = w.shape[1], half = HD / 2
         let source = w.copy()
         for h in 0..<heads {
             for j in 0..<half {
                 for i in 0..<2 {
-                    let from = source.data + ((h * HD) + j * 2 + i) * cols
-                    let to = w.data + ((h * HD) + i * half + j) * cols
-                    to.update(from: from, count: cols)
+                    let paired = (h * HD) + j * 2 + i, halves = (h * HD) + i * half + j
+                    let (from, to) = toPairs ? (halves, paired) : (paired, halves)
+                    (w.data + to * cols).update(from: source.data + from * cols, count: cols)
                 }
             }
         }

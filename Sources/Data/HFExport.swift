@@ -42,8 +42,10 @@ public struct HFFolder {
     /// tokenizer.json bytes, if the folder has a tokenizer.
     public var tokenizer: Data? { document("tokenizer.json") }
 
-    /// File name → bytes, sorted by name: the documents and model.safetensors.
+    /// File name → bytes, sorted by name: the documents and model.safetensors (documents only when
+    /// there are no tensors: a GGUF export is one document, `model.gguf`).
     public func files() throws -> [(name: String, bytes: Data)] {
+        guard !tensors.isEmpty else { return documents.sorted { $0.name < $1.name } }
         let weights = try SafetensorsFile.encode(tensors, dtype: dtype, metadata: Self.safetensorsMetadata)
         return (documents + [("model.safetensors", weights)]).sorted { $0.name < $1.name }
     }
@@ -83,20 +85,14 @@ public enum HFExport {
     /// special_tokens_map.json and generation_config.json.
     public static func folder(config: ModelConfig, parameters: ParameterSet, tokenizer: BPETokenizer?,
                               dtype: SafetensorsFloat = .float32) throws -> HFFolder {
-        guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
-            throw DataError.notExportable(detail: "HF export writes the LLaMA family; this model is \(config.architecture.rawValue)")
-        }
-        guard let shape = config.layers.first, config.layers.allSatisfy({ $0 == shape }) else {
-            throw DataError.notExportable(detail: "layers have different head counts or FFN widths")
-        }
-        let D = Double(config.normDivisor), d = Double(config.hiddenSize)
-        let scaleFactor = Float((D / d).squareRoot())
+        let shape = try uniformLlamaShape(config, format: "HF")
+        let (scaleFactor, eps) = foldedNorm(config)
         var json: [String: Any] = [
             // transformers 5 reads `dtype`, 4.x `torch_dtype`.
             "architectures": ["LlamaForCausalLM"], "model_type": "llama", "dtype": dtype.rawValue, "torch_dtype": dtype.rawValue,
             "hidden_size": config.hiddenSize, "intermediate_size": shape.ffn, "num_hidden_layers": config.layerCount,
             "num_attention_heads": shape.heads, "num_key_value_heads": shape.kvHeads, "head_dim": config.headDim,
-            "rms_norm_eps": Double(config.normEps) * D / d, "rope_theta": Double(config.ropeTheta),
+            "rms_norm_eps": eps, "rope_theta": Double(config.ropeTheta),
             "vocab_size": config.vocabSize, "max_position_embeddings": config.maxPositions,
             "tie_word_embeddings": config.tiedEmbeddings, "hidden_act": "silu",
             "attention_bias": false, "mlp_bias": false, "rope_scaling": NSNull(),
@@ -126,6 +122,24 @@ public enum HFExport {
             notes = ["the store has no tokenizer: wrote no tokenizer files"]
         }
         return HFFolder(documents: documents, tensors: tensors, dtype: dtype, notes: notes)
+    }
+
+    /// The one layer shape of a LLaMA-family model with equal layers, which both export formats need.
+    static func uniformLlamaShape(_ config: ModelConfig, format: String) throws -> LayerShape {
+        guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
+            throw DataError.notExportable(detail: "\(format) export writes the LLaMA family; this model is \(config.architecture.rawValue)")
+        }
+        guard let shape = config.layers.first, config.layers.allSatisfy({ $0 == shape }) else {
+            throw DataError.notExportable(detail: "layers have different head counts or FFN widths")
+        }
+        return shape
+    }
+
+    /// The norm scale factor sqrt(D/d′) and ε·D/d′ that express norms dividing by D over d′ channels
+    /// as standard RMSNorm (algebra in the file header); (1, ε) for an unpruned width.
+    static func foldedNorm(_ config: ModelConfig) -> (scaleFactor: Float, eps: Double) {
+        let D = Double(config.normDivisor), d = Double(config.hiddenSize)
+        return (Float((D / d).squareRoot()), Double(config.normEps) * D / d)
     }
 
     static func jsonData(_ object: [String: Any]) throws -> Data {

@@ -25,21 +25,13 @@ import Testing
         return try ModelStore(store: back)
     }
 
-    func maxRelativeLogitDifference(_ a: ModelStore, _ b: ModelStore) throws -> Float {
-        let tokens = Array(a.tokenizer.encode(TinyModel.text).prefix(24))
-        let la = try a.decoder().logits(tokens: tokens, B: 1, T: tokens.count).array
-        let lb = try b.decoder().logits(tokens: tokens, B: 1, T: tokens.count).array
-        let scale = la.map(abs).max() ?? 1
-        return zip(la, lb).map { abs($0 - $1) }.max()! / scale
-    }
-
     @Test func denseModelComesBackWithTheSameLogits() throws {
         let dir = try temporaryFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try TinyModel.writeStore(to: dir.appendingPathComponent("seed.h5"), seed: 3)
         let back = try roundTrip(store, in: dir)
         #expect(back.config.hiddenSize == store.config.hiddenSize)
-        #expect(try maxRelativeLogitDifference(store, back) < 1e-6)
+        #expect(try TinyModel.maxRelativeLogitDifference(store, back) < 1e-6)
     }
 
     @Test func prunedModelComesBackWithTheSameLogits() throws {
@@ -54,7 +46,7 @@ import Testing
         let back = try roundTrip(pruned, in: dir)
         #expect(back.config.hiddenSize == 24)
         // Exact in real arithmetic (scale·sqrt(D/d'), ε·D/d'); float rounding only.
-        #expect(try maxRelativeLogitDifference(pruned, back) < 1e-5)
+        #expect(try TinyModel.maxRelativeLogitDifference(pruned, back) < 1e-5)
     }
 
     /// A chat template in the Jinja form sources carry.

@@ -118,6 +118,30 @@ import TensorStore
         } throws: { "\($0)".contains("input 'model' cannot be exported") }
     }
 
+    /// format: gguf stores model.gguf byte-identical to `streamline export --format gguf`, materialised
+    /// at `destination`; a dtype of the other format is refused with what to change.
+    @Test func ggufFormatStoresTheCommandsFileAndRefusesAnHFType() throws {
+        let dir = try temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("m.h5")
+        try TinyModel.writeStore(to: model)
+        let out = try DressPipelineTests.runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("q8_0")],
+                                                 inputs: ["model": model], in: dir)["folder"]!
+        let folder = try HFFolderStore.read(out)
+        #expect(folder.tensors.isEmpty && folder.documents.map(\.name) == ["model.gguf"])
+        let byCommand = dir.appendingPathComponent("by-command.gguf")
+        let command = try streamline(["export", "--model", model.path, "--format", "gguf", "--dtype", "q8_0", "--out", byCommand.path], in: dir)
+        #expect(command.status == 0, "\(command.stderr)")
+        #expect(folder.document("model.gguf") == FileManager.default.contents(atPath: byCommand.path))
+        let written = dir.appendingPathComponent("written")
+        #expect(try folder.write(to: written) == ["model.gguf"])
+        #expect(try GGUFImport.load(url: written.appendingPathComponent("model.gguf")).config.hiddenSize == 32)
+        #expect {
+            try DressPipelineTests.runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("bfloat16")],
+                                           inputs: ["model": model], in: dir)
+        } throws: { "\($0)".contains("gguf takes float32, float16 or q8_0, not bfloat16") }
+    }
+
     @Test func twoExportsCannotShareADestination() throws {
         // Refused when planning (so `validate` says it, with both places), not after the run.
         let dir = try temporaryFolder()

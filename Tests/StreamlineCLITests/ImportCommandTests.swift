@@ -41,6 +41,15 @@ enum TinyModel {
     }
 
     static let text = String(repeating: "the cat sat in the hat and the dog ate the bun. ", count: 40)
+
+    /// max |a − b| over the logits of 24 tokens of `text`, relative to a's largest |logit|.
+    static func maxRelativeLogitDifference(_ a: ModelStore, _ b: ModelStore) throws -> Float {
+        let tokens = Array(a.tokenizer.encode(text).prefix(24))
+        let la = try a.decoder().logits(tokens: tokens, B: 1, T: tokens.count).array
+        let lb = try b.decoder().logits(tokens: tokens, B: 1, T: tokens.count).array
+        let scale = la.map(abs).max() ?? 1
+        return zip(la, lb).map { abs($0 - $1) }.max()! / scale
+    }
 }
 
 func temporaryFolder() throws -> URL {
