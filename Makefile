@@ -18,11 +18,12 @@ deps:
 	fi
 	@command -v $(SWIFT) >/dev/null || { echo "make deps: swift not found; install Swift 6 (https://swift.org/install)"; exit 1; }
 
-## pyenv: the Python packages the export tests read files with (gguf), in a venv under .build
-## (quick no-op when there).
+## pyenv: the Python packages the export tests read our files with (gguf; numpy, safetensors and
+## tokenizers for the HF consumer), in a venv under .build (quick no-op when there).
+PY_PACKAGES := gguf numpy safetensors tokenizers
 pyenv: deps
 	@[ -x $(PYENV)/bin/python ] || python3 -m venv $(PYENV)
-	@$(PYENV)/bin/python -c "import gguf" 2>/dev/null || $(PYENV)/bin/pip install --quiet gguf
+	@$(PYENV)/bin/python -c "import gguf, numpy, safetensors, tokenizers" 2>/dev/null || $(PYENV)/bin/pip install --quiet $(PY_PACKAGES)
 
 ## slurm-deps: install Debian's slurm-wlm and munge for the Slurm tests (quick no-op when there).
 slurm-deps:

@@ -58,6 +58,25 @@ func startStreamline(_ arguments: [String], in directory: URL, environment: [Str
     return RunningCommand(process: process, stdout: out, stderr: err)
 }
 
+/// Runs `scripts/SCRIPT ARGS` with the Python of `make pyenv` (.build/pyenv, which holds gguf, numpy,
+/// safetensors and tokenizers) and requires it to exit 0; the failure message carries its stderr.
+func runPyenvScript(_ script: String, _ arguments: [String]) throws {
+    let python = repositoryRoot.appendingPathComponent(".build/pyenv/bin/python")
+    guard FileManager.default.isExecutableFile(atPath: python.path) else {
+        Issue.record("\(python.path) is missing: run make pyenv (a venv with gguf, numpy, safetensors, tokenizers)")
+        throw CLITestFailure.binaryMissing
+    }
+    let process = Process()
+    process.executableURL = python
+    process.arguments = [repositoryRoot.appendingPathComponent("scripts/" + script).path] + arguments
+    let err = Pipe()
+    process.standardError = err
+    try process.run()
+    let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    try #require(process.terminationStatus == 0, "\(script) failed: \(message)")
+}
+
 /// A fresh temporary folder holding `files` (name → text).
 func temporaryProject(_ files: [String: String]) throws -> URL {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-cli-\(UUID().uuidString)")

@@ -69,21 +69,8 @@ import Testing
 
     /// Runs scripts/gguf_dump.py on `gguf` with the venv's Python; returns (metadata, tensor list, folder).
     func pythonRead(_ gguf: URL, in dir: URL) throws -> (metadata: [String: Any], tensors: [[String: Any]], folder: URL) {
-        let python = repositoryRoot.appendingPathComponent(".build/pyenv/bin/python")
-        guard FileManager.default.isExecutableFile(atPath: python.path) else {
-            Issue.record("\(python.path) is missing: run make pyenv (a venv with the gguf package)")
-            throw CLITestFailure.binaryMissing
-        }
         let out = dir.appendingPathComponent("dump-" + gguf.lastPathComponent)
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [repositoryRoot.appendingPathComponent("scripts/gguf_dump.py").path, gguf.path, out.path]
-        let err = Pipe()
-        process.standardError = err
-        try process.run()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "gguf_dump.py failed: \(message)")
+        try runPyenvScript("gguf_dump.py", [gguf.path, out.path])
         let metadata = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("metadata.json"))) as? [String: Any]
         let tensors = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("tensors.json"))) as? [[String: Any]]
         return (try #require(metadata), try #require(tensors), out)
