@@ -121,15 +121,19 @@ public struct Plan: Sendable {
         return node
     }
 
-    /// The nodes `target` needs, in plan order: a node id, an alias, or a stage name (all its
-    /// members). nil target = every node.
-    public func closure(of target: String?) throws -> [PlanNode] {
-        guard let target else { return nodes }
-        var wanted: [Int] = indexByID[target].map { [$0] } ?? []
-        if wanted.isEmpty { wanted = nodes.indices.filter { nodes[$0].stage == target } }
-        if wanted.isEmpty {
-            throw PipelineError.unknownTarget(target: target, suggestion:
-                suggestion(for: target, among: Array(Set(nodes.map(\.stage))).sorted() + nodes.map(\.id)))
+    /// The nodes `targets` need, in plan order: each a node id, an alias, or a stage name (all its
+    /// members). No targets = every node.
+    public func closure(of targets: [String]) throws -> [PlanNode] {
+        if targets.isEmpty { return nodes }
+        var wanted: [Int] = []
+        for target in targets {
+            var matched: [Int] = indexByID[target].map { [$0] } ?? []
+            if matched.isEmpty { matched = nodes.indices.filter { nodes[$0].stage == target } }
+            if matched.isEmpty {
+                throw PipelineError.unknownTarget(target: target, suggestion:
+                    suggestion(for: target, among: Array(Set(nodes.map(\.stage))).sorted() + nodes.map(\.id)))
+            }
+            wanted += matched
         }
         var keep = Set<Int>()
         var stack = wanted

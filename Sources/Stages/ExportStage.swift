@@ -145,17 +145,17 @@ public enum ExportFolders {
         public var written: [String]
     }
 
-    /// For every `export` node of `spec` (those `target` needs; nil = all) that is cached and has a
+    /// For every `export` node of `spec` (those `targets` need; none = all) that is cached and has a
     /// non-empty `destination`: writes the folder's files where missing or different. Nodes not
     /// cached (failed, skipped) are passed over. Two nodes with one destination fail to plan.
     @discardableResult
-    public static func materialize(_ spec: Spec, target: String? = nil, cache: Cache,
+    public static func materialize(_ spec: Spec, targets: [String] = [], cache: Cache,
                                    log: (String) -> Void = { _ in }) throws -> [Outcome] {
         // Planning hashes file parameters (a model file: tenths of a second); most specs export nothing.
         guard spec.stages.contains(where: { $0.kind.value == ExportStage().name }) else { return [] }
         let plan = try Planner.plan(spec, registry: StageCatalog.registry) { cache.record($0)?.outputs }
         var outcomes: [Outcome] = []
-        for node in try plan.closure(of: target) where node.kind == ExportStage().name {
+        for node in try plan.closure(of: targets) where node.kind == ExportStage().name {
             guard case .string(let destination)? = node.params["destination"], !destination.isEmpty else { continue }
             let folder = Planner.path(destination, relativeTo: spec.baseDirectory)
             guard cache.lookup(node.fingerprint) != nil else { continue }

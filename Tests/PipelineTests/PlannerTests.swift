@@ -11,9 +11,13 @@ import Testing
     let prune = plan.node("prune[ratio=0.5]")!
     #expect(prune.inputs.map(\.upstream) == ["reg[ratio=0.5]", "data"])
     #expect(plan.node("reg[ratio=0.5]")!.params["factor"] == .double(0.5))
-    #expect(try plan.closure(of: "eval[ratio=0.25]").map(\.id) == ["data", "reg[ratio=0.25]", "prune[ratio=0.25]", "eval[ratio=0.25]"])
-    #expect(try plan.closure(of: "reg").count == 3)
-    #expect(throws: PipelineError.self) { try plan.closure(of: "evl") }
+    #expect(try plan.closure(of: ["eval[ratio=0.25]"]).map(\.id) == ["data", "reg[ratio=0.25]", "prune[ratio=0.25]", "eval[ratio=0.25]"])
+    #expect(try plan.closure(of: ["reg"]).count == 3)
+    #expect(throws: PipelineError.self) { try plan.closure(of: ["evl"]) }
+    // Several targets: the union of what each needs, in plan order; one unknown name fails them all.
+    #expect(try plan.closure(of: ["eval[ratio=0.25]", "prune[ratio=0.5]"]).map(\.id)
+        == ["data", "reg[ratio=0.25]", "reg[ratio=0.5]", "prune[ratio=0.25]", "prune[ratio=0.5]", "eval[ratio=0.25]"])
+    #expect(throws: PipelineError.self) { try plan.closure(of: ["eval[ratio=0.25]", "evl"]) }
 }
 
 @Test func gridZipIncludeAndExcludeExpandAsWritten() throws {

@@ -19,13 +19,13 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "slurm: print the sbatch commands 'run --executor slurm' would submit, as a shell script.")
     var executor: ExecutorKind?
 
-    @Argument(help: "Only this stage, sweep member or stage name, with what it needs.")
-    var target: String?
+    @Argument(help: "Only these stages or sweep members (ids or stage names), with what they need.")
+    var targets: [String] = []
 
     func run() throws {
         let cache = Cache(root: options.cacheURL)
         let spec = try options.loadSpec()
-        let nodes = try options.plan(cache, spec: spec).closure(of: target)
+        let nodes = try options.plan(cache, spec: spec).closure(of: targets)
         let statuses = PlanReport.statuses(nodes, cache: cache)
         if executor == .slurm {
             let cached = Set(statuses.filter(\.cached).map(\.node.id))

@@ -43,15 +43,15 @@ struct ReportCommand: ParsableCommand {
 
 extension ReportFormat: ExpressibleByArgument {}
 
-/// After `streamline run`: prints the Markdown table of every cached report node the run's target
+/// After `streamline run`: prints the Markdown table of every cached report node the run's targets
 /// needed (re-planned, so the reports see their inputs' real digests). Prints nothing for a spec
 /// without report stages; a report that did not run is said on stderr, not thrown: the run's own
 /// summary already tells why.
-func printReportTables(_ options: PipelineOptions, target: String?) {
+func printReportTables(_ options: PipelineOptions, targets: [String]) {
     do {
         let cache = Cache(root: options.cacheURL)
         let plan = try options.plan(cache)
-        for node in try plan.closure(of: target) where node.kind == ReportStage().name {
+        for node in try plan.closure(of: targets) where node.kind == ReportStage().name {
             guard let view = try? ReportView(node: node, plan: plan, registry: StageCatalog.registry, cache: cache, spec: options.spec) else {
                 FileHandle.standardError.write(Data("report \(node.id): not computed in this run\n".utf8))
                 continue

@@ -9,12 +9,12 @@ import Stages
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a pipeline (or one target and what it needs), reusing every cached stage.")
+        abstract: "Run a pipeline (or some targets and what they need), reusing every cached stage.")
 
     @OptionGroup var options: PipelineOptions
 
-    @Argument(help: "A stage name or sweep member id; default: every stage.")
-    var target: String?
+    @Argument(help: "Stage names or sweep member ids, run with what they need; default: every stage.")
+    var targets: [String] = []
 
     @Option(help: "Stages run at once (local runs; Slurm runs as many as the cluster allows).")
     var jobs: Int = 1
@@ -48,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let cache = Cache(root: options.cacheURL)
         let spec = try options.loadSpec()
-        let nodes = try options.plan(cache, spec: spec).closure(of: target)
+        let nodes = try options.plan(cache, spec: spec).closure(of: targets)
         let cached = cache.usableEntries(of: nodes)
         let kind = executor ?? spec.executor ?? .local
         let runOptions = options.runOptions(jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
@@ -70,8 +70,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
         display.finish(summary)
-        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), target: target, cache: cache, log: json || quiet ? { _ in } : emitLine) }
-        if !json && !interrupted.value { printReportTables(options, target: target) }
+        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), targets: targets, cache: cache, log: json || quiet ? { _ in } : emitLine) }
+        if !json && !interrupted.value { printReportTables(options, targets: targets) }
         try interrupted.exitIfInterrupted()
         if !summary.succeeded { throw ExitCode.failure }
     }
