@@ -132,7 +132,7 @@ extension PipelineError: CustomStringConvertible {
                 + "(members: the grid's product × the zip's rows) with optional 'include'/'exclude' lists of {VAR: value} maps."
         case .specLimit(let l, let limit):
             return "\(l): \(limit.problem). \(limit.advice); the limits keep a broken or hostile file from crashing or "
-                + "hanging the tool (README, \"Guarantees\")."
+                + "hanging the tool (docs/specs.md, \"Guarantees\")."
         case .sameDestination(let l, let k, let node, let path, let other, let otherAt):
             return "\(l): '\(k)' of \(node) names \(path), which \(other) (\(otherAt)) writes too. "
                 + "Give each a folder of its own, e.g. with a sweep variable: exported/${ratio}."

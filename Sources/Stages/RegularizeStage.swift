@@ -169,7 +169,7 @@ public struct RegularizeStage: StageKind {
         ParamDecl("norm", .string(choices: SliceNorm.allCases.map(\.rawValue)), default: .string("l2"),
                   doc: "Slice norm: l2 (the paper's), l2sq (squared) or l1."),
         ParamDecl("penalty_update", .string(choices: PenaltyUpdate.allCases.map(\.rawValue)), default: .string("proximal"),
-                  doc: "proximal: after each AdamW update shrink every slice of P by penalty_lr·λ (exact zeros; the default, see the README's experiments); gradient: add λ·∂penalty to the gradient (AdamW caps the move at ~lr per step)."),
+                  doc: "proximal: after each AdamW update shrink every slice of P by penalty_lr·λ (exact zeros; the default, chosen by the experiments in docs/results.md); gradient: add λ·∂penalty to the gradient (AdamW caps the move at ~lr per step)."),
         ParamDecl("penalty_lr", .double(0...1e6), default: .double(1),
                   doc: "η of the proximal step: each update shrinks each slice's norm by η·λ (ℓ2; ℓ1 each element). Unused by gradient."),
         ParamDecl("slice_weights", .string(choices: SliceWeighting.allCases.map(\.rawValue)), default: .string("initial"),

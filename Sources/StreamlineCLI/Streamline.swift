@@ -19,7 +19,7 @@ public struct Streamline: AsyncParsableCommand {
 
             On a terminal progress is redrawn in place; piped, or with --progress plain,
             it is plain lines. NO_COLOR turns colour off. Shell completions:
-              streamline --generate-completion-script bash|zsh|fish   (see the README)
+              streamline --generate-completion-script bash|zsh|fish   (see docs/cli.md)
             """,
         version: StreamlineVersion.string,
         subcommands: Streamline.registeredSubcommands

@@ -70,7 +70,7 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
     /// The masked held-out loss is measured every `evalEvery` updates, before the first and after the
     /// last; 0 = only before the first and after the last.
     public var evalEvery: Int
-    /// How the penalty acts, e.g. .proximal (the default: chosen by the SmolLM2 experiments, see the README).
+    /// How the penalty acts, e.g. .proximal (the default: chosen by the SmolLM2 experiments, docs/results.md).
     public var penaltyUpdate: PenaltyUpdate
     /// η, the proximal step size: each step shrinks every slice by η_t·λ_t (ℓ2 norm units), e.g. 1.
     /// Unused by .gradient.

@@ -22,7 +22,7 @@ import Testing
 
             On a terminal progress is redrawn in place; piped, or with --progress plain,
             it is plain lines. NO_COLOR turns colour off. Shell completions:
-              streamline --generate-completion-script bash|zsh|fish   (see the README)
+              streamline --generate-completion-script bash|zsh|fish   (see docs/cli.md)
 
             USAGE: streamline <subcommand>
 
@@ -35,7 +35,7 @@ import Testing
                                       parameters, references and sweeps.
               plan                    Show the stage DAG: every node, whether it is cached,
                                       and why it would run.
-              run                     Run a pipeline (or one target and what it needs),
+              run                     Run a pipeline (or some targets and what they need),
                                       reusing every cached stage.
               explain                 Explain why a stage will run: which parameter or
                                       input digest differs from the nearest cached record.
@@ -53,8 +53,8 @@ import Testing
               bench                   Measure Streamline's speed on this machine.
               import                  Convert a GGUF file or Hugging Face folder into a
                                       Streamline model store.
-              export                  Write a model store as a Hugging Face folder (config,
-                                      weights, tokenizer files) for transformers >= 4.45.
+              export                  Write a model store as a Hugging Face folder
+                                      (transformers >= 4.45) or a GGUF file (llama.cpp).
               eval                    Measure a model's perplexity on a text file or a
                                       token dataset store.
               generate                Continue a prompt with a model store.

@@ -39,6 +39,15 @@ let parserBombs: Set<String> = ["merge-bomb.yaml"]
             "regenerate with: swift run streamline validate --schema > Schemas/pipeline.schema.json")
 }
 
+@Test func theStageReferenceIsWhatTheKindsDeclare() throws {
+    let onDisk = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/stages.md"), encoding: .utf8)
+    #expect(onDisk == StageReference.markdown(StageCatalog.kinds),
+            "regenerate with: swift run streamline validate --kinds --markdown > docs/stages.md")
+    // What a reader looks for: every kind has a section, and a choice parameter lists its choices.
+    for kind in StageCatalog.kinds { #expect(onDisk.contains("\n## \(kind.name)\n"), "no section for \(kind.name)") }
+    #expect(onDisk.contains("| `format` | `text`, `jsonl`, `wikitext` | `text` |"))
+}
+
 /// Validates each file with python's jsonschema; file name → valid.
 func schemaVerdicts(_ files: [URL]) throws -> [String: Bool] {
     let script = """

@@ -14,12 +14,19 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "List the stage kinds with their parameters, inputs and outputs instead.")
     var kinds = false
 
+    @Flag(help: "With --kinds: the stage reference as Markdown (docs/stages.md).")
+    var markdown = false
+
     @Flag(help: "Print the JSON Schema of pipeline specs (Schemas/pipeline.schema.json) instead.")
     var schema = false
 
     func run() throws {
         if schema {
             print(PipelineSchema.json(registry: StageCatalog.registry), terminator: "")
+            return
+        }
+        if kinds && markdown {
+            print(StageReference.markdown(StageCatalog.kinds), terminator: "")
             return
         }
         if kinds {
