@@ -1,10 +1,9 @@
 // `export`: a model store -> what a Hugging Face folder holds (HFExport, the same conversion as
 // `streamline export --format hf`) or, with `format: gguf`, a folder holding one `model.gguf`
-// (GGUFExport, as `streamline export --format gguf`), cached as a store like every stage output; and
-// `ExportFolders.materialize`, which `streamline run` calls after a run to write each export node's
-// `destination` folder from its cached store (a cache hit included: a missing or edited folder is
-// written again). The folder is not the stage's output because a cache entry must be content
-// addressed and relocatable, and a destination is a place.
+// (GGUFExport, as `streamline export --format gguf`), cached as a store like every stage output.
+// `streamline run` writes each export node's `destination` folder from that store afterwards
+// (StreamlineCLI/ExportFolders.swift): the folder is not the stage's output because a cache entry
+// must be content addressed and relocatable, and a destination is a place.
 //
 // Store layout (kind `hf_folder`): every weight as float32 under `safetensors/<HF name>` (norm scales
 // already rescaled for pruned widths), metadata `safetensors_order` (the names in file order, so the
@@ -132,37 +131,5 @@ public enum HFFolderStore {
                                       detail: "'\(dtypeName)' is not float32, bfloat16 or float16; the store was written by another Streamline: run the export stage again with this one")
         }
         return HFFolder(documents: documents, tensors: tensors, dtype: dtype)
-    }
-}
-
-/// Writing export stages' destination folders from the cache.
-public enum ExportFolders {
-    /// What `materialize` did for one export node.
-    public struct Outcome: Sendable, Equatable {
-        public var id: String
-        public var folder: URL
-        /// Files written; empty when the folder already held exactly these files.
-        public var written: [String]
-    }
-
-    /// For every `export` node of `spec` (those `targets` need; none = all) that is cached and has a
-    /// non-empty `destination`: writes the folder's files where missing or different. Nodes not
-    /// cached (failed, skipped) are passed over. Two nodes with one destination fail to plan.
-    @discardableResult
-    public static func materialize(_ spec: Spec, targets: [String] = [], cache: Cache,
-                                   log: (String) -> Void = { _ in }) throws -> [Outcome] {
-        // Planning hashes file parameters (a model file: tenths of a second); most specs export nothing.
-        guard spec.stages.contains(where: { $0.kind.value == ExportStage().name }) else { return [] }
-        let plan = try Planner.plan(spec, registry: StageCatalog.registry) { cache.record($0)?.outputs }
-        var outcomes: [Outcome] = []
-        for node in try plan.closure(of: targets) where node.kind == ExportStage().name {
-            guard case .string(let destination)? = node.params["destination"], !destination.isEmpty else { continue }
-            let folder = Planner.path(destination, relativeTo: spec.baseDirectory)
-            guard cache.lookup(node.fingerprint) != nil else { continue }
-            let written = try HFFolderStore.read(cache.outputURL(node.fingerprint, "folder")).write(to: folder)
-            log("export   \(node.id) -> \(folder.path) " + (written.isEmpty ? "(up to date)" : "(wrote \(written.joined(separator: ", ")))"))
-            outcomes.append(Outcome(id: node.id, folder: folder, written: written))
-        }
-        return outcomes
     }
 }

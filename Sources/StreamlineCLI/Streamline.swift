@@ -1,6 +1,7 @@
 // The `streamline` root command: it only lists the subcommands; each one lives in Commands/.
 
 import ArgumentParser
+import TensorStore
 
 public struct Streamline: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -26,9 +27,4 @@ public struct Streamline: AsyncParsableCommand {
     )
 
     public init() {}
-}
-
-/// The tool's version, recorded in every store's provenance and every cache record.
-public enum StreamlineVersion {
-    public static let string = "0.1.0"
 }

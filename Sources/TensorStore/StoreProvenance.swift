@@ -4,6 +4,11 @@
 
 import Foundation
 
+/// The version of Streamline that this build is: `--version`, and the default of every store's provenance.
+public enum StreamlineVersion {
+    public static let string = "0.1.0"
+}
+
 /// Where a store came from. Stored as JSON in the `streamline.provenance` root attribute.
 public struct StoreProvenance: Codable, Sendable, Equatable {
     /// Program that wrote the store, e.g. "streamline".
@@ -19,9 +24,9 @@ public struct StoreProvenance: Codable, Sendable, Equatable {
     /// Anything else worth keeping (stage name, pipeline fingerprint, input digests…).
     public var extra: [String: String]
 
-    /// Provenance of the current process; callers set `toolVersion` (TensorStore cannot see the CLI).
+    /// Provenance of the current process.
     public init(tool: String = "streamline",
-                toolVersion: String = "unknown",
+                toolVersion: String = StreamlineVersion.string,
                 createdAt: Date = Date(),
                 host: String = ProcessInfo.processInfo.hostName,
                 command: [String] = CommandLine.arguments,

@@ -53,7 +53,15 @@ import TensorStore
         let first = try streamline(["run", "--threads", "1"], in: dir)
         #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
         let folder = dir.appendingPathComponent("exported/pruned")
-        #expect(first.stdout.contains("export   hf -> \(folder.path) (wrote config.json, generation_config.json, model.safetensors, special_tokens_map.json, tokenizer.json, tokenizer_config.json)"), "\(first.stdout)")
+        #expect(first.stdout.contains("export   hf -> \(folder.path) (wrote config.json, generation_config.json, model.safetensors, special_tokens_map.json, tokenizer.json, tokenizer_config.json, README.md)"), "\(first.stdout)")
+
+        // The model card: what the model is, the stages behind it, its evaluation, the spec.
+        let card = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(card.hasPrefix("---\nlibrary_name: transformers\n"), "\(card)")
+        #expect(card.contains("| widths | hidden 24 (of 32), 2 layers, query/KV heads 4/2 of 8, FFN 64, vocabulary \(try TinyModel.tokenizer().vocabSize) |"), "\(card)")
+        #expect(card.contains("1. `import` (`base`): source=tiny, sha256=") && card.contains("2. `prune` (`prune`); channels from `select`"), "\(card)")
+        #expect(card.contains("| `speed` | `text.validation` |"), "\(card)")
+        #expect(card.contains("```yaml\nstages:\n  base: {kind: import"), "\(card)")
 
         // The folder computes what the pruned store computes.
         let pruned = try ModelStore(store: try cachedStore("prune", "model", in: dir))
@@ -73,6 +81,9 @@ import TensorStore
         let byCommand = dir.appendingPathComponent("by-command")
         let command = try streamline(["export", "--model", try cachedStore("prune", "model", in: dir).path, "--out", byCommand.path], in: dir)
         #expect(command.status == 0, "\(command.stderr)")
+        // By hand there is no pipeline: the card says what the store is and the command that made it.
+        let handCard = try String(contentsOf: byCommand.appendingPathComponent("README.md"), encoding: .utf8)
+        #expect(handCard.contains("Made by: `") && handCard.contains(" stage prune ") && !handCard.contains("## How it was made"), "\(handCard)")
         for name in ["config.json", "generation_config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json",
                      "tokenizer_config.json"] {
             #expect(FileManager.default.contents(atPath: folder.appendingPathComponent(name).path)

@@ -60,8 +60,10 @@ struct ExportCommand: ParsableCommand {
         let folder = URL(fileURLWithPath: out)
         let files = try HFExport.write(config: store.config, parameters: store.parameters, tokenizer: store.tokenizer,
                                        dtype: dtype, to: folder)
+        let card = try ModelCard.forStore(URL(fileURLWithPath: model), dtype: dtype.rawValue)
+        try Data(card.markdown.utf8).write(to: folder.appendingPathComponent("README.md"), options: .atomic)
         print(describe(store))
-        print("exported   \(folder.path) (\(try files.files().map(\.name).joined(separator: ", ")); \(dtype.rawValue))")
+        print("exported   \(folder.path) (\(try files.files().map(\.name).joined(separator: ", ")), README.md; \(dtype.rawValue))")
         for note in files.notes { print("note       \(note)") }
     }
 

@@ -70,7 +70,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         let summary = await executor.run(nodes, cached: cached, options: runOptions, events: display.show)
         display.finish(summary)
-        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), targets: targets, cache: cache, log: json || quiet ? { _ in } : emitLine) }
+        if !interrupted.value { try ExportFolders.materialize(options.loadSpec(), specFile: options.specURL, targets: targets, cache: cache, log: json || quiet ? { _ in } : emitLine) }
         if !json && !interrupted.value { printReportTables(options, targets: targets) }
         try interrupted.exitIfInterrupted()
         if !summary.succeeded { throw ExitCode.failure }

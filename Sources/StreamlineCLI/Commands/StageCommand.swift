@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import Pipeline
 import Stages
+import TensorStore
 import Tensor
 
 struct StageCommand: ParsableCommand {
