@@ -242,6 +242,7 @@ extension BenchCommand {
                 if let again = Measure.fmaPeak(threads: Threading.threads)?.gflops { best = max(best ?? 0, again) }
                 let r = try EngineBenchmark.run(c, repeats: shapes.repeats, breakdown: breakdown)
                 print(EngineBenchmark.report(c, r, peak: best))
+                fflush(nil)  // every stream: a case takes minutes, show it now even when stdout is a file
             }
         }
     }

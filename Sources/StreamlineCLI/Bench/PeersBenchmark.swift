@@ -150,6 +150,7 @@ extension BenchCommand {
                           + "PyTorch \((n / b.median).formatted(0)) (spread \((100 * b.spread).formatted(0))%): \(ratio.formatted(2))×  (target ≥ \(goal.formatted(1)))")
                     table.append("| \(short) | \(work) | \((n / a.median).formatted(0)) | \((n / b.median).formatted(0)) | \(ratio.formatted(2))× | ≥ \(goal.formatted(1))× |")
                 }
+                fflush(nil)  // every stream: a shape takes minutes, show it now even when stdout is a file
             }
             print("\n" + table.joined(separator: "\n"))
         }
