@@ -8,7 +8,7 @@ BIN := .build/release/streamline
 
 PYENV := .build/pyenv
 
-.PHONY: deps pyenv build test run bench clean slurm-deps slurm-test models testdata corpora fetch reference
+.PHONY: deps pyenv build test run bench bench-peers torch clean slurm-deps slurm-test models testdata corpora fetch reference
 
 ## deps: install the system packages Streamline needs (quick no-op when they are there).
 deps:
@@ -45,12 +45,26 @@ test: deps pyenv slurm-deps fetch build
 	$(SWIFT) build --product streamline
 	$(SWIFT) test
 
-## bench: engine benchmarks (tokens/s, GFLOP/s against cblas_sgemm, peak memory).
+## bench: engine benchmarks (tokens/s, GFLOP/s against raw cblas_sgemm and the FMA peak, per-op
+## breakdown, KD step, peak memory).
 bench: build models corpora
-	$(BIN) bench engine --threads $(THREADS)
+	$(BIN) bench engine --threads $(THREADS) --breakdown
 	$(BIN) bench store --threads $(THREADS)
 	$(BIN) bench pipeline
 	$(BIN) bench tokenizer
+
+## torch: Debian's python3-torch for /usr/bin/python3, the peer `bench peers` measures against
+## (quick no-op when there).
+torch:
+	@if ! /usr/bin/python3 -c "import torch" >/dev/null 2>&1; then \
+		echo "make torch: installing python3-torch"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-torch; \
+	fi
+
+## bench-peers: the engine shapes side by side with a minimal PyTorch LLaMA (same B, T, fp32 and
+## threads), interleaved in one run; prints Streamline/PyTorch ratios per shape.
+bench-peers: build torch
+	$(BIN) bench peers --threads $(THREADS)
 
 ## run: the default job: the quickstart pipeline on SmolLM2-135M and Shakespeare (cached after the first run).
 run: build models corpora

@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
         /// CBLAS from OpenBLAS (pthread build).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        /// A measured FMA loop (AVX-512 or AVX2+FMA, picked at run time): the peak `bench engine` divides by.
+        .target(name: "CPeak"),
 
         // MARK: - Numerics
 
@@ -54,7 +56,7 @@ let package = Package(
         // MARK: - Command line
 
         /// The `streamline` commands as types; thin over the libraries.
-        .target(name: "StreamlineCLI", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "StreamlineCLI", dependencies: ["CBLAS", "CPeak", "Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "streamline", dependencies: ["StreamlineCLI"]),
 
         // MARK: - Tests

@@ -479,6 +479,33 @@ public final class Decoder {
         return training ? 3 * linearFlops + 4 * attention : linearFlops + attention
     }
 
+    /// The matrix products of the linear layers and the LM head, with how often each runs, in one
+    /// evaluation forward (`training` false: chunked NLL) or one training step (forward with the fused
+    /// LM-head loss, then backward, base weights trained) over B × T tokens. Not attention's per-head
+    /// products, LoRA paths or a teacher. `streamline bench engine` times raw cblas_sgemm on these.
+    public func gemmShapes(B: Int, T: Int, training: Bool) -> [(shape: GEMMShape, count: Int)] {
+        let N = B * T, C = config.hiddenSize, V = config.vocabSize
+        var counts: [GEMMShape: Int] = [:]
+        func add(_ shape: GEMMShape, _ times: Int = 1) { counts[shape, default: 0] += times }
+        // A linear layer (IN → OUT) over `rows` rows: out = inp·Wᵀ; backward dinp = dout·W, dW = doutᵀ·inp.
+        func linear(rows: Int, IN: Int, OUT: Int, times: Int = 1) {
+            add(GEMMShape(transB: true, M: rows, N: OUT, K: IN), times)
+            guard training else { return }
+            add(GEMMShape(M: rows, N: IN, K: OUT), times)
+            add(GEMMShape(transA: true, M: OUT, N: IN, K: rows), times)
+        }
+        for p in layers {
+            for l in p.linears { linear(rows: N, IN: l.IN, OUT: l.OUT) }
+        }
+        let chunk = min(N, lmHeadChunkRows)
+        linear(rows: chunk, IN: C, OUT: V, times: N / chunk)
+        if N % chunk > 0 { linear(rows: N % chunk, IN: C, OUT: V) }
+        // Largest share of the work first.
+        func work(_ call: (shape: GEMMShape, count: Int)) -> Double { call.shape.flops * Double(call.count) }
+        let calls: [(shape: GEMMShape, count: Int)] = counts.map { (shape: $0.key, count: $0.value) }
+        return calls.sorted { work($0) > work($1) }
+    }
+
     /// Bytes of the training arena (kept activations + backward scratch) for the last training (B, T);
     /// 0 before the first training forward.
     public var activationBytes: Int { training == nil ? 0 : trainingBytes }

@@ -63,3 +63,24 @@ public func batchedSgemm(count: Int, transA: Bool = false, transB: Bool = false,
               beta: beta, C: C + i * strideC, ldc: ldc)
     }
 }
+
+/// The shape of one sgemm call, C[M×N] = op(A)·op(B) with inner size K: what cost accounting and
+/// `streamline bench engine` time raw cblas_sgemm on.
+public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
+    public var transA: Bool, transB: Bool
+    public var M: Int, N: Int, K: Int
+
+    public init(transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int) {
+        self.transA = transA
+        self.transB = transB
+        self.M = M
+        self.N = N
+        self.K = K
+    }
+
+    /// Floating-point operations of one call: 2·M·N·K.
+    public var flops: Double { 2 * Double(M) * Double(N) * Double(K) }
+
+    /// "2048×1536×576 NT": M×N×K, then N or T for op(A) and op(B).
+    public var description: String { "\(M)×\(N)×\(K) \(transA ? "T" : "N")\(transB ? "T" : "N")" }
+}

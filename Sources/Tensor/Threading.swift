@@ -31,8 +31,18 @@ public enum Threading {
     /// Chunks below `minChunk` items are merged so tiny loops stay on the calling thread.
     public static func parallelFor(_ count: Int, minChunk: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
-        let workers = min(threads, max(1, count / max(1, minChunk)))
-        if workers <= 1 { body(0..<count); return }
+        let budget = threads
+        let workers = min(budget, max(1, count / max(1, minChunk)))
+        // With OpProfile on: the loop offers budget × wall thread time; chunks report what they used.
+        let started = OpProfile.start()
+        defer {
+            if started != 0 { OpProfile.addOffered(UInt64(budget) * (OpProfile.now() &- started)) }
+        }
+        if workers <= 1 {
+            body(0..<count)
+            if started != 0 { OpProfile.addBusy(OpProfile.now() &- started) }
+            return
+        }
         let chunk = (count + workers - 1) / workers
         withoutActuallyEscaping(body) { body in
             // concurrentPerform returns only when every chunk is done and chunks are disjoint, so the
@@ -40,7 +50,9 @@ public enum Threading {
             let shared = UncheckedSendableBox(body)
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = w * chunk, hi = min(count, lo + chunk)
+                let chunkStarted = started != 0 ? OpProfile.now() : 0
                 if lo < hi { shared.value(lo..<hi) }
+                if chunkStarted != 0 { OpProfile.addBusy(OpProfile.now() &- chunkStarted) }
             }
         }
     }

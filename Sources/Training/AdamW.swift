@@ -99,6 +99,8 @@ public final class AdamW {
 
     /// One AdamW update of every trainable parameter from the gradients currently in `sets`' grads.
     public func update(lr: Float) {
+        let profiled = OpProfile.start()
+        defer { OpProfile.stop(.optimizer, profiled) }
         step += 1
         let t = Double(step)
         let c = config

@@ -179,3 +179,22 @@ import Tensor
         #expect(error.description.contains("layers[1].heads"))
     }
 }
+
+/// `gemmShapes` lists exactly the linear-layer and LM-head work `flopsPerToken` counts.
+@Suite struct GEMMShapeTests {
+    @Test(arguments: [ToyConfigs.llamaGQAUntied, ToyConfigs.gpt2, ToyConfigs.llamaIrregular])
+    func gemmFlopsAreTheLinearPartOfTheCount(_ config: ModelConfig) {
+        let model = Decoder.initialized(config: config, seed: 1)
+        model.lmHeadChunkRows = 3  // 2 × 5 = 10 rows: three full chunks and a rest of one
+        let (B, T) = (2, 5)
+        func total(_ calls: [(shape: GEMMShape, count: Int)]) -> Double { calls.reduce(0) { $0 + Double($1.count) * $1.shape.flops } }
+        let forward = total(model.gemmShapes(B: B, T: T, training: false))
+        let training = total(model.gemmShapes(B: B, T: T, training: true))
+        // flopsPerToken = linear + attention, attention = Σ layers 4·NH·HD·(T + 1)/2 forward, 4× that in training.
+        let attention = config.layers.reduce(0.0) { $0 + 4 * Double($1.heads * config.headDim) * Double(T + 1) / 2 }
+        let N = Double(B * T)
+        #expect(abs(forward - N * (model.flopsPerToken(T: T, training: false) - attention)) < 1e-6 * forward)
+        #expect(abs(training - N * (model.flopsPerToken(T: T, training: true) - 4 * attention)) < 1e-6 * training)
+        #expect(training == 3 * forward)
+    }
+}

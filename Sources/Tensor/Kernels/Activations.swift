@@ -14,6 +14,8 @@ let geluCubic: Float = 0.044_715
 
 /// out = inp · sigmoid(inp). out, inp: (N); out may alias inp.
 public func siluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let x = load16(inp + i, count)
         store16(x * sigmoid16(x), out + i, count)
@@ -23,6 +25,8 @@ public func siluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 /// dinp += dout · silu′(inp). dinp, dout, inp: (N).
 public func siluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let x = load16(inp + i, count), s = sigmoid16(x)
         store16(load16(dinp + i, count) + load16(dout + i, count) * s * (1 + x * (1 - s)), dinp + i, count)
@@ -31,6 +35,8 @@ public func siluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 
 /// out = ½ · inp · (1 + tanh(√(2/π) · (inp + 0.044715 · inp³))). out, inp: (N); out may alias inp.
 public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     // ½ x (1 + tanh(y)) = x · sigmoid(2y): one exp and no cancellation near tanh = −1.
     parallelVectorLoop(N) { i, count in
         let x = load16(inp + i, count)
@@ -41,6 +47,8 @@ public func geluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 /// dinp += dout · gelu′(inp). dinp, dout, inp: (N).
 public func geluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     // With s = sigmoid(2y): gelu = x·s and gelu′ = s + 2x·s(1 − s)·√(2/π)(1 + 3·0.044715x²).
     parallelVectorLoop(N) { i, count in
         let x = load16(inp + i, count), x2 = x * x
@@ -53,6 +61,8 @@ public func geluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 
 /// out = max(inp, 0). out, inp: (N); out may alias inp.
 public func reluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let x = load16(inp + i, count)
         store16(x.replacing(with: 0, where: x .<= 0), out + i, count)
@@ -62,6 +72,8 @@ public func reluForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 /// dinp += dout where inp > 0. dinp, dout, inp: (N).
 public func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                          inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let g = load16(dout + i, count).replacing(with: 0, where: load16(inp + i, count) .<= 0)
         store16(load16(dinp + i, count) + g, dinp + i, count)
@@ -71,6 +83,8 @@ public func reluBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 /// out = silu(gate) · up (LLaMA MLP). out, gate, up: (N); out may alias gate or up.
 public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
                           up: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let g = load16(gate + i, count)
         store16(g * sigmoid16(g) * load16(up + i, count), out + i, count)
@@ -81,6 +95,8 @@ public func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<
 public func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
                            dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
                            up: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     parallelVectorLoop(N) { i, count in
         let g = load16(gate + i, count), s = sigmoid16(g), dy = load16(dout + i, count)
         store16(load16(dgate + i, count) + dy * load16(up + i, count) * s * (1 + g * (1 - s)), dgate + i, count)

@@ -22,6 +22,8 @@ import Synchronization
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              B: Int, T: Int, NH: Int, NKV: Int, HD: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.attention, profiled) }
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionForward")
     let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
     let scale = 1 / Float(HD).squareRoot()
@@ -70,6 +72,8 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
                               q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               probs: UnsafePointer<Float>, B: Int, T: Int, NH: Int, NKV: Int, HD: Int,
                               scratch: UnsafeMutablePointer<Float>? = nil) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.attention, profiled) }
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
     // Read the thread budget once: the scratch layout and the split must agree.
     let workers = attentionWorkers(B * NH)
@@ -139,6 +143,8 @@ public func attentionCachedForward(out: UnsafeMutablePointer<Float>, q: UnsafePo
                                    kCache: UnsafePointer<Float>, vCache: UnsafePointer<Float>,
                                    B: Int, Tq: Int, Tk: Int, start: Int, NH: Int, NKV: Int, HD: Int,
                                    ldk: Int? = nil) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.attention, profiled) }
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionCachedForward")
     precondition(start >= 0 && start + Tq <= Tk,
                  "attentionCachedForward: positions \(start)..<\(start + Tq) exceed the cache's \(Tk)")

@@ -13,6 +13,8 @@ import Foundation
 /// - targets: (N), in 0..<V or −1
 public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                 targets: UnsafePointer<Int32>, N: Int, V: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.loss, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
         for n in rows {
             let target = crossEntropyTarget(targets, n, V: V)
@@ -30,6 +32,8 @@ public func crossEntropyForward(losses: UnsafeMutablePointer<Float>, logits: Uns
 /// - targets, dlosses: (N)
 public func crossEntropyBackward(dlogits: UnsafeMutablePointer<Float>, logits: UnsafePointer<Float>,
                                  targets: UnsafePointer<Int32>, dlosses: UnsafePointer<Float>, N: Int, V: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.loss, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
         for n in rows {
             let target = crossEntropyTarget(targets, n, V: V)

@@ -40,6 +40,8 @@ public func distillationForwardBackward(losses: UnsafeMutablePointer<Float>, dlo
                                         student: UnsafePointer<Float>, teacher: UnsafePointer<Float>,
                                         targets: UnsafePointer<Int32>, dlosses: UnsafePointer<Float>,
                                         N: Int, V: Int, weights w: DistillationWeights) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.loss, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
         for n in rows {
             let target = crossEntropyTarget(targets, n, V: V)

@@ -10,6 +10,8 @@
 /// - table: (rows, C)
 public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>,
                              table: UnsafePointer<Float>, N: Int, C: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.embedding, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
         for n in rows { (out + n * C).update(from: table + Int(ids[n]) * C, count: C) }
     }
@@ -21,6 +23,8 @@ public func embeddingForward(out: UnsafeMutablePointer<Float>, ids: UnsafePointe
 /// - ids: (N)
 public func embeddingBackward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                               ids: UnsafePointer<Int32>, N: Int, C: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.embedding, profiled) }
     // Threads split the columns, never the rows: every element still sums its rows in increasing n.
     parallelColumns(C, rows: N) { columns in
         for n in 0..<N {

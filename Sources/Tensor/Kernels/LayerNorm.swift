@@ -17,6 +17,8 @@ public func layernormForward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutab
                              rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                              N: Int, C: Int, D: Int, eps: Float) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.norm, profiled) }
     precondition(D > 0, "layernormForward: divisor D must be positive, got \(D)")
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
         for n in rows {
@@ -49,6 +51,8 @@ public func layernormBackward(dinp: UnsafeMutablePointer<Float>, dweight: Unsafe
                               inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                               mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                               N: Int, C: Int, D: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.norm, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
         for n in rows {
             let x = inp + n * C, dy = dout + n * C, dx = dinp + n * C

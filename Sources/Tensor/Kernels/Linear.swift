@@ -13,6 +13,8 @@
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           N: Int, IN: Int, OUT: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.gemm, profiled) }
     if let bias {
         // Broadcast the bias into out first, then let sgemm add the product on top (beta = 1).
         Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(OUT, 1))) { rows in
@@ -32,6 +34,8 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
                            dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                            inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            N: Int, IN: Int, OUT: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.gemm, profiled) }
     if let dinp {
         sgemm(M: N, N: IN, K: OUT, A: dout, lda: OUT, B: weight, ldb: IN, beta: 1, C: dinp, ldc: IN)
     }

@@ -16,6 +16,8 @@
 public func rmsnormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
                            inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                            N: Int, C: Int, D: Int, eps: Float) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.norm, profiled) }
     precondition(D > 0, "rmsnormForward: divisor D must be positive, got \(D)")
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
         for n in rows {
@@ -42,6 +44,8 @@ public func rmsnormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMu
                             dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
                             weight: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                             N: Int, C: Int, D: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.norm, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(C, 1))) { rows in
         for n in rows {
             let x = inp + n * C, dy = dout + n * C, dx = dinp + n * C

@@ -8,6 +8,8 @@
 /// out = inp1 + inp2. out, inp1, inp2: (N); out may alias either input.
 public func residualForward(out: UnsafeMutablePointer<Float>, inp1: UnsafePointer<Float>,
                            inp2: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     Threading.parallelFor(N, minChunk: parallelGrain) { range in
         for i in range { out[i] = inp1[i] + inp2[i] }
     }
@@ -16,6 +18,8 @@ public func residualForward(out: UnsafeMutablePointer<Float>, inp1: UnsafePointe
 /// dinp1 += dout; dinp2 += dout. All (N).
 public func residualBackward(dinp1: UnsafeMutablePointer<Float>, dinp2: UnsafeMutablePointer<Float>,
                              dout: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     Threading.parallelFor(N, minChunk: parallelGrain) { range in
         for i in range {
             dinp1[i] += dout[i]
@@ -26,6 +30,8 @@ public func residualBackward(dinp1: UnsafeMutablePointer<Float>, dinp2: UnsafeMu
 
 /// out += inp. out, inp: (N).
 public func addInPlace(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     Threading.parallelFor(N, minChunk: parallelGrain) { range in
         addInPlaceSerial(out: out + range.lowerBound, inp: inp + range.lowerBound, N: range.count)
     }
@@ -39,6 +45,8 @@ func addInPlaceSerial(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float
 
 /// out *= scale. out: (N).
 public func scaleInPlace(out: UnsafeMutablePointer<Float>, scale: Float, N: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     Threading.parallelFor(N, minChunk: parallelGrain) { range in
         for i in range { out[i] *= scale }
     }

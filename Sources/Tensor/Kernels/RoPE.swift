@@ -46,6 +46,8 @@ public struct RopeTable: Sendable {
 /// - positions start..<start+T (must be < table.maxPositions)
 public func ropeForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, table: RopeTable,
                         B: Int, T: Int, NH: Int, HD: Int, start: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     ropeApply(out: out, inp: inp, table: table, B: B, T: T, NH: NH, HD: HD, start: start, backward: false)
 }
 
@@ -53,6 +55,8 @@ public func ropeForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Flo
 /// - dinp, dout: (B, T, NH, HD)
 public func ropeBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, table: RopeTable,
                          B: Int, T: Int, NH: Int, HD: Int, start: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     ropeApply(out: dinp, inp: dout, table: table, B: B, T: T, NH: NH, HD: HD, start: start, backward: true)
 }
 

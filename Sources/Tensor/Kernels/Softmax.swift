@@ -9,6 +9,8 @@ import Foundation
 /// out[n] = softmax(inp[n]); out may alias inp.
 /// - out, inp: (N, V)
 public func softmaxForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, N: Int, V: Int) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.elementwise, profiled) }
     Threading.parallelFor(N, minChunk: max(1, parallelGrain / max(V, 1))) { rows in
         for n in rows { softmaxRow(out + n * V, inp + n * V, valid: V, columns: V) }
     }
