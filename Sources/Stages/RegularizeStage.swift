@@ -162,7 +162,7 @@ public struct RegularizeStage: StageKind {
     ] + selectionParams + [
         ParamDecl("lambda", .double(0...1e6), default: .double(0.0084),
                   doc: "Penalty weight λ; the ramp's end value. Default: with slice_weights initial and penalty_lr 1, P is empty after 60% of the default 200 steps (≈ 1/(0.6·steps), the best share on SmolLM2). The paper's 1e-3 is for its subgradient form."),
-        ParamDecl("lambda_schedule", .string(choices: ["constant", "linear_ramp"]), default: .string("constant"),
+        ParamDecl("lambda_schedule", .string(choices: LambdaScheduleKind.allCases.map(\.rawValue)), default: .string("constant"),
                   doc: "constant: λ throughout; linear_ramp: from lambda_start to lambda over lambda_ramp_steps."),
         ParamDecl("lambda_start", .double(0...1e6), default: .double(0), doc: "λ at step 0 of a linear_ramp."),
         ParamDecl("lambda_ramp_steps", .int(0...1_000_000), default: .int(0), doc: "Length of a linear_ramp; 0 = the whole run."),
@@ -195,13 +195,36 @@ public struct RegularizeStage: StageKind {
         var penalty_schedule: PenaltySchedule
         var slice_weights: SliceWeighting
         var lambda: Double
-        var lambda_schedule: String
+        var lambda_schedule: LambdaScheduleKind
         var lambda_start: Double
         var lambda_ramp_steps: Int
         var norm: SliceNorm
         var log_every: Int
         var eval_every: Int
         var heldout_fraction: Double
+    }
+
+    /// The closed set of `lambda_schedule`.
+    enum LambdaScheduleKind: String, Decodable, CaseIterable {
+        case constant, linear_ramp
+    }
+
+    /// λ over the run: a linear_ramp without lambda_ramp_steps spans all `steps` updates.
+    static func lambdaSchedule(_ p: Params, steps: Int) -> LambdaSchedule {
+        switch p.lambda_schedule {
+        case .constant: .constant(p.lambda)
+        case .linear_ramp: .linearRamp(from: p.lambda_start, to: p.lambda, steps: p.lambda_ramp_steps > 0 ? p.lambda_ramp_steps : steps)
+        }
+    }
+
+    /// The trainer's settings from the stage's parameters.
+    static func regularizationConfig(_ p: Params, _ t: TrainingParams) -> RegularizationConfig {
+        RegularizationConfig(lambda: lambdaSchedule(p, steps: t.steps), norm: p.norm, steps: t.steps, batchSize: t.batch_size,
+                             seqLen: t.seq_len, accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
+                             minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
+                             clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every,
+                             penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule,
+                             sliceWeights: p.slice_weights)
     }
 
     public func run(_ context: StageContext) throws {
@@ -218,15 +241,7 @@ public struct RegularizeStage: StageKind {
         }
         let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction,
                                   seed: context.seed, stage: context.stageID, input: "data")
-        let lambda: LambdaSchedule = p.lambda_schedule == "linear_ramp"
-            ? .linearRamp(from: p.lambda_start, to: p.lambda, steps: p.lambda_ramp_steps > 0 ? p.lambda_ramp_steps : t.steps)
-            : .constant(p.lambda)
-        let config = RegularizationConfig(lambda: lambda, norm: p.norm, steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len,
-                                          accumulation: t.accumulation, lr: Float(t.lr), warmup: t.warmup, decay: t.schedule,
-                                          minLR: Float(t.lr * t.min_lr_ratio), weightDecay: Float(t.weight_decay),
-                                          clipNorm: t.clipNorm, logEvery: p.log_every, evalEvery: p.eval_every,
-                                          penaltyUpdate: p.penalty_update, penaltyLR: p.penalty_lr, penaltySchedule: p.penalty_schedule,
-                                          sliceWeights: p.slice_weights)
+        let config = Self.regularizationConfig(p, t)
         let model = try store.decoder()
         let teaching = try attachTeacher(context, params: distillation, to: model, input: store)
         if let teaching { context.log(teaching) }

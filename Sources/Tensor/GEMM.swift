@@ -51,19 +51,6 @@ public func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool 
     return out
 }
 
-/// `count` independent products C_i = alpha · op(A_i) · op(B_i) + beta · C_i, where the i-th operand
-/// starts `strideA`/`strideB`/`strideC` floats after the previous one (attention over heads).
-public func batchedSgemm(count: Int, transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int,
-                         alpha: Float = 1, A: UnsafePointer<Float>, lda: Int, strideA: Int,
-                         B: UnsafePointer<Float>, ldb: Int, strideB: Int,
-                         beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int, strideC: Int) {
-    for i in 0..<count {
-        sgemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha,
-              A: A + i * strideA, lda: lda, B: B + i * strideB, ldb: ldb,
-              beta: beta, C: C + i * strideC, ldc: ldc)
-    }
-}
-
 /// The shape of one sgemm call, C[M×N] = op(A)·op(B) with inner size K: what cost accounting and
 /// `streamline bench engine` time raw cblas_sgemm on.
 public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {

@@ -240,7 +240,7 @@ public enum ChannelRegularizer {
 }
 
 /// λ as a function of the update step.
-public enum LambdaSchedule: Codable, Sendable, Equatable {
+public enum LambdaSchedule: Sendable, Equatable {
     /// λ at every step, e.g. 1e-3 (the paper's best).
     case constant(Double)
     /// λ = from + (to − from)·min(step, steps)/steps: `from` at step 0, `to` from step `steps` on.
@@ -254,58 +254,6 @@ public enum LambdaSchedule: Codable, Sendable, Equatable {
         case let .linearRamp(from, to, steps):
             guard steps > 0 else { return to }
             return from + (to - from) * Double(min(max(step, 0), steps)) / Double(steps)
-        }
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case kind, value, from, to, steps
-    }
-
-    /// Accepts a bare number (constant), `{kind: constant, value: 1e-3}` or
-    /// `{kind: linear_ramp, from: 0, to: 1e-3, steps: 100}`; λ values must be finite and ≥ 0.
-    public init(from decoder: any Swift.Decoder) throws {
-        if let single = try? decoder.singleValueContainer(), let value = try? single.decode(Double.self) {
-            guard value.isFinite, value >= 0 else {
-                throw DecodingError.dataCorruptedError(in: single, debugDescription: "lambda must be a finite number >= 0, got \(value)")
-            }
-            self = .constant(value)
-            return
-        }
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let kind = try c.decode(String.self, forKey: .kind)
-        func lambdaValue(_ key: CodingKeys) throws -> Double {
-            let v = try c.decode(Double.self, forKey: key)
-            guard v.isFinite, v >= 0 else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "must be a finite number >= 0, got \(v)")
-            }
-            return v
-        }
-        switch kind {
-        case "constant":
-            self = .constant(try lambdaValue(.value))
-        case "linear_ramp":
-            let steps = try c.decode(Int.self, forKey: .steps)
-            guard steps >= 0 else {
-                throw DecodingError.dataCorruptedError(forKey: .steps, in: c, debugDescription: "steps must be >= 0, got \(steps)")
-            }
-            self = .linearRamp(from: try lambdaValue(.from), to: try lambdaValue(.to), steps: steps)
-        default:
-            throw DecodingError.dataCorruptedError(forKey: .kind, in: c,
-                debugDescription: "unknown lambda schedule '\(kind)'; use constant or linear_ramp")
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        switch self {
-        case let .constant(value):
-            try c.encode("constant", forKey: .kind)
-            try c.encode(value, forKey: .value)
-        case let .linearRamp(from, to, steps):
-            try c.encode("linear_ramp", forKey: .kind)
-            try c.encode(from, forKey: .from)
-            try c.encode(to, forKey: .to)
-            try c.encode(steps, forKey: .steps)
         }
     }
 }

@@ -93,9 +93,6 @@ public struct TrainableMask: Sendable, Equatable {
         }
     }
 
-    /// Whether parameter `index` of set `set` is trainable.
-    public func isTrainable(set: Int, parameter index: Int) -> Bool { flags[set][index] }
-
     /// Number of trainable scalars across `sets` (the sets this mask was built for).
     public func trainableCount(_ sets: [ParameterSet]) -> Int {
         var n = 0

@@ -38,8 +38,8 @@ public enum PenaltySchedule: String, Codable, Sendable, CaseIterable {
     case lr
 }
 
-/// Settings of one regularization run; Codable (snake_case keys) so stage parameters can carry them.
-public struct RegularizationConfig: Codable, Sendable, Equatable {
+/// Settings of one regularization run (the regularize stage builds it from its parameters).
+public struct RegularizationConfig: Sendable, Equatable {
     /// λ over update steps, e.g. constant 1e-3 (the paper's best).
     public var lambda: LambdaSchedule
     /// How one slice is measured, e.g. .l2 (the paper's).
@@ -104,54 +104,6 @@ public struct RegularizationConfig: Codable, Sendable, Equatable {
         self.penaltyLR = penaltyLR
         self.penaltySchedule = penaltySchedule
         self.sliceWeights = sliceWeights
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case lambda, norm, steps, accumulation, lr, warmup, decay
-        case batchSize = "batch_size"
-        case seqLen = "seq_len"
-        case minLR = "min_lr"
-        case weightDecay = "weight_decay"
-        case clipNorm = "clip_norm"
-        case logEvery = "log_every"
-        case evalEvery = "eval_every"
-        case penaltyUpdate = "penalty_update"
-        case penaltyLR = "penalty_lr"
-        case penaltySchedule = "penalty_schedule"
-        case sliceWeights = "slice_weights"
-    }
-
-    /// Required keys: steps, batch_size, seq_len, lr; the rest default as in the memberwise init.
-    public init(from decoder: any Swift.Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let lr = try c.decode(Float.self, forKey: .lr)
-        self.init(lambda: try c.decodeIfPresent(LambdaSchedule.self, forKey: .lambda) ?? .constant(1e-3),
-                  norm: try c.decodeIfPresent(SliceNorm.self, forKey: .norm) ?? .l2,
-                  steps: try c.decode(Int.self, forKey: .steps),
-                  batchSize: try c.decode(Int.self, forKey: .batchSize),
-                  seqLen: try c.decode(Int.self, forKey: .seqLen),
-                  accumulation: try c.decodeIfPresent(Int.self, forKey: .accumulation) ?? 1,
-                  lr: lr,
-                  warmup: try c.decodeIfPresent(Int.self, forKey: .warmup) ?? 0,
-                  decay: try c.decodeIfPresent(LRSchedule.Kind.self, forKey: .decay) ?? .cosine,
-                  minLR: try c.decodeIfPresent(Float.self, forKey: .minLR),
-                  weightDecay: try c.decodeIfPresent(Float.self, forKey: .weightDecay) ?? 0,
-                  // Absent: the memberwise default 1.0; 0 turns clipping off (a YAML null is easy to lose).
-                  clipNorm: try c.decodeIfPresent(Float.self, forKey: .clipNorm).map { $0 == 0 ? nil : $0 } ?? 1.0,
-                  logEvery: try c.decodeIfPresent(Int.self, forKey: .logEvery) ?? 10,
-                  evalEvery: try c.decodeIfPresent(Int.self, forKey: .evalEvery) ?? 0,
-                  penaltyUpdate: try c.decodeIfPresent(PenaltyUpdate.self, forKey: .penaltyUpdate) ?? .proximal,
-                  penaltyLR: try c.decodeIfPresent(Double.self, forKey: .penaltyLR) ?? 1,
-                  penaltySchedule: try c.decodeIfPresent(PenaltySchedule.self, forKey: .penaltySchedule) ?? .constant,
-                  sliceWeights: try c.decodeIfPresent(SliceWeighting.self, forKey: .sliceWeights) ?? .uniform)
-        do {
-            try validate()
-        } catch {
-            // Point the key path at the offending setting.
-            var key = CodingKeys.steps
-            if case let .invalidSetting(name, _, _) = error, let named = CodingKeys(stringValue: name) { key = named }
-            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: error.description)
-        }
     }
 
     /// η_t, the proximal step size of update `step` (0-based) whose learning rate is `lr`.

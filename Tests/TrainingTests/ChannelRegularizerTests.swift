@@ -268,23 +268,6 @@ private let set8 = sets8[0]
         #expect(ramp.lambda(500) == 1e-2)
         #expect(LambdaSchedule.linearRamp(from: 1, to: 2, steps: 0).lambda(0) == 2)
     }
-
-    @Test func decodesBareNumbersAndKinds() throws {
-        let decoder = JSONDecoder()
-        #expect(try decoder.decode(LambdaSchedule.self, from: Data("0.001".utf8)) == .constant(0.001))
-        #expect(try decoder.decode(LambdaSchedule.self, from: Data(#"{"kind":"constant","value":0.5}"#.utf8)) == .constant(0.5))
-        let ramp = try decoder.decode(LambdaSchedule.self, from: Data(#"{"kind":"linear_ramp","from":0,"to":0.01,"steps":50}"#.utf8))
-        #expect(ramp == .linearRamp(from: 0, to: 0.01, steps: 50))
-        for schedule in [LambdaSchedule.constant(3e-4), ramp] {
-            #expect(try decoder.decode(LambdaSchedule.self, from: JSONEncoder().encode(schedule)) == schedule)
-        }
-    }
-
-    @Test(arguments: ["-1", #"{"kind":"cosine","value":1}"#, #"{"kind":"linear_ramp","from":0,"to":1,"steps":-2}"#,
-                      #"{"kind":"linear_ramp","from":-1,"to":1,"steps":2}"#, #"{"kind":"constant"}"#])
-    func rejectsInvalid(json: String) {
-        #expect(throws: DecodingError.self) { try JSONDecoder().decode(LambdaSchedule.self, from: Data(json.utf8)) }
-    }
 }
 
 @Suite struct RegularizeThenPruneTests {

@@ -123,19 +123,13 @@ import Model
         #expect(evaluation.maskedLoss != evaluation.loss)
     }
 
-    @Test func configDecodesWithDefaultsAndRejectsBadValuesByKey() throws {
-        let json = #"{"steps": 100, "batch_size": 4, "seq_len": 256, "lr": 1e-4, "lambda": {"kind": "linear_ramp", "from": 0, "to": 0.01, "steps": 50}}"#
-        let config = try JSONDecoder().decode(RegularizationConfig.self, from: Data(json.utf8))
-        #expect(config == RegularizationConfig(lambda: .linearRamp(from: 0, to: 0.01, steps: 50), steps: 100, batchSize: 4,
-                                               seqLen: 256, lr: 1e-4))
+    @Test func configDefaultsAndRejectsBadValuesByKey() throws {
+        let config = RegularizationConfig(lambda: .linearRamp(from: 0, to: 0.01, steps: 50), steps: 100, batchSize: 4, seqLen: 256, lr: 1e-4)
         #expect(config.clipNorm == 1.0)
         #expect(config.minLR == 1e-5)
-        let bad = #"{"steps": 100, "batch_size": 4, "seq_len": 256, "lr": 1e-4, "log_every": 0}"#
-        #expect {
-            try JSONDecoder().decode(RegularizationConfig.self, from: Data(bad.utf8))
-        } throws: { error in
-            guard case let DecodingError.dataCorrupted(context)? = error as? DecodingError else { return false }
-            return context.codingPath.last?.stringValue == "log_every" && context.debugDescription.contains("must be >= 1")
+        try config.validate()
+        #expect(throws: TrainingError.invalidSetting(key: "log_every", value: "0", reason: "must be >= 1")) {
+            try RegularizationConfig(steps: 100, batchSize: 4, seqLen: 256, lr: 1e-4, logEvery: 0).validate()
         }
     }
 }
