@@ -3,6 +3,7 @@
 // what was expected, and ends with what to do next.
 
 import Foundation
+import TensorStore
 
 /// A position in a spec file. Lines and columns count from 1.
 public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
@@ -174,31 +175,9 @@ extension PipelineError: CustomStringConvertible {
     }
 }
 
-/// The candidate closest to `name` by edit distance, if it is close enough to be a likely typo.
+/// The candidate closest to `name` (case ignored), if it is close enough to be a likely typo.
 func suggestion(for name: String, among candidates: [String]) -> String? {
-    var best: (String, Int)?
-    for c in candidates {
-        let d = levenshtein(Array(name.lowercased()), Array(c.lowercased()))
-        if best == nil || d < best!.1 { best = (c, d) }
-    }
-    // Why max(2, n/3): one or two slips in a short word, a third of a long one; further is a guess.
-    guard let (c, d) = best, d <= max(2, name.count / 3) else { return nil }
-    return c
-}
-
-func levenshtein(_ a: [Character], _ b: [Character]) -> Int {
-    if a.isEmpty { return b.count }
-    var row = Array(0...b.count)
-    for i in 1...a.count {
-        var prev = row[0]
-        row[0] = i
-        for j in stride(from: 1, through: b.count, by: 1) {
-            let cur = row[j]
-            row[j] = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
-            prev = cur
-        }
-    }
-    return row[b.count]
+    Spelling.closest(to: name, among: candidates, ignoringCase: true)
 }
 
 extension PipelineError {

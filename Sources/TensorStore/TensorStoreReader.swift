@@ -108,7 +108,7 @@ public final class TensorStoreReader: @unchecked Sendable {
     public func info(_ name: String) throws -> TensorInfo {
         guard let info = infoByName[name] else {
             throw TensorStoreError.missingTensor(path: url.path, name: name, available: names,
-                                                 suggestion: closestName(to: name, among: names))
+                                                 suggestion: Spelling.closest(to: name, among: names))
         }
         return info
     }
@@ -331,33 +331,4 @@ private struct StoreIndex: Sendable {
         }
         return TensorInfo(name: name, dtype: dtype, shape: dims.map { Int($0) }, digest: digest)
     }
-}
-
-/// The name closest to `name` by edit distance, if it is close enough to be a likely typo.
-func closestName(to name: String, among candidates: [String]) -> String? {
-    let target = Array(name.unicodeScalars)
-    var best: (name: String, distance: Int)?
-    for candidate in candidates {
-        let d = editDistance(target, Array(candidate.unicodeScalars))
-        if d < (best?.distance ?? Int.max) { best = (candidate, d) }
-    }
-    // Within a third of the name's length (at least 2 edits): beyond that it is not a typo.
-    guard let best, best.distance <= max(2, target.count / 3) else { return nil }
-    return best.name
-}
-
-/// Levenshtein distance (insert, delete, substitute: cost 1 each).
-func editDistance<T: Equatable>(_ a: [T], _ b: [T]) -> Int {
-    if a.isEmpty { return b.count }
-    var previous = Array(0...b.count)
-    var current = previous
-    for i in 1...a.count {
-        current[0] = i
-        for j in stride(from: 1, through: b.count, by: 1) {
-            let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
-            current[j] = min(substitution, previous[j] + 1, current[j - 1] + 1)
-        }
-        swap(&previous, &current)
-    }
-    return previous[b.count]
 }

@@ -7,6 +7,7 @@
 //   '**'  as a whole segment matches zero or more segments (`embed/**`, `**/lora_a`)
 
 import Tensor
+import TensorStore
 
 /// A glob over '/'-separated parameter names, e.g. `layers/*/attn/*` or `embed/**`.
 public struct NamePattern: Sendable, Hashable, CustomStringConvertible {
@@ -88,7 +89,7 @@ public struct TrainableMask: Sendable, Equatable {
                 }
             }
             if !matched {
-                throw .unknownParameterPattern(pattern: text, closest: closestNames(to: text, in: sets.flatMap(\.names)))
+                throw .unknownParameterPattern(pattern: text, closest: Spelling.nearest(to: text, in: sets.flatMap(\.names)))
             }
         }
     }
@@ -101,27 +102,4 @@ public struct TrainableMask: Sendable, Equatable {
         }
         return n
     }
-}
-
-/// Up to `limit` names nearest to `query` by edit distance (ties keep layout order).
-func closestNames(to query: String, in names: [String], limit: Int = 5) -> [String] {
-    let q = Array(query.utf8)
-    let scored = names.enumerated().map { (offset, name) in (editDistance(q, Array(name.utf8)), offset, name) }
-    return scored.sorted { ($0.0, $0.1) < ($1.0, $1.1) }.prefix(limit).map(\.2)
-}
-
-/// Levenshtein distance with one rolling row.
-private func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
-    if a.isEmpty { return b.count }
-    var row = Array(0...b.count)
-    for i in 1...a.count {
-        var diagonal = row[0]
-        row[0] = i
-        for j in stride(from: 1, through: b.count, by: 1) {
-            let above = row[j]
-            row[j] = min(above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1))
-            diagonal = above
-        }
-    }
-    return row[b.count]
 }
