@@ -62,11 +62,7 @@ public struct EvaluateStage: StageKind {
         }
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let data = try TokenDataset(store: context.inputs["data"]!)
-        guard data.tokenizerDigest == store.tokenizer.digest else {
-            throw DataError.unsupportedTokenizer(path: context.inputs["data"]!.path,
-                                                 detail: "the dataset was tokenized by \(data.tokenizerDigest.prefix(16)), the model uses \(store.tokenizer.digest.prefix(16)); build the dataset from this model")
-        }
+        let data = try tokenDataset(context.inputs["data"]!, tokenizer: store.tokenizer, stage: context.stageID, input: "data")
         let evaluation = PerplexityProtocol(window: p.window, stride: p.stride == 0 ? nil : p.stride, bos: p.bos,
                                             maxTokens: p.max_tokens == 0 ? nil : p.max_tokens,
                                             tokenizerDigest: store.tokenizer.digest,

@@ -50,11 +50,7 @@ public struct TrainStage: StageKind {
         let p = try context.decodeParams(Params.self), distillation = try context.decodeParams(DistillationParams.self)
         Threading.configure(threads: context.threads)
         var store = try ModelStore(store: context.inputs["model"]!)
-        let data = try TokenDataset(store: context.inputs["data"]!)
-        guard data.tokenizerDigest == store.tokenizer.digest else {
-            throw DataError.unsupportedTokenizer(path: context.inputs["data"]!.path,
-                                                 detail: "the dataset was tokenized by \(data.tokenizerDigest.prefix(16)), the model uses \(store.tokenizer.digest.prefix(16)); build the dataset from this model")
-        }
+        let data = try tokenDataset(context.inputs["data"]!, tokenizer: store.tokenizer, stage: context.stageID, input: "data")
         let decoder = try store.decoder()
         let teaching = try attachTeacher(context, params: distillation, to: decoder, input: store)
         if let teaching { context.log(teaching) }
