@@ -7,17 +7,38 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// The debug `streamline` binary; `make test` builds it before `swift test`.
+/// The debug `streamline` binary; `make test` builds it before `swift test`. A binary older than a
+/// source file is refused: `swift test` alone rebuilds the tests, not the executable they run, and a
+/// stale binary would test yesterday's code.
 func streamlineBinary() throws -> URL {
     let url = repositoryRoot.appendingPathComponent(".build/debug/streamline")
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
         Issue.record("streamline binary missing at \(url.path): run `swift build --product streamline` first")
         throw CLITestFailure.binaryMissing
     }
+    if let built = modificationDate(url), let (source, edited) = newestSource, edited > built {
+        Issue.record("\(url.path) is older than \(source): run `swift build --product streamline` (or make test)")
+        throw CLITestFailure.binaryStale
+    }
     return url
 }
 
-enum CLITestFailure: Error { case binaryMissing }
+/// The most recently modified file under Sources/ and when (looked up once per test run).
+let newestSource: (path: String, date: Date)? = {
+    let sources = repositoryRoot.appendingPathComponent("Sources")
+    guard let walker = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: [.contentModificationDateKey]) else { return nil }
+    var newest: (path: String, date: Date)?
+    for case let file as URL in walker {
+        if let date = modificationDate(file), date > (newest?.date ?? .distantPast) { newest = (file.path, date) }
+    }
+    return newest
+}()
+
+func modificationDate(_ url: URL) -> Date? {
+    try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate
+}
+
+enum CLITestFailure: Error { case binaryMissing, binaryStale }
 
 struct CommandResult {
     var status: Int32
