@@ -7,29 +7,33 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// The debug `streamline` binary; `make test` builds it before `swift test`. A binary older than a
-/// source file is refused: `swift test` alone rebuilds the tests, not the executable they run, and a
-/// stale binary would test yesterday's code.
+/// The debug `streamline` binary; `make test` builds it before `swift test`. A binary older than an
+/// object file of the modules it links is refused: `swift test` alone recompiles those modules for
+/// the tests but does not relink the executable they run, which would then test yesterday's code.
 func streamlineBinary() throws -> URL {
     let url = repositoryRoot.appendingPathComponent(".build/debug/streamline")
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
         Issue.record("streamline binary missing at \(url.path): run `swift build --product streamline` first")
         throw CLITestFailure.binaryMissing
     }
-    if let built = modificationDate(url), let (source, edited) = newestSource, edited > built {
-        Issue.record("\(url.path) is older than \(source): run `swift build --product streamline` (or make test)")
+    if let built = modificationDate(url), let (object, compiled) = newestLinkedObject, compiled > built {
+        Issue.record("\(url.path) is older than \(object): run `swift build --product streamline` (or make test)")
         throw CLITestFailure.binaryStale
     }
     return url
 }
 
-/// The most recently modified file under Sources/ and when (looked up once per test run).
-let newestSource: (path: String, date: Date)? = {
-    let sources = repositoryRoot.appendingPathComponent("Sources")
-    guard let walker = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: [.contentModificationDateKey]) else { return nil }
+/// The most recently compiled object file of the non-test modules in .build/debug (looked up once).
+let newestLinkedObject: (path: String, date: Date)? = {
+    let build = repositoryRoot.appendingPathComponent(".build/debug")
+    let modules = (try? FileManager.default.contentsOfDirectory(atPath: build.path)) ?? []
     var newest: (path: String, date: Date)?
-    for case let file as URL in walker {
-        if let date = modificationDate(file), date > (newest?.date ?? .distantPast) { newest = (file.path, date) }
+    for module in modules where module.hasSuffix(".build") && !module.hasSuffix("Tests.build") {
+        let folder = build.appendingPathComponent(module)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasSuffix(".o") {
+            let file = folder.appendingPathComponent(name)
+            if let date = modificationDate(file), date > (newest?.date ?? .distantPast) { newest = (file.path, date) }
+        }
     }
     return newest
 }()
