@@ -29,6 +29,8 @@ public enum DataError: Error, Sendable, Equatable {
     case notEnoughText(path: String, detail: String)
     /// A model config cannot be expressed in the target format (e.g. per-layer widths in HF LLaMA).
     case notExportable(detail: String)
+    /// The model carries matrices on its residual connections (SliceGPT), which `format` has no place for.
+    case shortcutsNotExportable(format: String)
 }
 
 extension DataError: CustomStringConvertible {
@@ -71,6 +73,10 @@ extension DataError: CustomStringConvertible {
         case .notExportable(let detail):
             return "Cannot export: \(detail). Export a model whose layers all have the same widths, "
                 + "or keep using the Streamline store."
+        case .shortcutsNotExportable(let format):
+            return "Cannot export to \(format): this model comes from slicegpt and carries a matrix on every residual connection "
+                + "(x·Sᵀ + block instead of x + block), which a LLaMA checkpoint has no tensor for. Evaluate, generate and "
+                + "finetune it with Streamline from its store; for an exportable model of the same width use rotate, select (last) and prune."
         }
     }
 }

@@ -7,7 +7,8 @@
 //   HF export (algebra in HFExport.swift's header), exact because all norms share D and ε.
 // Matrices are F32, F16 or Q8_0; norm scales stay F32, and under Q8_0 a matrix whose rows are not a
 // multiple of 32 falls back to F16 (as llama.cpp's converter does). Not supported: per-layer widths and
-// the GPT-2/OPT families (no llama.cpp `llama` equivalent), refused by HFExport.uniformLlamaShape.
+// the GPT-2/OPT families (no llama.cpp `llama` equivalent) and SliceGPT models (residual shortcut
+// matrices), refused by HFExport.uniformLlamaShape.
 
 import Foundation
 import Model

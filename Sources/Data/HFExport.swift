@@ -8,7 +8,8 @@
 //   s′ = s·sqrt(D/d′) and ε′ = ε·D/d′:  x·s·sqrt(D/d′) / sqrt(Σx²/d′ + ε·D/d′)
 //   = x·s / sqrt((d′/D)·(Σx²/d′ + ε·D/d′)) = x·s / sqrt(Σx²/D + ε). Exact, for every norm at once,
 //   because all norms share D and ε.
-// Not supported: per-layer widths (HF LLaMA has one width per model) and the GPT-2/OPT families.
+// Not supported: per-layer widths (HF LLaMA has one width per model), the GPT-2/OPT families, and
+// SliceGPT models (a matrix on each residual connection; refused with DataError.shortcutsNotExportable).
 
 import Foundation
 import Model
@@ -126,6 +127,7 @@ public enum HFExport {
 
     /// The one layer shape of a LLaMA-family model with equal layers, which both export formats need.
     static func uniformLlamaShape(_ config: ModelConfig, format: String) throws -> LayerShape {
+        if config.hasShortcuts { throw DataError.shortcutsNotExportable(format: format) }
         guard config.architecture == .llama, config.norm == .rmsnorm, config.activation == .swiglu, !config.bias else {
             throw DataError.notExportable(detail: "\(format) export writes the LLaMA family; this model is \(config.architecture.rawValue)")
         }

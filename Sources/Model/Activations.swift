@@ -155,8 +155,10 @@ struct BackwardScratch {
     let dhidden: Tensor
     /// dlora: (N, R) gradient of x·Aᵀ
     let dlora: Tensor
+    /// dshortcut: (N, C) gradient of the stream through a residual shortcut matrix (SliceGPT models; else empty)
+    let dshortcut: Tensor
 
-    init(_ carver: Carver, N: Int, C: Int, maxQ: Int, maxK: Int, maxF: Int, rank: Int, rope: Bool) {
+    init(_ carver: Carver, N: Int, C: Int, maxQ: Int, maxK: Int, maxF: Int, rank: Int, rope: Bool, shortcuts: Bool) {
         dres = carver.take([N, C])
         dnorm = carver.take([N, C])
         datt = carver.take([N, maxQ])
@@ -169,6 +171,7 @@ struct BackwardScratch {
         dup = carver.take([N, maxF])
         dhidden = carver.take([N, maxF])
         dlora = carver.take([N, rank])
+        dshortcut = carver.take(shortcuts ? [N, C] : [0])
     }
 }
 

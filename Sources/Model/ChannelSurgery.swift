@@ -49,8 +49,10 @@ public struct ChannelSet: Codable, Sendable, Equatable {
     /// |P| / C, e.g. 0.25.
     public var ratio: Double { Double(pruned.count) / Double(hiddenSize) }
 
-    /// Throws unless this set was chosen for a model of `config.hiddenSize` channels.
+    /// Throws unless this set was chosen for a model of `config.hiddenSize` channels, and that model
+    /// has no residual shortcut matrices.
     public func validate(for config: ModelConfig) throws(ChannelSetError) {
+        if config.hasShortcuts { throw .shortcutModel }
         if hiddenSize != config.hiddenSize { throw .widthMismatch(channels: hiddenSize, model: config.hiddenSize) }
     }
 
@@ -93,6 +95,8 @@ public enum ChannelSetError: Error, Equatable, Sendable {
     case parameterMismatch(name: String, expected: [Int], found: [Int]?)
     /// Rescaling norm scales is exact only for RMSNorm; this model uses `norm`.
     case rescaleNeedsRMSNorm(norm: NormKind)
+    /// The model carries residual shortcut matrices (SliceGPT), whose hidden channels are not one index set.
+    case shortcutModel
 }
 
 extension ChannelSetError: CustomStringConvertible {
@@ -124,6 +128,9 @@ extension ChannelSetError: CustomStringConvertible {
         case let .rescaleNeedsRMSNorm(norm):
             return "Rescaling norm scales keeps outputs exact only for RMSNorm, not \(norm.rawValue). "
                 + "Keep the original norm divisor instead (norms: keep_divisor)."
+        case .shortcutModel:
+            return "The model is a SliceGPT model: each residual connection changes basis, so a hidden channel is not one slice of "
+                + "every tensor and cannot be selected or pruned. Slice the original model with a larger ratio instead."
         }
     }
 }
@@ -165,6 +172,9 @@ extension ModelConfig {
             case "wo", "w_down": axis = .rows
             case "bo", "b_down", "scale", "shift": axis = .entries
             case "bq", "bk", "bv", "b_up": axis = nil
+            case "shortcut":
+                // Why: SliceGPT models are refused by ChannelSet.validate and ChannelSelection.select first.
+                preconditionFailure("hiddenChannelTensors: a model with residual shortcut matrices has no hidden-channel slices")
             default:
                 // Why: a parameter added to ModelConfig must be classified here, or pruning would
                 // silently leave it at the old width.

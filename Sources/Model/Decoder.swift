@@ -15,6 +15,8 @@
 //   h   = silu(n2·Wgᵀ) ⊙ (n2·Wuᵀ)         (N, F)        or act(n2·Wuᵀ + bu) for GELU/ReLU
 //   x'  = mid + h·Wdᵀ + bd                (N, C)
 // Around the layers: x₀ = E[tokens] (+ P[positions]); logits = norm(x_L)·Wheadᵀ, Whead = E when tied.
+// SliceGPT models (config.hasShortcuts) carry a matrix on each residual connection, S (C, C) as
+// (out, in): mid = x·S_attnᵀ + att·Woᵀ and x' = mid·S_mlpᵀ + h·Wdᵀ (Model/Slicing.swift).
 // Norms divide by config.normDivisor D, not C, so deleting all-zero hidden channels changes nothing.
 
 import Foundation
@@ -95,14 +97,17 @@ public final class Decoder {
                 wv: linear("\(p)/attn/wv", "\(p)/attn/bv"), wo: linear("\(p)/attn/wo", "\(p)/attn/bo"),
                 mlpNorm: norm("\(p)/mlp_norm"),
                 wGate: config.activation == .swiglu ? linear("\(p)/mlp/w_gate", nil) : nil,
-                wUp: linear("\(p)/mlp/w_up", "\(p)/mlp/b_up"), wDown: linear("\(p)/mlp/w_down", "\(p)/mlp/b_down"))
+                wUp: linear("\(p)/mlp/w_up", "\(p)/mlp/b_up"), wDown: linear("\(p)/mlp/w_down", "\(p)/mlp/b_down"),
+                attnShortcut: config.hasShortcuts ? param("\(p)/attn/shortcut") : nil,
+                mlpShortcut: config.hasShortcuts ? param("\(p)/mlp/shortcut") : nil)
         }
         // ~8M logits (32 MB) per chunk keeps the LM head's sgemm large and the buffer small (V = 49152: 170 rows).
         lmHeadChunkRows = max(16, (1 << 23) / config.vocabSize)
     }
 
     /// A freshly initialised decoder: weights N(0, 0.02²) (GPT-2), the residual output projections wo
-    /// and w_down scaled by 1/√(2L) (GPT-2 §2.3), norm scales 1, biases and shifts 0. Parameter i of
+    /// and w_down scaled by 1/√(2L) (GPT-2 §2.3), norm scales 1, residual shortcut matrices the
+    /// identity, biases and shifts 0. Parameter i of
     /// `parameterSpecs` draws from Philox stream i of `seed`, so the bytes depend only on (config, seed).
     public static func initialized(config: ModelConfig, seed: UInt64) -> Decoder {
         let parameters = ParameterSet(config.parameterSpecs)
@@ -114,6 +119,9 @@ public final class Decoder {
                 let name = specs[i].name, value = parameters.value(name)
                 if name.hasSuffix("/scale") {
                     value.data.update(repeating: 1, count: value.count)
+                } else if name.hasSuffix("/shortcut") {
+                    let C = specs[i].shape[0]
+                    for c in 0..<C { value.data[c * C + c] = 1 }
                 } else if specs[i].shape.count == 2 {
                     let residual = name.hasSuffix("/attn/wo") || name.hasSuffix("/mlp/w_down")
                     var rng = RNG(seed: seed, stream: UInt64(i))
@@ -231,10 +239,16 @@ public final class Decoder {
     /// values are appended at positions cache.length..< and attention runs over the cache.
     func layerForward(_ p: LayerParams, _ a: LayerActivations, output: Tensor, scratch s: LayerScratch,
                       B: Int, T: Int, cache: (KVCache, layer: Int)?) {
-        let N = B * T, C = config.hiddenSize, HD = config.headDim
-        let NH = p.shape.heads, NKV = p.shape.kvHeads, F = p.shape.ffn
+        attentionBlockForward(p, a, scratch: s, B: B, T: T, cache: cache)
+        mlpBlockForward(p, a, output: output, scratch: s, N: B * T)
+    }
+
+    /// The attention half of `layerForward`: a.input → a.mid.
+    func attentionBlockForward(_ p: LayerParams, _ a: LayerActivations, scratch s: LayerScratch,
+                               B: Int, T: Int, cache: (KVCache, layer: Int)?) {
+        let N = B * T, HD = config.headDim
+        let NH = p.shape.heads, NKV = p.shape.kvHeads
         let start = cache?.0.length ?? 0
-        // Attention block.
         normForward(p.attnNorm, a.attnNorm, inp: a.input, N: N)
         linear(p.wq, out: a.q, inp: a.attnNorm.out, N: N, inner: a.loraInner["wq"])
         linear(p.wk, out: a.k, inp: a.attnNorm.out, N: N, inner: a.loraInner["wk"])
@@ -256,8 +270,12 @@ public final class Decoder {
             }
         }
         linear(p.wo, out: s.proj, inp: a.att, N: N, inner: a.loraInner["wo"])
-        residualForward(out: a.mid.data, inp1: a.input.data, inp2: s.proj.data, N: N * C)
-        // MLP block.
+        residualConnection(p.attnShortcut, out: a.mid, stream: a.input, branch: s.proj, N: N)
+    }
+
+    /// The MLP half of `layerForward`: a.mid → `output`.
+    func mlpBlockForward(_ p: LayerParams, _ a: LayerActivations, output: Tensor, scratch s: LayerScratch, N: Int) {
+        let F = p.shape.ffn
         normForward(p.mlpNorm, a.mlpNorm, inp: a.mid, N: N)
         if let wGate = p.wGate {
             linear(wGate, out: a.gate, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_gate"])
@@ -265,7 +283,7 @@ public final class Decoder {
         linear(p.wUp, out: a.up, inp: a.mlpNorm.out, N: N, inner: a.loraInner["w_up"])
         mlpActivation(a, N: N, F: F)
         linear(p.wDown, out: s.proj, inp: a.hidden, N: N, inner: a.loraInner["w_down"])
-        residualForward(out: output.data, inp1: a.mid.data, inp2: s.proj.data, N: N * C)
+        residualConnection(p.mlpShortcut, out: output, stream: a.mid, branch: s.proj, N: N)
     }
 
     /// Backward of `layerForward` (training, no cache). On entry `grads.dres` holds the gradient of the
@@ -280,6 +298,7 @@ public final class Decoder {
         dhidden.zero()
         mlpActivation(a, N: N, F: F)  // h was not kept (see LayerActivations.hidden): recompute it
         linearLayerBackward(p.wDown, dinp: dhidden, dout: g.dres, inp: a.hidden, N: N, inner: a.loraInner["w_down"], dinner: g.dlora)
+        residualConnectionBackward(p.mlpShortcut, dres: g.dres, stream: a.mid, scratch: g.dshortcut, N: N)
         dup.zero()
         g.dnorm.zero()
         if let wGate = p.wGate {
@@ -300,6 +319,7 @@ public final class Decoder {
         let dk = g.dk.prefixColumns(K, rows: N), dv = g.dv.prefixColumns(K, rows: N)
         datt.zero()
         linearLayerBackward(p.wo, dinp: datt, dout: g.dres, inp: a.att, N: N, inner: a.loraInner["wo"], dinner: g.dlora)
+        residualConnectionBackward(p.attnShortcut, dres: g.dres, stream: a.input, scratch: g.dshortcut, N: N)
         dq.zero()
         dk.zero()
         dv.zero()
@@ -331,6 +351,31 @@ public final class Decoder {
     }
 
     // MARK: - Paired ops (forward, then backward)
+
+    /// out = stream + branch, or stream·Sᵀ + branch when the connection carries a shortcut matrix S
+    /// (then `branch` is overwritten with the result). out, stream, branch: (N, C); out may be stream.
+    func residualConnection(_ shortcut: Param?, out: Tensor, stream: Tensor, branch: Tensor, N: Int) {
+        let C = config.hiddenSize
+        guard let shortcut else {
+            residualForward(out: out.data, inp1: stream.data, inp2: branch.data, N: N * C)
+            return
+        }
+        // Summed in the branch first: in inference `out` and `stream` are one buffer.
+        residualMatrixForward(out: branch.data, inp1: stream.data, weight: shortcut.value.data, inp2: branch.data, N: N, C: C)
+        out.data.update(from: branch.data, count: N * C)
+    }
+
+    /// Backward of `residualConnection` along the stream: `dres` (N, C) holds d(out) on entry (the branch
+    /// reads that as its gradient before this call) and d(stream) through the connection on exit; dS
+    /// accumulates when `trainBase`. The identity connection leaves `dres` as it is. scratch: (N, C).
+    func residualConnectionBackward(_ shortcut: Param?, dres: Tensor, stream: Tensor, scratch: Tensor, N: Int) {
+        guard let shortcut else { return }
+        let C = config.hiddenSize
+        scratch.zero()
+        residualMatrixBackward(dinp1: scratch.data, dweight: trainBase ? shortcut.grad.data : nil, dinp2: nil, dout: dres.data,
+                               inp1: stream.data, weight: shortcut.value.data, N: N, C: C)
+        dres.data.update(from: scratch.data, count: N * C)
+    }
 
     /// hidden = silu(gate) ⊙ up, gelu(up) or relu(up); (N, F). Its backward is inline in layerBackward.
     func mlpActivation(_ a: LayerActivations, N: Int, F: Int) {
@@ -475,6 +520,7 @@ public final class Decoder {
                 if let adapter = linear.adapter { linearFlops += 2 * Double(adapter.rank * (linear.IN + linear.OUT)) }
             }
             attention += 2 * 2 * Double(p.shape.heads) * HD * visible
+            if p.attnShortcut != nil { linearFlops += 2 * 2 * C * C }  // both residual shortcut matrices
         }
         return training ? 3 * linearFlops + 4 * attention : linearFlops + attention
     }
@@ -562,7 +608,7 @@ public final class Decoder {
             logits: carver.take([min(N, lmHeadChunkRows), config.vocabSize]),
             scratch: layerScratch(carver, B: B, T: T, training: true),
             grads: BackwardScratch(carver, N: N, C: C, maxQ: w.heads * config.headDim, maxK: w.kvHeads * config.headDim,
-                                   maxF: w.ffn, rank: loraRank, rope: rope != nil))
+                                   maxF: w.ffn, rank: loraRank, rope: rope != nil, shortcuts: config.hasShortcuts))
     }
 
     func layerScratch(_ carver: Carver, B: Int, T: Int, training: Bool) -> LayerScratch {
@@ -653,6 +699,9 @@ struct LayerParams {
     let mlpNorm: NormParams
     var wGate: LinearParams?
     var wUp, wDown: LinearParams
+    /// Shortcut matrices on the two residual connections (C, C), SliceGPT models only.
+    let attnShortcut: Param?
+    let mlpShortcut: Param?
 
     /// The linear layers with their LoRA short names, in canonical order.
     var named: [(target: String, linear: LinearParams)] {

@@ -14,6 +14,7 @@
 //   layers/{l}/mlp/b_up [F], b_down [C]                                            (biases only)
 //   final_norm/scale, final_norm/shift  [C]
 //   lm_head [V, C]                                            (absent when embeddings are tied)
+//   layers/{l}/attn/shortcut, layers/{l}/mlp/shortcut [C, C]  (SliceGPT models only: `shortcuts`)
 // Linear weights are row-major (out, in): y = x · Wᵀ + b.
 // LoRA adapters live in a separate ParameterSet: `<weight name>/lora_a` [R, in], `<weight name>/lora_b` [out, R].
 
@@ -96,11 +97,16 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var bias: Bool
     /// Whether the LM head reuses embed/tokens.
     public var tiedEmbeddings: Bool
+    /// true: each residual connection carries a (C, C) matrix, mid = x·S_attnᵀ + attention, x' =
+    /// mid·S_mlpᵀ + MLP (SliceGPT: each block's input lives in its own basis; Model/Slicing.swift).
+    /// nil (absent) means identity connections; false is never stored, so the config of every other
+    /// model encodes as before and keeps its store digest. Read it through `hasShortcuts`.
+    public var shortcuts: Bool?
 
     public init(architecture: Architecture, vocabSize: Int, hiddenSize: Int, headDim: Int, layers: [LayerShape],
                 norm: NormKind, normEps: Float, normDivisor: Int? = nil, activation: Activation,
                 positions: PositionEncoding, ropeTheta: Float = 10_000, maxPositions: Int, bias: Bool,
-                tiedEmbeddings: Bool) {
+                tiedEmbeddings: Bool, shortcuts: Bool = false) {
         self.architecture = architecture
         self.vocabSize = vocabSize
         self.hiddenSize = hiddenSize
@@ -115,6 +121,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         self.maxPositions = maxPositions
         self.bias = bias
         self.tiedEmbeddings = tiedEmbeddings
+        self.shortcuts = shortcuts ? true : nil
     }
 
     /// A LLaMA-family config with identical layers.
@@ -141,6 +148,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// L, number of layers.
     public var layerCount: Int { layers.count }
 
+    /// Whether every residual connection carries a (C, C) matrix (`shortcuts`).
+    public var hasShortcuts: Bool { shortcuts == true }
+
     /// Every parameter's name and shape, in the canonical layout order.
     public var parameterSpecs: [ParameterSpec] {
         let C = hiddenSize, V = vocabSize, HD = headDim
@@ -158,11 +168,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
                 specs += [ParameterSpec("\(p)/attn/bq", [q]), ParameterSpec("\(p)/attn/bk", [kv]),
                           ParameterSpec("\(p)/attn/bv", [kv]), ParameterSpec("\(p)/attn/bo", [C])]
             }
+            if hasShortcuts { specs.append(ParameterSpec("\(p)/attn/shortcut", [C, C])) }
             specs.append(ParameterSpec("\(p)/mlp_norm/scale", [C]))
             if hasShift { specs.append(ParameterSpec("\(p)/mlp_norm/shift", [C])) }
             if activation == .swiglu { specs.append(ParameterSpec("\(p)/mlp/w_gate", [F, C])) }
             specs += [ParameterSpec("\(p)/mlp/w_up", [F, C]), ParameterSpec("\(p)/mlp/w_down", [C, F])]
             if bias { specs += [ParameterSpec("\(p)/mlp/b_up", [F]), ParameterSpec("\(p)/mlp/b_down", [C])] }
+            if hasShortcuts { specs.append(ParameterSpec("\(p)/mlp/shortcut", [C, C])) }
         }
         specs.append(ParameterSpec("final_norm/scale", [C]))
         if hasShift { specs.append(ParameterSpec("final_norm/shift", [C])) }

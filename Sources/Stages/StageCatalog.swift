@@ -19,6 +19,7 @@ public enum StageCatalog {
         TinyLMStage(),
         SelectStage(),
         RotateStage(),
+        SliceGPTStage(),
         RegularizeStage(),
         PruneStage(),
         FinetuneStage(),

@@ -158,6 +158,7 @@ public enum ChannelSelection {
     public static func select(_ rule: ChannelSelectionRule, ratio: Double, config: ModelConfig, seed: UInt64 = 0,
                               parameters: ParameterSet? = nil, statistics: [Double]? = nil) throws(ChannelSetError) -> ChannelSet {
         let C = config.hiddenSize
+        if config.hasShortcuts { throw .shortcutModel }
         switch rule {
         case .first: return try first(ratio: ratio, hiddenSize: C)
         case .last: return try last(ratio: ratio, hiddenSize: C)

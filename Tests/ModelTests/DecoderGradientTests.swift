@@ -1,5 +1,6 @@
 // Whole-model finite-difference gradient checks: every parameter tensor of toy decoders of both
-// families, including free widths (C ≠ NH·HD, per-layer heads and FFN, normDivisor ≠ C).
+// families, including free widths (C ≠ NH·HD, per-layer heads and FFN, normDivisor ≠ C) and the
+// matrices on the residual connections of SliceGPT models.
 
 import Testing
 import Tensor
@@ -13,6 +14,7 @@ import Tensor
         ("opt relu", ToyConfigs.opt),
         ("llama irregular widths", ToyConfigs.llamaIrregular),
         ("gpt2 irregular widths", ToyConfigs.gpt2Irregular),
+        ("llama with residual shortcut matrices", ToyConfigs.llamaShortcuts),
     ]
 
     @Test(arguments: 0..<cases.count)

@@ -72,7 +72,7 @@ import Tensor
         model.backward()
     }
 
-    @Test(arguments: [ToyConfigs.llamaGQAUntied, ToyConfigs.gpt2, ToyConfigs.llamaIrregular])
+    @Test(arguments: [ToyConfigs.llamaGQAUntied, ToyConfigs.gpt2, ToyConfigs.llamaIrregular, ToyConfigs.llamaShortcuts])
     func kvCacheDecodingReproducesTheFullForwardAtEveryPosition(_ config: ModelConfig) {
         let model = Decoder.initialized(config: config, seed: 5)
         randomize(model.parameters, seed: 6)
@@ -159,6 +159,11 @@ import Tensor
         let attention = 2.0 * 2 * 4 * 4 * Double(8 + 1) / 2 * 2  // QKᵀ and P·V, NH·HD = 16, (T+1)/2 keys, 2 layers
         #expect(model.flopsPerToken(T: 8, training: false) == linear + attention)
         #expect(model.flopsPerToken(T: 8, training: true) == 3 * linear + 4 * attention)
+        // Residual shortcut matrices (SliceGPT): two 16·16 products per layer.
+        var sliced = config
+        sliced.shortcuts = true
+        let withShortcuts = Decoder.initialized(config: sliced, seed: 1)
+        #expect(withShortcuts.flopsPerToken(T: 8, training: false) == linear + 2.0 * 2 * 2 * 256 + attention)
     }
 
     @Test func mismatchedParametersAndBadConfigsAreReportedByName() {

@@ -48,7 +48,7 @@ import Tensor
         #expect(maxAbsDifference(adapted, merged) < 1e-4)
     }
 
-    @Test(arguments: [ToyConfigs.llamaIrregular, ToyConfigs.opt])
+    @Test(arguments: [ToyConfigs.llamaIrregular, ToyConfigs.opt, ToyConfigs.llamaShortcuts])
     func loraOnlyBackwardLeavesBaseGradientsAndMatchesFiniteDifferences(_ config: ModelConfig) throws {
         let model = try adaptedModel(config)
         model.trainBase = false

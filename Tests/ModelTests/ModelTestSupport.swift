@@ -6,7 +6,8 @@ import Tensor
 @testable import Model
 
 /// Toy configs covering every code path: GQA, MQA, tied/untied, LayerNorm + biases + learned
-/// positions, ReLU, and free widths (C ≠ NH·HD, per-layer heads and FFN, normDivisor ≠ C).
+/// positions, ReLU, free widths (C ≠ NH·HD, per-layer heads and FFN, normDivisor ≠ C), and residual
+/// shortcut matrices.
 enum ToyConfigs {
     static let llamaGQAUntied = ModelConfig.llama(vocabSize: 11, hiddenSize: 8, layers: 2, heads: 4, kvHeads: 2, headDim: 4,
                                                   ffn: 12, ropeTheta: 100, maxPositions: 16, tiedEmbeddings: false)
@@ -27,6 +28,12 @@ enum ToyConfigs {
         layers: [LayerShape(heads: 1, kvHeads: 1, ffn: 9), LayerShape(heads: 3, kvHeads: 3, ffn: 5)],
         norm: .layernorm, normEps: 1e-5, normDivisor: 10, activation: .gelu, positions: .learned,
         maxPositions: 16, bias: true, tiedEmbeddings: true)
+    /// A sliced-looking LLaMA (SliceGPT): C = 6 < D = 8, a shortcut matrix on every residual connection.
+    static let llamaShortcuts = ModelConfig(
+        architecture: .llama, vocabSize: 11, hiddenSize: 6, headDim: 4,
+        layers: [LayerShape(heads: 2, kvHeads: 1, ffn: 10), LayerShape(heads: 2, kvHeads: 2, ffn: 7)],
+        norm: .rmsnorm, normEps: 1e-5, normDivisor: 8, activation: .swiglu, positions: .rope, ropeTheta: 50,
+        maxPositions: 16, bias: false, tiedEmbeddings: false, shortcuts: true)
 }
 
 /// Deterministic token ids and next-token targets; the last target of sequence 0 is ignored (−1).

@@ -69,7 +69,7 @@ struct ReferenceDecoder {
         mlpBlock(l, attentionBlock(l, x, B: B, T: T))
     }
 
-    /// mid = x + attention(attn_norm(x))·Woᵀ (+ bo).
+    /// mid = x + attention(attn_norm(x))·Woᵀ (+ bo); x·S_attnᵀ instead of x with a shortcut matrix.
     func attentionBlock(_ l: Int, _ x: [[Double]], B: Int, T: Int) -> [[Double]] {
         let p = "layers/\(l)", shape = config.layers[l], HD = config.headDim
         let n1 = norm("\(p)/attn_norm", x)
@@ -102,10 +102,10 @@ struct ReferenceDecoder {
                 }
             }
         }
-        return zip(x, att).map { xi, ai in zip(xi, linear("\(p)/attn/wo", ai, bias: bias ? "\(p)/attn/bo" : nil)).map(+) }
+        return zip(x, att).map { xi, ai in zip(shortcut("\(p)/attn/shortcut", xi), linear("\(p)/attn/wo", ai, bias: bias ? "\(p)/attn/bo" : nil)).map(+) }
     }
 
-    /// x' = mid + mlp(mlp_norm(mid)).
+    /// x' = mid + mlp(mlp_norm(mid)); mid·S_mlpᵀ instead of mid with a shortcut matrix.
     func mlpBlock(_ l: Int, _ mid: [[Double]]) -> [[Double]] {
         let p = "layers/\(l)", bias = config.bias
         let n2 = norm("\(p)/mlp_norm", mid)
@@ -121,7 +121,12 @@ struct ReferenceDecoder {
                 return up.map { max($0, 0) }
             }
         }
-        return zip(mid, hidden).map { m, h in zip(m, linear("\(p)/mlp/w_down", h, bias: bias ? "\(p)/mlp/b_down" : nil)).map(+) }
+        return zip(mid, hidden).map { m, h in zip(shortcut("\(p)/mlp/shortcut", m), linear("\(p)/mlp/w_down", h, bias: bias ? "\(p)/mlp/b_down" : nil)).map(+) }
+    }
+
+    /// The residual path: x, or x·Sᵀ when the model carries the shortcut matrix `name` (SliceGPT).
+    func shortcut(_ name: String, _ x: [Double]) -> [Double] {
+        weights[name] == nil ? x : linear(name, x, bias: nil)
     }
 
     /// y = x·Wᵀ + b (+ scale·(x·Aᵀ)·Bᵀ when `<weight>/lora_a` exists).

@@ -74,13 +74,13 @@ import Tensor
         }
     }
 
-    /// A model whose stream spans only C − k directions, hidden by a random rotation: after rotating
-    /// to its principal basis, deleting the last k channels changes no logit.
-    @Test func deadDirectionsArePrunedForFree() throws {
-        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize, k = 3
-        let model = Decoder.initialized(config: config, seed: 91)
-        randomize(model.parameters, seed: 92)
-        // Channels 0..<k never carry anything: nothing writes them (embedding columns, wo and w_down rows).
+    /// A model of `config` whose stream spans only C − k directions at every point, hidden by a random
+    /// rotation: channels 0..<k are written by nothing (embedding columns, wo and w_down rows zeroed),
+    /// then the whole model is rotated by a random basis.
+    static func modelWithDeadDirections(_ config: ModelConfig, k: Int, seed: UInt64) throws -> Decoder {
+        let C = config.hiddenSize
+        let model = Decoder.initialized(config: config, seed: seed)
+        randomize(model.parameters, seed: seed + 1)
         let p = model.parameters
         for v in 0..<config.vocabSize { for c in 0..<k { p.value("embed/tokens").data[v * C + c] = 0 } }
         for l in 0..<config.layerCount {
@@ -89,13 +89,20 @@ import Tensor
                 for c in 0..<k { w.row(c).zero() }
             }
         }
-        let (mixedConfig, mixed) = try ResidualRotation.rotate(config: config, parameters: p, basis: try Self.randomBasis(C, seed: 93))
-        let hidden = try Decoder(config: mixedConfig, parameters: mixed)
+        let (mixedConfig, mixed) = try ResidualRotation.rotate(config: config, parameters: p, basis: try randomBasis(C, seed: seed + 2))
+        return try Decoder(config: mixedConfig, parameters: mixed)
+    }
+
+    /// After rotating `modelWithDeadDirections` to its principal basis, deleting the last k channels
+    /// changes no logit.
+    @Test func deadDirectionsArePrunedForFree() throws {
+        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize, k = 3
+        let hidden = try Self.modelWithDeadDirections(config, k: k, seed: 91)
         let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 94)
         let expected = hidden.logits(tokens: tokens, B: 2, T: 7)
         let (basis, variances) = try ResidualRotation.principalBasis(model: hidden, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 95))
         #expect(variances.suffix(k).allSatisfy { abs($0) < 1e-6 * variances[0] }, "\(variances)")
-        let (sortedConfig, sorted) = try ResidualRotation.rotate(config: mixedConfig, parameters: mixed, basis: basis)
+        let (sortedConfig, sorted) = try ResidualRotation.rotate(config: hidden.config, parameters: hidden.parameters, basis: basis)
         let channels = try ChannelSet(hiddenSize: C, pruned: Array((C - k)..<C))
         let prunedConfig = try Model.prunedConfig(sortedConfig, channels: channels)
         let pruned = try Decoder(config: prunedConfig, parameters: try pruneParameters(sorted, config: sortedConfig, channels: channels))

@@ -1,4 +1,5 @@
-// Residual add, its backward, and the in-place helpers.
+// Residual add, its backward, and the in-place helpers; the residual connection through a matrix
+// (SliceGPT's shortcut) against a Double reference and central differences.
 
 import Testing
 @testable import Tensor
@@ -45,5 +46,54 @@ import Testing
         checkTensor("addInPlace", out, sums.map(Double.init), tolerance: 0)
         scaleInPlace(out: out.data, scale: -0.5, N: n)
         checkTensor("scaleInPlace", out, sums.map { Double($0 * -0.5) }, tolerance: 0)
+    }
+
+    // MARK: - Through a matrix
+
+    let rows = 5, width = 7
+
+    /// out = inp1·Wᵀ + inp2 in Double.
+    func matrixReference(_ x: [Double], _ w: [Double], _ branch: [Double]) -> [Double] {
+        (0..<(rows * width)).map { k in
+            let n = k / width, o = k % width
+            return branch[k] + (0..<width).reduce(0) { $0 + x[n * width + $1] * w[o * width + $1] }
+        }
+    }
+
+    @Test(arguments: Variant.allCases) func matrixForwardMatchesDoubleAndMayAccumulateIntoTheBranch(variant: Variant) {
+        let x = randomTensor(rows * width, seed: 61), w = randomTensor(width * width, seed: 62), branch = randomTensor(rows * width, seed: 63)
+        let expected = matrixReference(doubles(x), doubles(w), doubles(branch))
+        let out = randomTensor(rows * width, seed: 64)  // overwritten, whatever it held
+        switch variant {
+        case .fast: residualMatrixForward(out: out.data, inp1: x.data, weight: w.data, inp2: branch.data, N: rows, C: width)
+        case .reference: residualMatrixForwardReference(out: out.data, inp1: x.data, weight: w.data, inp2: branch.data, N: rows, C: width)
+        }
+        checkTensor("residual matrix \(variant) out", out, expected, tolerance: forwardTolerance)
+        if variant == .fast {
+            // out = inp2: how the decoder adds the shortcut to the block's output in place.
+            residualMatrixForward(out: branch.data, inp1: x.data, weight: w.data, inp2: branch.data, N: rows, C: width)
+            checkTensor("residual matrix into the branch", branch, expected, tolerance: forwardTolerance)
+        }
+    }
+
+    @Test(arguments: Variant.allCases) func matrixBackwardMatchesFiniteDifferences(variant: Variant) {
+        let x = randomTensor(rows * width, seed: 65), w = randomTensor(width * width, seed: 66), branch = randomTensor(rows * width, seed: 67)
+        let dout = randomTensor(rows * width, seed: 68)
+        let dx = randomTensor(rows * width, seed: 69), dw = randomTensor(width * width, seed: 70), dbranch = randomTensor(rows * width, seed: 71)
+        let dx0 = dx.array, dw0 = dw.array, dbranch0 = dbranch.array
+        switch variant {
+        case .fast:
+            residualMatrixBackward(dinp1: dx.data, dweight: dw.data, dinp2: dbranch.data, dout: dout.data, inp1: x.data, weight: w.data, N: rows, C: width)
+        case .reference:
+            residualMatrixBackwardReference(dinp1: dx.data, dweight: dw.data, dinp2: dbranch.data, dout: dout.data, inp1: x.data,
+                                            weight: w.data, N: rows, C: width)
+        }
+        let xd = doubles(x), wd = doubles(w), bd = doubles(branch)
+        checkTensor("residual matrix \(variant) dinp1", added(dx, since: dx0),
+                    numericGradient(at: xd) { weightedSum(matrixReference($0, wd, bd), dout) }, tolerance: gradientTolerance)
+        checkTensor("residual matrix \(variant) dweight", added(dw, since: dw0),
+                    numericGradient(at: wd) { weightedSum(matrixReference(xd, $0, bd), dout) }, tolerance: gradientTolerance)
+        checkTensor("residual matrix \(variant) dinp2", added(dbranch, since: dbranch0),
+                    numericGradient(at: bd) { weightedSum(matrixReference(xd, wd, $0), dout) }, tolerance: gradientTolerance)
     }
 }
