@@ -85,13 +85,18 @@ import Testing
     let held = try cache.lock("ab12")
     // A second open file description in the same process conflicts with flock, like another process.
     let acquired = AcquiredFlag()
-    let thread = Thread { if let l = try? cache.lock("ab12") { acquired.set(); l.release() } }
-    cache.warn = { _ in }
+    // The lock says it is waiting just after its non-blocking attempt failed: the moment to check.
+    let waiting = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+    cache.warn = { line in if line.contains("waiting") { waiting.signal() } }
+    let thread = Thread {
+        if let l = try? cache.lock("ab12") { acquired.set(); l.release() }
+        done.signal()
+    }
     thread.start()
-    usleep(200_000)
+    #expect(waiting.wait(timeout: .now() + 30) == .success, "the second lock never waited")
     #expect(!acquired.value)
     held.release()
-    for _ in 0..<100 where !acquired.value { usleep(20_000) }
+    #expect(done.wait(timeout: .now() + 30) == .success)
     #expect(acquired.value)
 }
 

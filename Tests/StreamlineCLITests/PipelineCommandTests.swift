@@ -170,8 +170,8 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
 @Test func aRunnerKilledMidStageResumesAndTheCacheVerifies() throws {
     let spec = """
         stages:
-          a: {kind: debug/sleep, params: {seconds: 0.4, steps: 4, value: 1}}
-          b: {kind: debug/sleep, params: {seconds: 0.4, steps: 4, value: 2}}
+          a: {kind: debug/sleep, params: {seconds: 2, steps: 4, value: 1}}
+          b: {kind: debug/sleep, params: {seconds: 2, steps: 4, value: 2}}
           c: {kind: debug/constant}
           d:
             kind: debug/sum
@@ -179,12 +179,30 @@ func finishedCounts(_ jsonLines: String) -> (computed: [String], cached: [String
 
         """
     let dir = try temporaryProject(["pipeline.yaml": spec])
-    for delay in [0.15, 0.5, 0.75] {
+    // Three crashes at moments read from the runner's own events, each inside a running stage (a
+    // progress event comes from the stage process, which then sleeps 0.5 s per step): its first step,
+    // its second, and the first step of a stage started after another finished.
+    for moments in [[#""step":1"#], [#""step":2"#], [#""event":"finished""#, #""step":1"#]] {
+        let running = try startStreamline(["run", "--json"], in: dir)
+        var seen = ""
+        func reached() -> Bool {
+            var rest = Substring(seen)
+            for moment in moments {
+                guard let found = rest.range(of: moment) else { return false }
+                rest = rest[found.upperBound...]
+            }
+            return true
+        }
+        while !reached() {
+            let chunk = running.stdout.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        let moment = moments.joined(separator: " then ")
         // SIGKILL the runner and the stage process it started: both die mid-stage, as in a crash.
-        let running = try startStreamline(["run", "--quiet"], in: dir)
-        usleep(UInt32(delay * 1e6))
         let runner = running.process.processIdentifier
         let children = childProcesses(of: runner)
+        #expect(!children.isEmpty, "no stage process running at \(moment): \(seen)")
         kill(runner, SIGKILL)
         for child in children { kill(child, SIGKILL) }
         running.process.waitUntilExit()
