@@ -7,7 +7,6 @@
 // they are stored as the uint8 tensor `tokenizer/record` (canonical JSON of `TokenizerRecord`); the
 // small `tokenizer` metadata summarises it (digest, size, special ids) for `inspect`.
 
-import Crypto
 import Foundation
 import Model
 import Tensor
@@ -158,35 +157,12 @@ extension ModelStore {
     }
 
     /// SHA-256 (hex) of a file's bytes; for a folder, of every regular file's relative path and
-    /// bytes in sorted path order.
+    /// bytes in sorted path order (FileDigest, as the planner hashes file parameters).
     public static func contentDigest(of url: URL) throws -> String {
-        var hasher = SHA256()
-        var isFolder: ObjCBool = false
-        _ = FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder)
-        if isFolder.boolValue {
-            let paths = (FileManager.default.enumerator(atPath: url.path)?.allObjects as? [String] ?? []).sorted()
-            for relative in paths {
-                let file = url.appendingPathComponent(relative)
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDir), !isDir.boolValue else { continue }
-                hasher.update(data: Data(relative.utf8 + [0]))
-                try hashFile(file, into: &hasher)
-            }
-        } else {
-            try hashFile(url, into: &hasher)
-        }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func hashFile(_ url: URL, into hasher: inout SHA256) throws {
-        guard let handle = FileHandle(forReadingAtPath: url.path) else {
-            throw DataError.unreadable(path: url.path, detail: "cannot open for reading; check permissions")
-        }
-        defer { try? handle.close() }
-        while true {
-            let chunk = handle.readData(ofLength: 1 << 22)
-            if chunk.isEmpty { break }
-            hasher.update(data: chunk)
+        do {
+            return try FileDigest.sha256(of: url.path)
+        } catch {
+            throw DataError.unreadable(path: error.path, detail: error.detail)
         }
     }
 }

@@ -6,7 +6,6 @@
 // modification time (for a folder: of every file below it), so planning a sweep stays fast.
 // Not here: deciding which parameters are files (ParamType) or resolving relative paths (Planner).
 
-import Crypto
 import Foundation
 import Synchronization
 import TensorStore
@@ -34,16 +33,11 @@ public enum ContentDigest {
     }
 
     private static func compute(_ path: String) throws -> String {
-        var hasher = SHA256()
-        if status(path)?.isFolder == true {
-            for (relative, _) in try filesBelow(path) {
-                hasher.update(data: Data(relative.utf8 + [0]))
-                try hashFile(path + "/" + relative, into: &hasher)
-            }
-        } else {
-            try hashFile(path, into: &hasher)
+        do {
+            return try FileDigest.sha256(of: path)
+        } catch {
+            throw readError(error.path, error.detail)
         }
-        return hex(hasher.finalize())
     }
 
     /// Regular files below `folder`, by relative path in sorted order, with their size/mtime stamps.
@@ -62,17 +56,6 @@ public enum ContentDigest {
         guard stat(path, &s) == 0 else { return nil }
         let isFolder = (s.st_mode & S_IFMT) == S_IFDIR
         return (isFolder, "\(s.st_size)\t\(s.st_mtim.tv_sec).\(s.st_mtim.tv_nsec)")
-    }
-
-    private static func hashFile(_ path: String, into hasher: inout SHA256) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw readError(path, "cannot open it for reading") }
-        defer { try? handle.close() }
-        while true {
-            // 4 MiB chunks: large enough to be fast, small enough not to hold a GGUF in memory.
-            let chunk = handle.readData(ofLength: 1 << 22)
-            if chunk.isEmpty { break }
-            hasher.update(data: chunk)
-        }
     }
 
     private static func readError(_ path: String, _ detail: String) -> PipelineError {
