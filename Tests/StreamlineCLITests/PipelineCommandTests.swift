@@ -102,11 +102,11 @@ let goldenSpec = """
         OVERVIEW: Show the stage DAG: every node, whether it is cached, and why it
         would run.
 
-        USAGE: streamline plan [--spec <spec>] [--cache <cache>] [-p <name=value> ...] [--format <format>] [--executor <executor>] [<target>]
+        USAGE: streamline plan [--spec <spec>] [--cache <cache>] [-p <name=value> ...] [--format <format>] [--executor <executor>] [<targets> ...]
 
         ARGUMENTS:
-          <target>                Only this stage, sweep member or stage name, with
-                                  what it needs.
+          <targets>               Only these stages or sweep members (ids or stage
+                                  names), with what they need.
 
         OPTIONS:
           -s, --spec <spec>       The pipeline spec (YAML). (default: pipeline.yaml)
