@@ -110,13 +110,17 @@ struct ModelCard {
         }
     }
 
-    /// A parameter as written: paths under the spec's folder relative to it.
+    /// A parameter as written: absolute paths (how file parameters arrive) relative to the spec's folder.
     static func shown(_ value: ParamValue, base: URL?) -> String {
-        guard let base, case .string(let text) = value else { return value.description }
-        let prefix = base.standardizedFileURL.path + "/"
-        return text.split(separator: ",").map { part in
-            let path = part.trimmingCharacters(in: .whitespaces)
-            return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
-        }.joined(separator: ", ")
+        guard let base, case .string(let text) = value, text.hasPrefix("/") else { return value.description }
+        return text.components(separatedBy: ", ").map { relative($0, to: base.standardizedFileURL.path) }.joined(separator: ", ")
+    }
+
+    /// `path` from `folder`: `../models/x.gguf` for a file beside the spec's folder.
+    static func relative(_ path: String, to folder: String) -> String {
+        let target = path.split(separator: "/"), start = folder.split(separator: "/")
+        let common = zip(target, start).prefix { $0 == $1 }.count
+        guard common > 0 else { return path }
+        return (Array(repeating: "..", count: start.count - common) + target[common...].map(String.init)).joined(separator: "/")
     }
 }
