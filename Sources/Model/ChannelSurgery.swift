@@ -97,6 +97,12 @@ public enum ChannelSetError: Error, Equatable, Sendable {
     case rescaleNeedsRMSNorm(norm: NormKind)
     /// The model carries residual shortcut matrices (SliceGPT), whose hidden channels are not one index set.
     case shortcutModel
+    /// A rule whose sets for different ratios are not prefixes of one order (uniform) was asked for a ranking.
+    case notNested(rule: String)
+    /// Two requested ratios remove the same number of channels of a width-`hiddenSize` model.
+    case ratiosCollide(Double, Double, count: Int, hiddenSize: Int)
+    /// A prefix of `count` channels was asked of a ranking that orders `ranked`.
+    case beyondRanking(count: Int, ranked: Int)
 }
 
 extension ChannelSetError: CustomStringConvertible {
@@ -131,6 +137,14 @@ extension ChannelSetError: CustomStringConvertible {
         case .shortcutModel:
             return "The model is a SliceGPT model: each residual connection changes basis, so a hidden channel is not one slice of "
                 + "every tensor and cannot be selected or pruned. Slice the original model with a larger ratio instead."
+        case let .notNested(rule):
+            return "Selection '\(rule)' spreads its channels anew for every count, so the set of a smaller ratio is not inside a larger one's "
+                + "and one run cannot serve several ratios. Use first, last, random or an importance rule with ratios."
+        case let .ratiosCollide(a, b, count, hiddenSize):
+            return "Ratios \(a) and \(b) both remove \(count) of \(hiddenSize) channels. List ratios that differ by at least one channel."
+        case let .beyondRanking(count, ranked):
+            return "A prefix of \(count) channels was asked of a ranking of \(ranked). Ask for at most the largest ratio the ranking was made for, "
+                + "or rank for a larger ratio upstream (ratios of select or regularize)."
         }
     }
 }

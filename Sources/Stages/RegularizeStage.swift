@@ -232,11 +232,11 @@ public struct RegularizeStage: StageKind {
         let distillation = try context.decodeParams(DistillationParams.self)
         Threading.configure(threads: context.threads)
         let store = try ModelStore(store: context.inputs["model"]!)
-        let (channels, selection) = try selectChannels(context, model: store, data: context.inputs["data"])
+        let (channels, selection, ranking) = try selectChannels(context, model: store, data: context.inputs["data"])
         if p.method == "none" {
             context.log("selected \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)); method none: model unchanged")
             try store.write(to: context.outputs["model"]!)
-            try ChannelStore(channels: channels, selection: selection).write(to: context.outputs["channels"]!)
+            try ChannelStore(channels: channels, selection: selection, ranking: ranking).write(to: context.outputs["channels"]!)
             return
         }
         let data = try TokenSplit(store: context.inputs["data"]!, tokenizer: store.tokenizer, training: t, heldOutFraction: p.heldout_fraction,
@@ -245,7 +245,8 @@ public struct RegularizeStage: StageKind {
         let model = try store.decoder()
         let teaching = try attachTeacher(context, params: distillation, to: model, input: store)
         if let teaching { context.log(teaching) }
-        context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows")
+        context.log("regularizing \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection)), \(data.heldOut.count) held-out windows"
+                    + (ranking.map { ", nested: prefixes of \($0.counts.map(String.init).joined(separator: ", ")) in turn" } ?? ""))
         let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr)) or lambda (now \(p.lambda)) and "
                                          + "penalty_lr (now \(p.penalty_lr)), add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
         let curves: RegularizationCurves
@@ -254,7 +255,7 @@ public struct RegularizeStage: StageKind {
         var lastStep = ContinuousClock.now
         do {
             curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
-                                           heldOut: data.heldOut) { event in
+                                           heldOut: data.heldOut, ranking: ranking) { event in
                 switch event {
                 case let .step(step, steps, loss):
                     let now = ContinuousClock.now
@@ -275,8 +276,8 @@ public struct RegularizeStage: StageKind {
         var out = store
         out.parameters = model.parameters
         out.source["regularized"] = "\(p.norm.rawValue) \(p.penalty_update.rawValue) lambda=\(p.lambda) penalty_lr=\(p.penalty_lr) weights=\(p.slice_weights.rawValue) steps=\(t.steps) channels=\(channels.pruned.count)/\(channels.hiddenSize)"
-            + (teaching.map { "; \($0)" } ?? "")
+            + (ranking.map { " nested=\($0.counts.map(String.init).joined(separator: ","))" } ?? "") + (teaching.map { "; \($0)" } ?? "")
         try out.write(to: context.outputs["model"]!)
-        try ChannelStore(channels: channels, selection: selection, curves: curves).write(to: context.outputs["channels"]!)
+        try ChannelStore(channels: channels, selection: selection, curves: curves, ranking: ranking).write(to: context.outputs["channels"]!)
     }
 }

@@ -51,15 +51,18 @@ public struct ChannelStore: Sendable, Equatable {
     public var selection: String
     /// Curves of the `regularize` run (nil for `select`).
     public var curves: RegularizationCurves?
+    /// With `ratios`: the removal order of P whose prefixes are the served ratios' sets (nil otherwise).
+    public var ranking: ChannelRanking?
 
-    public init(channels: ChannelSet, selection: String, curves: RegularizationCurves? = nil) {
+    public init(channels: ChannelSet, selection: String, curves: RegularizationCurves? = nil, ranking: ChannelRanking? = nil) {
         self.channels = channels
         self.selection = selection
         self.curves = curves
+        self.ranking = ranking
     }
 
     /// Writes tensor `pruned` int32 (|P|) and metadata `channel_set`, `selection` and (when present)
-    /// `curves`; returns the store digest.
+    /// `curves` and `ranking`; returns the store digest.
     @discardableResult
     public func write(to url: URL) throws -> String {
         let writer = try TensorStoreWriter(url: url, kind: Self.storeKind)
@@ -68,6 +71,7 @@ public struct ChannelStore: Sendable, Equatable {
             try writer.setMetadata("channel_set", channels)
             try writer.setMetadata("selection", selection)
             if let curves { try writer.setMetadata("curves", curves) }
+            if let ranking { try writer.setMetadata("ranking", ranking) }
             return try writer.commit()
         } catch {
             writer.abandon()
@@ -80,7 +84,8 @@ public struct ChannelStore: Sendable, Equatable {
         let reader = try TensorStoreReader(url: url, expectingKind: Self.storeKind)
         self.init(channels: try reader.metadata("channel_set", as: ChannelSet.self),
                   selection: try reader.metadata("selection", as: String.self),
-                  curves: reader.metadataKeys.contains("curves") ? try reader.metadata("curves", as: RegularizationCurves.self) : nil)
+                  curves: reader.metadataKeys.contains("curves") ? try reader.metadata("curves", as: RegularizationCurves.self) : nil,
+                  ranking: reader.metadataKeys.contains("ranking") ? try reader.metadata("ranking", as: ChannelRanking.self) : nil)
     }
 }
 
@@ -93,7 +98,23 @@ let selectionParams = [
     ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
               doc: "activation, taylor, norm_output: windows of the data run through the model (the first ones of the token stream, inside the data budget)."),
     ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation, taylor, norm_output: tokens per calibration window."),
+    ParamDecl("ratios", .string(), default: .string(""), omittedAtDefault: true,
+              doc: "Nested: comma-separated ratios served at once (e.g. \"0.1, 0.2, 0.3\"), replacing ratio: P is the largest one's set, ranked so each smaller ratio's set is a prefix; prune then takes any of them by its own ratio. Every rule but uniform."),
 ]
+
+/// The `ratios` list of a stage's parameters; nil when empty (a single-ratio stage).
+func servedRatios(_ context: StageContext) throws -> [Double]? {
+    let text = context.params["ratios"]?.description ?? ""
+    guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+    return try text.split(separator: ",").map { part in
+        let item = part.trimmingCharacters(in: .whitespaces)
+        guard let ratio = Double(item), ratio.isFinite, ratio > 0, ratio < 1 else {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "ratios",
+                                               reason: "has '\(item)', not a ratio in (0, 1); write e.g. \"0.1, 0.2, 0.3\"")
+        }
+        return ratio
+    }
+}
 
 /// The first `windows` windows of `length` tokens of a token dataset made with `tokenizer`; of a
 /// mixture, window w comes from the source the weighted schedule gives sample w (so the sources
@@ -124,9 +145,10 @@ private func firstWindows(_ tokens: ArraySlice<Int32>, windows: Int, length: Int
     return (0..<windows).map { Array(tokens[(start + $0 * length)..<(start + ($0 + 1) * length)]) }
 }
 
-/// P for `model` by the selection parameters of `context` (`ratio`, `selection`, `selection_seed`, and
-/// for the calibration rules the calibration windows of `data`, which they then require).
-func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) throws -> (ChannelSet, String) {
+/// P for `model` by the selection parameters of `context` (`ratio` or `ratios`, `selection`,
+/// `selection_seed`, and for the calibration rules the calibration windows of `data`, which they then
+/// require), its label, and with `ratios` the ranking whose largest prefix is P.
+func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) throws -> (ChannelSet, String, ChannelRanking?) {
     let ratio = context.params["ratio"]!.number!
     let ruleName = context.params["selection"]!.description
     guard let rule = ChannelSelectionRule(rawValue: ruleName) else {
@@ -155,12 +177,18 @@ func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) thro
         }
         label = "\(ruleName) windows=\(count)x\(length)"
     }
+    let ratios = try servedRatios(context)
     do {
+        if let ratios {
+            let ranking = try ChannelSelection.ranking(rule, ratios: ratios, config: model.config, seed: UInt64(seed),
+                                                       parameters: model.parameters, statistics: statistics)
+            return (try ranking.prefix(ranking.order.count), label + " nested", ranking)
+        }
         let set = try ChannelSelection.select(rule, ratio: ratio, config: model.config, seed: UInt64(seed),
                                               parameters: model.parameters, statistics: statistics)
-        return (set, label)
+        return (set, label, nil)
     } catch {
-        throw DReSSStageError.badParameter(stage: context.stageID, name: "ratio", reason: error.description)
+        throw DReSSStageError.badParameter(stage: context.stageID, name: ratios == nil ? "ratio" : "ratios", reason: error.description)
     }
 }
 
@@ -177,8 +205,8 @@ public struct SelectStage: StageKind {
 
     public func run(_ context: StageContext) throws {
         let model = try ModelStore(store: context.inputs["model"]!)
-        let (channels, selection) = try selectChannels(context, model: model, data: context.inputs["data"])
+        let (channels, selection, ranking) = try selectChannels(context, model: model, data: context.inputs["data"])
         context.log("selected \(channels.pruned.count) of \(channels.hiddenSize) channels (\(selection))")
-        try ChannelStore(channels: channels, selection: selection).write(to: context.outputs["channels"]!)
+        try ChannelStore(channels: channels, selection: selection, ranking: ranking).write(to: context.outputs["channels"]!)
     }
 }

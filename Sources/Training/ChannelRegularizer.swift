@@ -77,6 +77,15 @@ public struct SliceWeights: Sendable, Equatable {
         return SliceWeights(byTensor: byTensor)
     }
 
+    /// `weights` (ones when nil) with the slices of channel `channels.pruned[k]` multiplied by `factors[k]`.
+    static func scaled(_ weights: SliceWeights?, config: ModelConfig, channels: ChannelSet, factors: [Double]) -> SliceWeights {
+        var byTensor: [String: [Double]] = [:]
+        for tensor in config.hiddenChannelTensors {
+            byTensor[tensor.name] = zip(of(weights, tensor.name, count: factors.count), factors).map { $0 * $1 }
+        }
+        return SliceWeights(byTensor: byTensor)
+    }
+
     /// The weights of `tensor`, or |P| ones when there are no weights.
     static func of(_ weights: SliceWeights?, _ tensor: String, count: Int) -> [Double] {
         guard let weights else { return [Double](repeating: 1, count: count) }
@@ -476,6 +485,37 @@ func sliceZero(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns) {
         for run in runs.runs { (w + run.start * K).update(repeating: 0, count: run.count * K) }
     case .entries:
         for run in runs.runs { (w + run.start).update(repeating: 0, count: run.count) }
+    }
+}
+
+/// Copies every selected slice into `buffer` (`save`) or back from it, slices in list order, each
+/// element in the tensor's own order; the buffer holds `sliceElementCount` floats.
+/// - tensor: (R, C) / (C, K) / (C) by `axis`
+func sliceCopy(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns, buffer: UnsafeMutablePointer<Float>, save: Bool) {
+    let w = tensor.data
+    func move(_ at: UnsafeMutablePointer<Float>, _ slot: UnsafeMutablePointer<Float>, _ count: Int) {
+        if save { slot.update(from: at, count: count) } else { at.update(from: slot, count: count) }
+    }
+    switch axis {
+    case .columns:
+        let R = tensor.shape[0], C = tensor.shape[1], n = runs.total
+        for r in 0..<R {
+            for run in runs.runs { move(w + r * C + run.start, buffer + r * n + run.slot, run.count) }
+        }
+    case .rows:
+        let K = tensor.shape[1]
+        for run in runs.runs { move(w + run.start * K, buffer + run.slot * K, run.count * K) }
+    case .entries:
+        for run in runs.runs { move(w + run.start, buffer + run.slot, run.count) }
+    }
+}
+
+/// Floats the selected slices of `tensor` hold.
+func sliceElementCount(_ tensor: Tensor, axis: HiddenAxis, runs: ChannelRuns) -> Int {
+    switch axis {
+    case .columns: tensor.shape[0] * runs.total
+    case .rows: runs.total * tensor.shape[1]
+    case .entries: runs.total
     }
 }
 

@@ -37,6 +37,43 @@ public enum ChannelSelectionRule: String, Codable, Sendable, CaseIterable {
     public var needsCalibration: Bool { self == .activation || self == .taylor || self == .normOutput }
 }
 
+/// A removal order for several ratios at once: `order[0]` goes first, and the set a served ratio removes
+/// is the prefix of `counts[j]` channels, so the set of a smaller ratio lies inside every larger one's
+/// (what nested regularization trains for, issue 15).
+public struct ChannelRanking: Codable, Sendable, Equatable {
+    /// C, width of the model the indices refer to.
+    public let hiddenSize: Int
+    /// The channels of the largest served ratio, first removed first, e.g. [575, 574, …] for `last`.
+    public let order: [Int]
+    /// Prefix lengths of the served ratios, strictly ascending; the last is `order.count`.
+    public let counts: [Int]
+
+    public init(hiddenSize: Int, order: [Int], counts: [Int]) throws(ChannelSetError) {
+        let largest = try ChannelSet(hiddenSize: hiddenSize, pruned: order)   // range, duplicates, width
+        precondition(!counts.isEmpty && counts.last == largest.pruned.count && zip(counts, counts.dropFirst()).allSatisfy { $0 < $1 },
+                     "ChannelRanking: counts \(counts) must ascend strictly to \(order.count)")
+        self.hiddenSize = hiddenSize
+        self.order = order
+        self.counts = counts
+    }
+
+    /// The first `count` channels of the order, as a set.
+    public func prefix(_ count: Int) throws(ChannelSetError) -> ChannelSet {
+        guard count <= order.count else { throw .beyondRanking(count: count, ranked: order.count) }
+        return try ChannelSet(hiddenSize: hiddenSize, pruned: Array(order.prefix(count)))
+    }
+
+    /// Per position of `order`: the share of served ratios that remove it (1 for the first prefix, 1/k for
+    /// channels only the largest of k ratios removes).
+    public var removalShares: [Double] {
+        var index = 0
+        return order.indices.map { r in
+            while counts[index] <= r { index += 1 }
+            return Double(counts.count - index) / Double(counts.count)
+        }
+    }
+}
+
 /// Channel selection rules; every rule returns a validated `ChannelSet` of round(ratio·C) channels.
 public enum ChannelSelection {
     /// |P| = round(ratio·C), ties away from zero; throws for a ratio outside [0, 1) or one that rounds to C.
@@ -172,6 +209,42 @@ public enum ChannelSelection {
             if statistics.count != C { throw .statisticsCount(count: statistics.count, hiddenSize: C) }
             return try activation(ratio: ratio, statistics: statistics)
         }
+    }
+
+    /// The removal order of `rule` for every ratio of `ratios` at once (any order, no repeats): the set
+    /// `select` gives for each ratio is a prefix of it. Every rule but `uniform`, whose bin centres move
+    /// with the count, is nested.
+    public static func ranking(_ rule: ChannelSelectionRule, ratios: [Double], config: ModelConfig, seed: UInt64 = 0,
+                               parameters: ParameterSet? = nil, statistics: [Double]? = nil) throws(ChannelSetError) -> ChannelRanking {
+        let C = config.hiddenSize
+        if config.hasShortcuts { throw .shortcutModel }
+        let sorted = ratios.sorted()
+        var counts: [Int] = []
+        for (i, ratio) in sorted.enumerated() {
+            let n = try count(ratio: ratio, hiddenSize: C)
+            if i > 0, counts[i - 1] == n { throw .ratiosCollide(sorted[i - 1], ratio, count: n, hiddenSize: C) }
+            counts.append(n)
+        }
+        guard let n = counts.last else { throw .invalidRatio(.nan) }
+        let order: [Int]
+        switch rule {
+        case .first: order = Array(0..<n)
+        case .last: order = Array((C - n)..<C).reversed()
+        case .uniform: throw .notNested(rule: rule.rawValue)
+        case .random:
+            var rng = RNG(seed: seed)
+            order = Array(rng.permutation(C).prefix(n))
+        case .magnitude:
+            guard let parameters else { throw .missingSelectionInput(rule: rule.rawValue, needs: "parameters") }
+            try requireParameters(parameters, for: config)
+            order = lowest(magnitudeImportance(parameters: parameters, config: config), count: n)
+        case .activation, .taylor, .normOutput:
+            guard let statistics else { throw .missingSelectionInput(rule: rule.rawValue, needs: "statistics") }
+            if statistics.count != C { throw .statisticsCount(count: statistics.count, hiddenSize: C) }
+            if let bad = statistics.firstIndex(where: { !$0.isFinite }) { throw .nonFiniteStatistic(index: bad, value: statistics[bad]) }
+            order = lowest(statistics, count: n)
+        }
+        return try ChannelRanking(hiddenSize: C, order: order, counts: counts)
     }
 
     /// Indices of the `count` smallest scores; equal scores go to the lower index (deterministic).

@@ -177,6 +177,15 @@ public struct MaskedEvaluation: Codable, Sendable, Equatable, CustomStringConver
     public var loss: Double
     /// Mean held-out cross-entropy with every slice of P zeroed (what pruning P would leave).
     public var maskedLoss: Double
+    /// A nested run's: the masked loss of every served ratio's prefix, ratios ascending (nil otherwise).
+    public var prefixLosses: [Double]?
+
+    public init(step: Int, loss: Double, maskedLoss: Double, prefixLosses: [Double]? = nil) {
+        self.step = step
+        self.loss = loss
+        self.maskedLoss = maskedLoss
+        self.prefixLosses = prefixLosses
+    }
 
     /// exp(loss).
     public var perplexity: Double { exp(loss) }
@@ -186,6 +195,7 @@ public struct MaskedEvaluation: Codable, Sendable, Equatable, CustomStringConver
     public var description: String {
         String(format: "eval step %d | loss %.4f (ppl %.2f) | P masked: loss %.4f (ppl %.2f)",
                step, loss, perplexity, maskedLoss, maskedPerplexity)
+            + (prefixLosses.map { " | prefixes masked: ppl " + $0.map { String(format: "%.2f", exp($0)) }.joined(separator: " / ") } ?? "")
     }
 }
 
@@ -226,8 +236,11 @@ public enum RegularizationEvent: Sendable {
 /// (t·K + k)·B ..< +B of `batches`), so the run is a pure function of its inputs. `heldOut` batches
 /// (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model is not changed by them.
 /// The model's base weights must be trainable (`trainBase`) and no adapters attached.
+/// With `ranking` (its largest set must be `channels`) the run is nested (NestedRegularization.swift):
+/// micro-batch s trains with served prefix s mod k removed, each slice's penalty weight is multiplied by
+/// its channel's removal share, and checkpoints also measure every prefix masked.
 public func runRegularization(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
-                              heldOut: [TokenBatch] = [],
+                              heldOut: [TokenBatch] = [], ranking: ChannelRanking? = nil,
                               progress: (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) -> RegularizationCurves {
     try config.validate()
     guard batches.T == config.seqLen else {
@@ -250,13 +263,22 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
     let parameters = model.parameters, modelConfig = model.config
     let B = config.batchSize, T = config.seqLen, K = config.accumulation
 
-    let weights = config.sliceWeights == .initial
+    var nested = try ranking.map { ranking throws(TrainingError) in
+        try NestedRun(ranking: ranking, channels: channels, config: modelConfig, parameters: parameters)
+    }
+    let baseWeights = config.sliceWeights == .initial
         ? SliceWeights.initialNorms(parameters: parameters, config: modelConfig, channels: channels) : nil
+    let weights = nested.map { $0.penaltyWeights(baseWeights, channels: channels, config: modelConfig) } ?? baseWeights
     var curves = RegularizationCurves(
         initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
     func checkpoint(_ step: Int) throws(TrainingError) {
         guard !heldOut.isEmpty else { return }
-        let evaluation = try maskedEvaluation(model: model, channels: channels, heldOut: heldOut, step: step)
+        var evaluation = try maskedEvaluation(model: model, channels: channels, heldOut: heldOut, step: step)
+        if let nested {
+            evaluation.prefixLosses = nested.prefixes.map { prefix in
+                prefix == channels ? evaluation.maskedLoss : maskedHeldOutLoss(model: model, channels: prefix, heldOut: heldOut)
+            }
+        }
         // A diverged model is stopped here, not stored: non-finite curves cannot be written or read.
         guard evaluation.loss.isFinite else { throw .nonFiniteHeldOut(step: step, loss: evaluation.loss, masked: false) }
         guard evaluation.maskedLoss.isFinite else { throw .nonFiniteHeldOut(step: step, loss: evaluation.maskedLoss, masked: true) }
@@ -269,9 +291,19 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
         var lossSum = 0.0
         for set in optimizer.sets { set.zeroGrads() }                                         // zero grad
         for micro in 0..<K {
-            let batch = batches.batch(first: (t * K + micro) * B, count: B)                    // next batch
-            lossSum += Double(model.forward(tokens: batch.tokens, targets: batch.targets, B: B, T: T)) // forward
-            model.backward()                                                                  // backward
+            let sample = t * K + micro
+            let batch = batches.batch(first: sample * B, count: B)                            // next batch
+            func step() -> Float {
+                let loss = model.forward(tokens: batch.tokens, targets: batch.targets, B: B, T: T) // forward
+                model.backward()                                                              // backward
+                return loss
+            }
+            if nested != nil {
+                let index = nested!.prefixIndex(ofMicroBatch: sample)
+                lossSum += Double(nested!.withPrefixRemoved(index, from: parameters, step))
+            } else {
+                lossSum += Double(step())
+            }
         }
         var penalty = 0.0
         if config.penaltyUpdate == .gradient {
@@ -307,6 +339,12 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
 
 /// Held-out loss of `model` (without adapters) as it is and of a copy with the slices of `channels` zeroed.
 public func maskedEvaluation(model: Decoder, channels: ChannelSet, heldOut: [TokenBatch], step: Int = 0) throws(TrainingError) -> MaskedEvaluation {
+    MaskedEvaluation(step: step, loss: heldOutLoss(model, batches: heldOut),
+                     maskedLoss: maskedHeldOutLoss(model: model, channels: channels, heldOut: heldOut))
+}
+
+/// Held-out loss of a copy of `model` (without adapters) with the slices of `channels` zeroed.
+func maskedHeldOutLoss(model: Decoder, channels: ChannelSet, heldOut: [TokenBatch]) -> Double {
     let masked = ParameterSet(model.parameters.specs)
     masked.values.assign(model.parameters.values)
     ChannelRegularizer.zeroChannels(parameters: masked, config: model.config, channels: channels)
@@ -315,9 +353,9 @@ public func maskedEvaluation(model: Decoder, channels: ChannelSet, heldOut: [Tok
         copy = try Decoder(config: model.config, parameters: masked)
     } catch {
         // The copy has the model's own config and specs, so this cannot fail for a valid model.
-        preconditionFailure("maskedEvaluation: copying a valid decoder failed: \(error)")
+        preconditionFailure("maskedHeldOutLoss: copying a valid decoder failed: \(error)")
     }
-    return MaskedEvaluation(step: step, loss: heldOutLoss(model, batches: heldOut), maskedLoss: heldOutLoss(copy, batches: heldOut))
+    return heldOutLoss(copy, batches: heldOut)
 }
 
 /// Mean cross-entropy over every target of `heldOut`.
