@@ -12,9 +12,11 @@
 // has the same norm as the projection x̂_p = y_p·U_p, and every reader of x̂_p (W·diag(g)) becomes
 // W·diag(g)·U_pᵀ. So the calibration pass runs the original blocks and projects between them:
 //   x ← E[tokens]; for p in 0...2L { U_p = top K eigenvectors of Σ xᵀx;  x ← x·U_pᵀ·U_p;  x ← block p(x) }
-// The statistic is the uncentred second moment of the stream itself (the norm's input), as in the
-// reference implementation (microsoft/TransformerCompression, `pca_calc` over the signals it hooks
-// there), not of the normalised stream `rotate` uses. Norms keep dividing by the original D
+// The statistic is by default the uncentred second moment of the stream itself (the norm's input), as in
+// the reference implementation (microsoft/TransformerCompression, `pca_calc` over the signals it hooks
+// there); `.normalized` takes it of every token's stream divided by its RMS (what the norm passes on
+// before its scale, the statistic `rotate` uses), so a few tokens with huge activations do not choose
+// the directions for all the others. Norms keep dividing by the original D
 // (ModelConfig.normDivisor), as SliceGPT's RMSN does, so cutting directions that carry nothing is exact.
 //
 // Departures from the paper's code, chosen for one hidden width everywhere: the head reads the sliced
@@ -25,6 +27,14 @@
 import Tensor
 
 public enum SliceGPT {
+    /// What the PCA at each point is taken of.
+    public enum Statistic: String, Codable, Sendable, CaseIterable {
+        /// The stream as the norm reads it (the reference code's).
+        case stream
+        /// Each token's stream divided by its RMS.
+        case normalized
+    }
+
     /// The K principal directions at each point, as rows (K, C), and the mean squares of all C
     /// principal directions there (largest first; their sum is the stream's mean ‖x‖²).
     public struct Basis {
@@ -42,7 +52,8 @@ public enum SliceGPT {
     /// a sequence), computed point after point on the stream the sliced earlier blocks produce.
     /// The bytes do not depend on the thread count (`sgemm` cuts K in fixed slices, `symmetricEigen`
     /// runs on one BLAS thread and fixes the eigenvectors' signs).
-    public static func bases(model: Decoder, windows: [[Int32]], width K: Int) throws(SymmetricEigenError) -> [Basis] {
+    public static func bases(model: Decoder, windows: [[Int32]], width K: Int,
+                             statistic: Statistic = .stream) throws(SymmetricEigenError) -> [Basis] {
         let config = model.config, C = config.hiddenSize
         precondition(K > 0 && K <= C, "SliceGPT.bases: width \(K) outside 1...\(C)")
         let streams = windows.map { window -> Tensor in
@@ -55,7 +66,10 @@ public enum SliceGPT {
         var bases: [Basis] = []
         for point in 0...(2 * config.layerCount) {
             var gram = [Double](repeating: 0, count: C * C)
-            for x in streams { accumulateGram(x, rows: x.shape[0], into: &gram, product: product) }
+            for x in streams {
+                let rows = statistic == .normalized ? rmsNormalized(x) : x
+                accumulateGram(rows, rows: rows.shape[0], into: &gram, product: product)
+            }
             let scale = 1 / Double(max(rowCount, 1))
             let (values, vectors) = try symmetricEigen(gram.map { $0 * scale }, n: C)
             let rows = Tensor(shape: [K, C], values: vectors[..<(K * C)].map(Float.init))  // (K, C)
@@ -75,6 +89,20 @@ public enum SliceGPT {
             throw .invalidConfig(field: "layers", reason: "\(bases.count) SliceGPT bases for a model of \(config.layerCount) layers, which needs 2L + 1 = \(2 * config.layerCount + 1)")
         }
         return try ResidualRotation.changeBasis(config: config, parameters: parameters, bases: bases.map(\.rows), shortcuts: true)
+    }
+
+    /// A copy of x (T, C) with every row divided by its root mean square (rows of zeros stay zero).
+    static func rmsNormalized(_ x: Tensor) -> Tensor {
+        let T = x.shape[0], C = x.shape[1]
+        let out = Tensor(zeros: [T, C])
+        for t in 0..<T {
+            let row = x.data + t * C
+            var sum = 0.0
+            for c in 0..<C { sum += Double(row[c]) * Double(row[c]) }
+            let scale = sum > 0 ? Float(1 / (sum / Double(C)).squareRoot()) : 0
+            for c in 0..<C { out.data[t * C + c] = row[c] * scale }
+        }
+        return out
     }
 
     /// x ← x·Uᵀ·U: the rows of x (T, C) projected onto the span of U's orthonormal rows (K, C).

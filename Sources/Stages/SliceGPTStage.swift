@@ -25,6 +25,9 @@ public struct SliceGPTStage: StageKind {
         ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
                   doc: "Windows of the data the bases are computed on (the first ones of the token stream, as for rotate and select)."),
         ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "Tokens per calibration window."),
+        ParamDecl("statistic", .string(choices: SliceGPT.Statistic.allCases.map(\.rawValue)), default: .string(SliceGPT.Statistic.stream.rawValue),
+                  omittedAtDefault: true,
+                  doc: "What each point's PCA is taken of: stream (the norm's input, as the reference code does) or normalized (each token's stream divided by its RMS, as rotate does, so a few outlier tokens do not pick the directions)."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to slice (LLaMA family: RMSNorm and RoPE)."),
                          InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text.")]
@@ -35,6 +38,7 @@ public struct SliceGPTStage: StageKind {
         var ratio: Double
         var calibration_windows: Int
         var calibration_len: Int
+        var statistic: SliceGPT.Statistic?
     }
 
     public func run(_ context: StageContext) throws {
@@ -53,7 +57,7 @@ public struct SliceGPTStage: StageKind {
         var out = store
         let bases: [SliceGPT.Basis]
         do {
-            bases = try SliceGPT.bases(model: try store.decoder(), windows: windows, width: width)
+            bases = try SliceGPT.bases(model: try store.decoder(), windows: windows, width: width, statistic: p.statistic ?? .stream)
             (out.config, out.parameters) = try SliceGPT.slice(config: store.config, parameters: store.parameters, bases: bases)
         } catch {
             throw DReSSStageError.failed(stage: context.stageID, step: "slicing", underlying: "\(error)")
@@ -65,7 +69,7 @@ public struct SliceGPTStage: StageKind {
         context.log("hidden width \(C) -> \(width); " + summary)
         context.log("parameters \(store.config.parameterCount) -> \(out.config.parameterCount) (shortcut matrices \(2 * store.config.layerCount)×\(width)², head untied)")
         let dataDigest = try TensorStoreReader.digest(ofStoreAt: context.inputs["data"]!)
-        out.source["sliced"] = "SliceGPT to width \(width) of \(C), \(p.calibration_windows)x\(p.calibration_len) tokens of dataset \(dataDigest.prefix(16)); \(summary)"
+        out.source["sliced"] = "SliceGPT to width \(width) of \(C), \(p.statistic == .normalized ? "PCA of the normalized stream, " : "")\(p.calibration_windows)x\(p.calibration_len) tokens of dataset \(dataDigest.prefix(16)); \(summary)"
         try out.write(to: context.outputs["model"]!)
     }
 }

@@ -13,8 +13,9 @@ import Tensor
     /// The LLaMA toys `rotate` is tested on (tied, untied, GQA, D ≠ C).
     static let configs = RotationTests.configs
 
-    static func sliced(_ model: Decoder, width: Int, windows: [[Int32]]) throws -> (Decoder, [SliceGPT.Basis]) {
-        let bases = try SliceGPT.bases(model: model, windows: windows, width: width)
+    static func sliced(_ model: Decoder, width: Int, windows: [[Int32]],
+                       statistic: SliceGPT.Statistic = .stream) throws -> (Decoder, [SliceGPT.Basis]) {
+        let bases = try SliceGPT.bases(model: model, windows: windows, width: width, statistic: statistic)
         let (config, parameters) = try SliceGPT.slice(config: model.config, parameters: model.parameters, bases: bases)
         return (try Decoder(config: config, parameters: parameters), bases)
     }
@@ -55,6 +56,27 @@ import Tensor
         }
         let error = RotationTests.relativeDifference(sliced.logits(tokens: tokens, B: 2, T: 7), expected)
         #expect(error <= 1e-5, "slicing dead directions changed the logits by \(error) relative")
+    }
+
+    /// The normalised statistic: every token's stream has mean square 1 there, so the variances at each
+    /// point sum to C; it still slices zero-variance directions exactly and, unsliced, keeps the logits.
+    @Test func theNormalizedStatisticWeighsEveryTokenAlike() throws {
+        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize, k = 3
+        let hidden = try RotationTests.modelWithDeadDirections(config, k: k, seed: 41)
+        let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 44)
+        let expected = hidden.logits(tokens: tokens, B: 2, T: 7)
+        let windows = RotationTests.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 45)
+        let (sliced, bases) = try Self.sliced(hidden, width: C - k, windows: windows, statistic: .normalized)
+        for (point, basis) in bases.enumerated() {
+            let total = basis.variances.reduce(0, +)
+            #expect(abs(total - Double(C)) < 1e-3 * Double(C), "point \(point): variances sum to \(total), not C = \(C)")
+            #expect(basis.droppedEnergy < 1e-6, "point \(point): \(basis.droppedEnergy) of the energy sliced away")
+        }
+        #expect(RotationTests.relativeDifference(sliced.logits(tokens: tokens, B: 2, T: 7), expected) <= 1e-5)
+        let (full, _) = try Self.sliced(hidden, width: C, windows: windows, statistic: .normalized)
+        #expect(RotationTests.relativeDifference(full.logits(tokens: tokens, B: 2, T: 7), expected) <= 1e-4)
+        let streamBases = try SliceGPT.bases(model: hidden, windows: windows, width: C - k)
+        #expect(streamBases[1].variances != bases[1].variances, "the two statistics differ")
     }
 
     /// Slicing half the width of a random model: its logits equal the float64 reference of the
