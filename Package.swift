@@ -40,7 +40,7 @@ let package = Package(
         // MARK: - Models and training
 
         /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
-        .target(name: "Model", dependencies: ["Tensor", "TensorStore"], exclude: ["README.md"], swiftSettings: kernelSettings),
+        .target(name: "Model", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
@@ -63,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
         .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor", "TensorStore"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],

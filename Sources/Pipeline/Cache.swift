@@ -18,7 +18,7 @@
 import Foundation
 import TensorStore
 
-/// What the cache keeps about one finished node.
+/// What the cache keeps about one finished node (read a record.json with `init(json:)`).
 public struct CacheRecord: Codable, Sendable, Equatable {
     public var fingerprint: String
     /// The node id and stage name it was produced for (informational; not part of the key).
@@ -43,58 +43,14 @@ public struct CacheRecord: Codable, Sendable, Equatable {
 }
 
 extension CacheRecord {
-    private enum CodingKeys: String, CodingKey {
-        case fingerprint, id, stage, kind, version, params, paramTypes, fileDigests, seed, inputs, outputs, toolVersion, host, pid,
-             started, finished, peakMemoryBytes
-    }
-
-    /// JSON writes the double 2.0 as 2; `paramTypes` keeps each parameter's type so a record reads
-    /// back exactly as written.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        fingerprint = try c.decode(String.self, forKey: .fingerprint)
-        id = try c.decode(String.self, forKey: .id)
-        stage = try c.decode(String.self, forKey: .stage)
-        kind = try c.decode(String.self, forKey: .kind)
-        version = try c.decode(Int.self, forKey: .version)
-        let types = try c.decodeIfPresent([String: String].self, forKey: .paramTypes) ?? [:]
-        params = try c.decode([String: ParamValue].self, forKey: .params).reduce(into: [:]) { out, entry in
-            if types[entry.key] == "double", let n = entry.value.number { out[entry.key] = .double(n) }
-            else { out[entry.key] = entry.value }
+    /// Reads a record.json. A record written before ParamValue kept its type has an integral double
+    /// as a bare `2` and says "double" in `paramTypes`; without that its fingerprint check would fail.
+    public init(json: Data) throws {
+        self = try JSONDecoder().decode(CacheRecord.self, from: json)
+        struct Legacy: Decodable { var paramTypes: [String: String]? }
+        for (name, type) in try JSONDecoder().decode(Legacy.self, from: json).paramTypes ?? [:] where type == "double" {
+            if let number = params[name]?.number { params[name] = .double(number) }
         }
-        fileDigests = try c.decodeIfPresent([String: String].self, forKey: .fileDigests) ?? [:]
-        seed = try c.decode(UInt64.self, forKey: .seed)
-        inputs = try c.decode([PlanInput].self, forKey: .inputs)
-        outputs = try c.decode([String: String].self, forKey: .outputs)
-        toolVersion = try c.decode(String.self, forKey: .toolVersion)
-        host = try c.decode(String.self, forKey: .host)
-        pid = try c.decode(Int32.self, forKey: .pid)
-        started = try c.decode(String.self, forKey: .started)
-        finished = try c.decode(String.self, forKey: .finished)
-        peakMemoryBytes = try c.decode(Int.self, forKey: .peakMemoryBytes)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(fingerprint, forKey: .fingerprint)
-        try c.encode(id, forKey: .id)
-        try c.encode(stage, forKey: .stage)
-        try c.encode(kind, forKey: .kind)
-        try c.encode(version, forKey: .version)
-        try c.encode(params, forKey: .params)
-        try c.encode(params.mapValues { v -> String in
-            switch v { case .int: "int"; case .double: "double"; case .string: "string"; case .bool: "bool" }
-        }, forKey: .paramTypes)
-        try c.encode(fileDigests, forKey: .fileDigests)
-        try c.encode(seed, forKey: .seed)
-        try c.encode(inputs, forKey: .inputs)
-        try c.encode(outputs, forKey: .outputs)
-        try c.encode(toolVersion, forKey: .toolVersion)
-        try c.encode(host, forKey: .host)
-        try c.encode(pid, forKey: .pid)
-        try c.encode(started, forKey: .started)
-        try c.encode(finished, forKey: .finished)
-        try c.encode(peakMemoryBytes, forKey: .peakMemoryBytes)
     }
 }
 
@@ -150,7 +106,7 @@ public final class Cache: @unchecked Sendable {
     public func record(_ fp: String) -> CacheRecord? {
         guard let data = FileManager.default.contents(atPath: entryURL(fp).appendingPathComponent("record.json").path)
         else { return nil }
-        return try? JSONDecoder().decode(CacheRecord.self, from: data)
+        return try? CacheRecord(json: data)
     }
 
     /// The verified record of an entry: every output's data is re-hashed and its store digest must

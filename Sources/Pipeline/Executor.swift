@@ -1,5 +1,6 @@
 // Executors run a plan's uncached nodes in dependency order. `LocalExecutor` starts one
-// `streamline stage ID` process per node, up to `jobs` at once, and reads their JSON-lines progress;
+// `streamline stage ID --node FILE` process per node (the node file, NodeFile.swift, holds the planned
+// node, so the process does not plan again), up to `jobs` at once, and reads their JSON-lines progress;
 // SlurmExecutor (Slurm/SlurmExecutor.swift) implements the same protocol by submitting those
 // commands as jobs.
 // Decisions about what is cached come from the plan and the cache, not from the executor.
@@ -59,11 +60,20 @@ public struct RunOptions: Sendable {
         self.keepGoing = keepGoing
     }
 
-    /// The arguments of the stage process for `node` (after the executable): the same command a
-    /// user runs by hand, and what a batch executor submits.
+    /// The arguments of the stage process for `node` (after the executable) that runs the node
+    /// planned in `nodeFile`: what the executors start.
+    public func stageArguments(_ node: PlanNode, nodeFile: URL, threads: Int) -> [String] {
+        ["stage", node.id, "--node", nodeFile.path] + commonStageArguments(threads)
+    }
+
+    /// The arguments of a stage process that plans `node` from the spec: the command a user runs by
+    /// hand, and what `plan --executor slurm` prints.
     public func stageArguments(_ node: PlanNode, threads: Int) -> [String] {
-        ["stage", node.id, "--spec", spec.path, "--cache", cache.path, "--threads", String(threads), "--json"]
-            + overrides.flatMap { ["-p", $0] }
+        ["stage", node.id, "--spec", spec.path] + commonStageArguments(threads) + overrides.flatMap { ["-p", $0] }
+    }
+
+    private func commonStageArguments(_ threads: Int) -> [String] {
+        ["--cache", cache.path, "--threads", String(threads), "--json"]
     }
 }
 
@@ -84,7 +94,7 @@ public protocol Executor: Sendable {
     func cancel()
 }
 
-/// Runs each node as a child process of this machine: `EXECUTABLE stage ID --spec … --cache …`.
+/// Runs each node as a child process of this machine: `EXECUTABLE stage ID --node FILE --cache …`.
 public final class LocalExecutor: Executor, @unchecked Sendable {
     public let executable: URL
     private let lock = NSLock()
@@ -114,6 +124,9 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
             events(.cached(id: node.id))
         }
         let perStage = max(1, options.threads / options.jobs)
+        // The run's node files; a crashed runner's folder is a dead pid's scratch, which `cache gc` removes.
+        let nodeFolder = options.cache.appendingPathComponent("scratch/nodes-\(UUID().uuidString.prefix(8)).\(hostName()).\(getpid())")
+        defer { try? FileManager.default.removeItem(at: nodeFolder) }
         await withTaskGroup(of: ChildResult.self) { group in
             var active = 0
             var stopLaunching = false
@@ -133,7 +146,10 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                     pending.remove(at: i)
                     active += 1
                     events(.started(id: node.id))
-                    group.addTask { await self.runChild(node, threads: perStage, options: options, events: events) }
+                    let nodeFile = nodeFolder.appendingPathComponent("\(node.fingerprint).json")
+                    group.addTask {
+                        await self.runChild(node, of: nodes, nodeFile: nodeFile, threads: perStage, options: options, events: events)
+                    }
                 }
                 guard active > 0, let child = await group.next() else { break }
                 active -= 1
@@ -184,11 +200,14 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
 
     /// Runs one stage process, tied to this runner (`RunnerWatch`), and waits for it. A failed stage's
     /// whole stderr is appended to its log, so the one line shown is never all there is.
-    private func runChild(_ node: PlanNode, threads: Int, options: RunOptions,
+    private func runChild(_ node: PlanNode, of nodes: [PlanNode], nodeFile: URL, threads: Int, options: RunOptions,
                           events: @escaping @Sendable (RunEvent) -> Void) async -> ChildResult {
+        do { try NodeFile(node, from: nodes).write(to: nodeFile) } catch {
+            return ChildResult(id: node.id, status: -1, computed: false, seconds: 0, detail: "\(error)", log: nil)
+        }
         let process = Process()
         process.executableURL = executable
-        process.arguments = options.stageArguments(node, threads: threads)
+        process.arguments = options.stageArguments(node, nodeFile: nodeFile, threads: threads)
         process.environment = ProcessInfo.processInfo.environment.merging(RunnerWatch.environment()) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -81,7 +81,8 @@ final class HashEncoder: Encoder {
         case let v as any FixedWidthInteger: node.content = .leaf(type: String(describing: T.self), text: "\(v)")
         default:
             let sub = HashEncoder(node: node, path: path)
-            try value.encode(to: sub)
+            // A ParamValue hashes as its bare scalar, as it did before its Codable kept the type.
+            if let param = value as? ParamValue { try param.encodeScalar(to: sub) } else { try value.encode(to: sub) }
             // A composite is tagged with its type name, so two types with equal fields differ.
             let inner = HashNode()
             inner.content = node.content

@@ -6,7 +6,7 @@ import Foundation
 import TensorStore
 
 /// A position in a spec file. Lines and columns count from 1.
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
+public struct SourceLocation: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The spec file as the user named it (never part of a fingerprint).
     public var file: String
     public var line: Int
@@ -85,6 +85,10 @@ public enum PipelineError: Error, Sendable, Equatable {
     case interrupted
     /// A stage process whose runner died before it could publish.
     case runnerGone(stage: String)
+    /// A node file (`streamline stage --node`) that cannot be read or does not hold the node asked for.
+    case badNodeFile(path: String, detail: String)
+    /// A node file whose recorded fingerprint is not the one its own material gives: it was edited.
+    case tamperedNodeFile(path: String, id: String, recorded: String, recomputed: String)
 }
 
 extension PipelineError: CustomStringConvertible {
@@ -171,6 +175,13 @@ extension PipelineError: CustomStringConvertible {
         case .runnerGone(let stage):
             return "Stage '\(stage)' was not published: the runner that started it is gone. "
                 + "Run the pipeline again to compute it."
+        case .badNodeFile(let path, let detail):
+            return "Cannot run the node file \(path): \(detail). Node files are written by 'streamline run' for its "
+                + "stage processes; to run a stage by hand, use 'streamline stage ID --spec SPEC'."
+        case .tamperedNodeFile(let path, let id, let recorded, let recomputed):
+            return "Refused the node file \(path): node '\(id)' records fingerprint \(recorded.prefix(12)), but its kind, "
+                + "parameters, inputs and seed give \(recomputed.prefix(12)), so the file was changed after it was written. "
+                + "Nothing ran. Run the pipeline again, or 'streamline stage ID --spec SPEC' to plan the stage from its spec."
         }
     }
 }

@@ -105,15 +105,15 @@ public enum PlanReport {
         return lines.joined(separator: "\n")
     }
 
-    /// `plan --format json`: one object per node, in plan order.
+    /// `plan --format json`: one object per node, in plan order; parameters as bare JSON values.
     public static func json(_ statuses: [NodeStatus]) -> String {
         struct Row: Encodable {
             var id: String, stage: String, kind: String, fingerprint: String, cached: Bool, reason: String
-            var params: [String: ParamValue], seed: UInt64, inputs: [PlanInput], aliases: [String]
+            var params: [String: ScalarParam], seed: UInt64, inputs: [PlanInput], aliases: [String]
         }
         let rows = statuses.map { s in
             Row(id: s.node.id, stage: s.node.stage, kind: s.node.kind, fingerprint: s.node.fingerprint, cached: s.cached,
-                reason: s.reason, params: s.node.params, seed: s.node.seed, inputs: s.node.inputs, aliases: s.node.aliases)
+                reason: s.reason, params: s.node.params.mapValues(ScalarParam.init), seed: s.node.seed, inputs: s.node.inputs, aliases: s.node.aliases)
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

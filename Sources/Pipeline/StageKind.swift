@@ -32,7 +32,15 @@ public enum ParamValue: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
+    /// JSON writes the double 2.0 as `2`, which reads back as an integer; so an integral double is
+    /// written `{"double": 2}` and every other value as its bare JSON scalar (the only form before).
+    private enum TypeKey: String, CodingKey { case double }
+
     public init(from decoder: Decoder) throws {
+        if let keyed = try? decoder.container(keyedBy: TypeKey.self) {
+            self = .double(try keyed.decode(Double.self, forKey: .double))
+            return
+        }
         let c = try decoder.singleValueContainer()
         if let v = try? c.decode(Bool.self) { self = .bool(v) }
         else if let v = try? c.decode(Int.self) { self = .int(v) }
@@ -41,6 +49,17 @@ public enum ParamValue: Sendable, Hashable, Codable, CustomStringConvertible {
     }
 
     public func encode(to encoder: Encoder) throws {
+        if case .double(let v) = self, v.rounded(.towardZero) == v {
+            var c = encoder.container(keyedBy: TypeKey.self)
+            try c.encode(v, forKey: .double)
+        } else {
+            try encodeScalar(to: encoder)
+        }
+    }
+
+    /// The bare scalar, without the type marker: what fingerprints hash (they must never change) and
+    /// what a stage's typed `Params` decode from.
+    func encodeScalar(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .int(let v): try c.encode(v)
@@ -49,6 +68,12 @@ public enum ParamValue: Sendable, Hashable, Codable, CustomStringConvertible {
         case .bool(let v): try c.encode(v)
         }
     }
+}
+
+/// A ParamValue that encodes as its bare scalar.
+struct ScalarParam: Encodable {
+    var value: ParamValue
+    func encode(to encoder: Encoder) throws { try value.encodeScalar(to: encoder) }
 }
 
 /// The type of a declared parameter, with its allowed values.
@@ -260,7 +285,7 @@ public struct StageContext: Sendable {
 
     /// The parameters decoded as a kind's Codable `Params` struct (keys = declared names).
     public func decodeParams<P: Decodable>(_ type: P.Type) throws -> P {
-        try JSONDecoder().decode(P.self, from: JSONEncoder().encode(params))
+        try JSONDecoder().decode(P.self, from: JSONEncoder().encode(params.mapValues(ScalarParam.init)))
     }
 }
 

@@ -9,13 +9,13 @@ import Testing
 import Training
 
 @Suite struct RegularizeStageParamsTests {
-    /// The kind's defaults with `overrides`, decoded as `StageContext.decodeParams` does.
+    /// The kind's defaults with `overrides`, decoded by `StageContext.decodeParams`.
     func decoded(_ overrides: [String: ParamValue]) throws -> (RegularizeStage.Params, TrainingParams) {
         var params: [String: ParamValue] = [:]
         for declaration in RegularizeStage().params { params[declaration.name] = declaration.defaultValue }
         params.merge(overrides) { $1 }
-        let json = try JSONEncoder().encode(params)
-        return (try JSONDecoder().decode(RegularizeStage.Params.self, from: json), try JSONDecoder().decode(TrainingParams.self, from: json))
+        let context = StageContext(stageID: "regularize", params: params, seed: 0, inputs: [:], outputs: [:], threads: 1)
+        return (try context.decodeParams(RegularizeStage.Params.self), try context.decodeParams(TrainingParams.self))
     }
 
     @Test func aLinearRampRunsFromLambdaStartToLambdaOverTheRunOrItsOwnSteps() throws {

@@ -1,5 +1,6 @@
 // SlurmExecutor: runs a plan's uncached nodes as Slurm batch jobs. Each node becomes one job running
-// the same `streamline stage ID --spec … --cache …` a local run starts as a child process, chained to
+// the same `streamline stage ID --node FILE --cache …` a local run starts as a child process (its node
+// file in CACHE/runs/RUN/, which the job's machine must see like the rest of the cache), chained to
 // the jobs of its uncached parents by `afterok` (with `--kill-on-invalid-dep=yes`, so a failure
 // cancels its dependants); a node whose inputs are all cached gets no dependency. Then it polls
 // squeue and turns job states into the same RunEvents a local run sends, reading each running job's
@@ -45,11 +46,16 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
     /// The folder of the jobs' output files in the cache at `cache`.
     public static func logFolder(_ cache: URL) -> URL { cache.appendingPathComponent("logs/slurm", isDirectory: true) }
 
-    /// The job of `node`, waiting for `dependencies`. Its output paths keep Slurm's `%j` (job id).
-    public func submission(for node: PlanNode, after dependencies: [SlurmJobID], options: RunOptions) -> SlurmSubmission {
+    /// The job of `node`, waiting for `dependencies`, running the node planned in `nodeFile` (nil: the
+    /// stage plans it from the spec). Its output paths keep Slurm's `%j` (job id).
+    public func submission(for node: PlanNode, nodeFile: URL? = nil, after dependencies: [SlurmJobID],
+                           options: RunOptions) -> SlurmSubmission {
         let resources = settings.resources(stage: node.stage, kind: node.kind)
         // Why cpus: the stage uses as many threads as Slurm gives it CPUs, and Slurm's default is one.
-        let command = ([settings.executable ?? executable] + options.stageArguments(node, threads: resources.cpus ?? 1))
+        let threads = resources.cpus ?? 1
+        let arguments = nodeFile.map { options.stageArguments(node, nodeFile: $0, threads: threads) }
+            ?? options.stageArguments(node, threads: threads)
+        let command = ([settings.executable ?? executable] + arguments)
             .map(SlurmClient.shellQuoted).joined(separator: " ")
         // Why `exec`: the stage process replaces the job's shell, so a cancel's SIGTERM reaches it directly.
         let line = (settings.prologue + ["exec " + command]).joined(separator: " && ")
@@ -59,7 +65,8 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
     }
 
     /// The shell script that submits every node not in `cached`, as `streamline plan --executor slurm`
-    /// prints it: a `mkdir` of the log folder, then one `VARIABLE=$(sbatch …)` line per node.
+    /// prints it: a `mkdir` of the log folder, then one `VARIABLE=$(sbatch …)` line per node. Its
+    /// stages plan from the spec: printing a script writes no node files.
     public func script(_ nodes: [PlanNode], cached: Set<String>, options: RunOptions) throws(SlurmError) -> String {
         var variables: [String: String] = [:]
         var perStage: [String: Int] = [:]
@@ -148,9 +155,11 @@ public final class SlurmExecutor: Executor, @unchecked Sendable {
                 continue
             }
             let dependencies = parents.compactMap { jobOf[$0] }
-            let submission = submission(for: node, after: dependencies, options: options)
+            let nodeFile = SlurmRunRecord.folder(in: options.cache).appendingPathComponent("\(record.run)/\(node.fingerprint).json")
+            let submission = submission(for: node, nodeFile: nodeFile, after: dependencies, options: options)
             do {
                 if let folderError { throw folderError }
+                try NodeFile(node, from: nodes).write(to: nodeFile)
                 try client.checkDependencies(dependencies)
                 let job = try client.submit(submission)
                 register(job)

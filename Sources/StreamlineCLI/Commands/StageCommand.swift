@@ -1,5 +1,6 @@
 // `streamline stage ID`: run one node in this process against the cache. The runner starts one of
-// these per node; a user can run it by hand on another machine that sees (or imported) the inputs.
+// these per node with `--node FILE`, the node it planned (Pipeline/NodeFile.swift); a user runs it by
+// hand with `--spec`, planning the spec here, on any machine that sees (or imported) the inputs.
 
 import ArgumentParser
 import Foundation
@@ -24,16 +25,29 @@ struct StageCommand: ParsableCommand {
     @Flag(help: "Print progress and the result as JSON lines (what the runner reads).")
     var json = false
 
+    @Option(name: .customLong("node"), help: ArgumentHelp(
+        "Run the node planned in this node file, as 'streamline run' does, instead of planning the spec.", valueName: "file"))
+    var nodeFile: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+        if nodeFile != nil, !options.param.isEmpty {
+            throw ValidationError("-p does not apply with --node: the node file holds the resolved parameters.")
+        }
     }
 
     func run() throws {
         // Started by a runner: end with it, never publish for a run that is gone.
         RunnerWatch.start()
         let cache = Cache(root: options.cacheURL)
-        let plan = try options.plan(cache)
-        let node = try plan.requireNode(id)
+        let plan: Plan, node: PlanNode
+        if let nodeFile {
+            let url = URL(fileURLWithPath: nodeFile)
+            (plan, node) = try NodeFile.read(url).plan(for: id, path: url.path, registry: StageCatalog.registry, cache: cache)
+        } else {
+            plan = try options.plan(cache)
+            node = try plan.requireNode(id)
+        }
         Threading.configure(threads: threads)
         let json = self.json, nodeID = node.id
         let outcome = try StageRunner.run(node, plan: plan, registry: StageCatalog.registry, cache: cache,
