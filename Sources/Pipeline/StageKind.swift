@@ -59,7 +59,7 @@ public enum ParamValue: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// The bare scalar, without the type marker: what fingerprints hash (they must never change) and
     /// what a stage's typed `Params` decode from.
-    func encodeScalar(to encoder: Encoder) throws {
+    public func encodeScalar(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .int(let v): try c.encode(v)

@@ -16,6 +16,16 @@ public struct ReportVariable: Codable, Sendable, Equatable {
         self.name = name
         self.value = value
     }
+
+    private enum CodingKeys: String, CodingKey { case name, value }
+
+    /// The value as its bare scalar: reports are read by people and tools, which want `"lambda": 0`,
+    /// and report stores keep the bytes they had before ParamValue learnt to mark integral doubles.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try value.encodeScalar(to: c.superEncoder(forKey: .value))
+    }
 }
 
 /// One evaluate store: what model (its stage and sweep member) scored what on which text.
