@@ -18,13 +18,13 @@ import Tensor
 /// A channel set removed from a model for one forward and backward and then put back: `remove` saves
 /// the values and gradients of its slices and zeroes the values; `restore` puts both back, so the
 /// micro-batch leaves no gradient on the removed slices (the gradient of the model with them deleted).
-struct ChannelMask {
+public struct ChannelMask {
     private let runs: ChannelRuns
     private let tensors: [HiddenChannelTensor]
     private var values: [[Float]]
     private var grads: [[Float]]
 
-    init(channels: ChannelSet, config: ModelConfig, parameters: ParameterSet) {
+    public init(channels: ChannelSet, config: ModelConfig, parameters: ParameterSet) {
         let runs = ChannelRuns(channels.pruned)
         self.runs = runs
         tensors = config.hiddenChannelTensors
@@ -33,7 +33,7 @@ struct ChannelMask {
     }
 
     /// Saves the slices' values and gradients, then zeroes the values.
-    mutating func remove(from parameters: ParameterSet) {
+    public mutating func remove(from parameters: ParameterSet) {
         for (i, tensor) in tensors.enumerated() {
             let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
             values[i].withUnsafeMutableBufferPointer { sliceCopy(value, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: true) }
@@ -43,7 +43,7 @@ struct ChannelMask {
     }
 
     /// Puts back the values and gradients `remove` saved.
-    mutating func restore(to parameters: ParameterSet) {
+    public mutating func restore(to parameters: ParameterSet) {
         for (i, tensor) in tensors.enumerated() {
             let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
             values[i].withUnsafeMutableBufferPointer { sliceCopy(value, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: false) }

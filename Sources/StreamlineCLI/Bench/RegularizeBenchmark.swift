@@ -1,7 +1,7 @@
 // `streamline bench regularize`: the time of one DReSS regularization update on SmolLM2-135M's shape
 // (random weights), split into its parts: forward + backward, the penalty gradient, clipping + AdamW,
-// and the slice-energy measure recorded at log points, so the cost of the regularizer is seen against
-// the training step it rides on.
+// the slice-energy measure recorded at log points, and the channel mask a nested run (`ratios`) puts
+// around each micro-batch, so the cost of the regularizer is seen against the training step it rides on.
 
 import ArgumentParser
 import Foundation
@@ -60,6 +60,12 @@ extension BenchCommand {
             let energy = Measure.median(minRuns: 3, minSeconds: 1) {
                 _ = ChannelRegularizer.sliceEnergy(parameters: p, config: config, channels: channels)
             }
+            // What a nested run adds per micro-batch at its largest prefix (half the width here).
+            var mask = ChannelMask(channels: try ChannelSelection.last(ratio: 0.5, hiddenSize: config.hiddenSize), config: config, parameters: p)
+            let masking = Measure.median(minRuns: 3, minSeconds: 1) {
+                mask.remove(from: p)
+                mask.restore(to: p)
+            }
             let total = forwardBackward + penalty + update
             print("""
                 threads: \(Threading.threads)
@@ -69,6 +75,7 @@ extension BenchCommand {
                   clip + AdamW update:      \(update.formatted(3)) s
                   one update (sum):         \(total.formatted(3)) s  (\((Double(n) / total).formatted(0)) tokens/s)
                   slice energy (log points): \(energy.formatted(3)) s
+                  nested mask, 50% prefix:  \(masking.formatted(3)) s  (\((100 * masking / total).formatted(1))% of an update)
                 """)
         }
     }
