@@ -80,22 +80,26 @@ extension Decoder {
     }
 
     /// `generate(prompt:…)` for B equally long prompts decoded as one batch; sequence b samples from
-    /// stream b of `seed`. A sequence that emitted `stopAt` stops growing; the batch stops when all have.
+    /// stream `firstStream` + b of `seed`. A sequence that emitted `stopAt` stops growing; the batch
+    /// stops when all have. `banned` tokens are never produced (e.g. special tokens, so sampled text
+    /// runs on as one document).
     public func generate(prompts: [[Int32]], maxNewTokens: Int, temperature: Float = 0, topK: Int? = nil,
-                         seed: UInt64 = 0, stopAt: Int32? = nil) -> [[Int32]] {
+                         seed: UInt64 = 0, firstStream: UInt64 = 0, stopAt: Int32? = nil, banned: [Int32] = [],
+                         afterStep: (Int) -> Void = { _ in }) -> [[Int32]] {
         let B = prompts.count, P = prompts.first?.count ?? 0
         precondition(B > 0 && P > 0 && prompts.allSatisfy { $0.count == P },
                      "Decoder.generate: needs at least one prompt, all non-empty and of equal length")
         precondition(P < config.maxPositions, "Decoder.generate: prompt of \(P) tokens leaves no room below maxPositions \(config.maxPositions)")
         let cache = makeCache(batch: B, capacity: min(config.maxPositions, P + maxNewTokens))
         var logits = step(tokens: prompts.flatMap { $0 }, B: B, T: P, cache: cache)
-        var rngs = (0..<B).map { RNG(seed: seed, stream: UInt64($0)) }
+        var rngs = (0..<B).map { RNG(seed: seed, stream: firstStream + UInt64($0)) }
         var generated = [[Int32]](repeating: [], count: B)
         var finished = [Bool](repeating: false, count: B)
         let V = config.vocabSize
-        for _ in 0..<maxNewTokens {
+        for produced in 0..<maxNewTokens {
             var next: [Int32] = []
             for b in 0..<B {
+                for id in banned { logits.data[b * V + Int(id)] = -.infinity }
                 let token = sampleToken(logits.data + b * V, V: V, temperature: temperature, topK: topK, rng: &rngs[b])
                 next.append(token)
                 if !finished[b] {
@@ -103,6 +107,7 @@ extension Decoder {
                     finished[b] = token == stopAt
                 }
             }
+            afterStep(produced + 1)
             if finished.allSatisfy({ $0 }) || cache.length == cache.capacity { break }
             logits = step(tokens: next, B: B, T: 1, cache: cache)
         }

@@ -20,6 +20,7 @@ public enum StageCatalog {
         SelectStage(),
         RotateStage(),
         SliceGPTStage(),
+        SynthesizeStage(),
         RegularizeStage(),
         PruneStage(),
         FinetuneStage(),

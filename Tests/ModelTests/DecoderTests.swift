@@ -137,6 +137,25 @@ import Tensor
                 == model.generate(prompt: prompt, maxNewTokens: 8))
     }
 
+    /// Banned tokens are never produced; the streams of a batch are the seed's streams from `firstStream`
+    /// (a batch of one at stream k samples like sequence k − first of a batch from `first`, greedy-equal
+    /// logits aside); `afterStep` counts every new token.
+    @Test func bannedTokensNeverAppearAndStreamsOffset() {
+        let config = ToyConfigs.gpt2, V = config.vocabSize
+        let model = Decoder.initialized(config: config, seed: 10)
+        randomize(model.parameters, seed: 11)
+        let banned: [Int32] = (0..<Int32(V)).filter { $0 % 3 != 0 }
+        var steps = 0
+        let out = model.generate(prompts: [[1, 2], [3, 4]], maxNewTokens: 9, temperature: 2, seed: 5, banned: banned) { steps = $0 }
+        #expect(steps == 9 && out.allSatisfy { $0.count == 9 })
+        #expect(out.joined().allSatisfy { $0 % 3 == 0 }, "\(out)")
+        let greedyBanned = model.generate(prompts: [[1, 2]], maxNewTokens: 5, banned: banned)[0]
+        #expect(greedyBanned.allSatisfy { $0 % 3 == 0 })
+        let pair = model.generate(prompts: [[1, 2], [1, 2]], maxNewTokens: 6, temperature: 1, seed: 4, firstStream: 7)
+        #expect(pair[1] == model.generate(prompts: [[1, 2]], maxNewTokens: 6, temperature: 1, seed: 4, firstStream: 8)[0])
+        #expect(pair[0] == model.generate(prompts: [[1, 2]], maxNewTokens: 6, temperature: 1, seed: 4, firstStream: 7)[0])
+    }
+
     @Test func activationArenaIsPlannedOncePerShape() {
         let config = ToyConfigs.llamaGQAUntied
         let model = Decoder.initialized(config: config, seed: 1)
