@@ -114,6 +114,27 @@ extension Decoder {
         return generated
     }
 
+    /// The ids of the k largest of `logits[0..<count]`, largest first, ties to the lower id (so the
+    /// order does not depend on a sort's stability). One pass that keeps the k best so far, ascending:
+    /// O(count) comparisons once the k-th best has settled, where sorting the vocabulary per sampled
+    /// token cost more than the decode step itself.
+    static func largest(_ logits: UnsafePointer<Float>, count: Int, k: Int) -> [Int] {
+        func before(_ a: Int, _ b: Int) -> Bool { logits[a] < logits[b] || (logits[a] == logits[b] && a > b) }  // a ranks below b
+        var kept: [Int] = []   // ascending by rank: kept[0] is the weakest of the k best
+        kept.reserveCapacity(k + 1)
+        for id in 0..<count {
+            if kept.count == k, !before(kept[0], id) { continue }
+            var lo = 0, hi = kept.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if before(kept[mid], id) { lo = mid + 1 } else { hi = mid }
+            }
+            kept.insert(id, at: lo)
+            if kept.count > k { kept.removeFirst() }
+        }
+        return kept.reversed()
+    }
+
     /// argmax (temperature 0) or a sample from softmax(logits / temperature) over the topK largest.
     func sampleToken(_ logits: UnsafePointer<Float>, V: Int, temperature: Float, topK: Int?, rng: inout RNG) -> Int32 {
         if temperature <= 0 {
@@ -123,9 +144,7 @@ extension Decoder {
         }
         var candidates = Array(0..<V)
         if let topK, topK < V {
-            // Ties broken by the lower id so the choice does not depend on the sort's stability.
-            candidates.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-            candidates = Array(candidates.prefix(max(1, topK)))
+            candidates = Self.largest(logits, count: V, k: max(1, topK))
         }
         let maxLogit = candidates.map { logits[$0] }.max() ?? 0
         let weights = candidates.map { exp(Double((logits[$0] - maxLogit) / temperature)) }

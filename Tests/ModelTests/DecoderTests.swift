@@ -137,6 +137,20 @@ import Tensor
                 == model.generate(prompt: prompt, maxNewTokens: 8))
     }
 
+    /// Top-k candidates are the prefix of the vocabulary sorted by logit (ties to the lower id).
+    @Test func topKSelectionIsTheSortsPrefix() {
+        var rng = RNG(seed: 12)
+        for trial in 0..<12 {
+            let V = 50 + trial * 37
+            let logits: [Float] = (0..<V).map { _ in Float(rng.nextInt(below: 7)) }   // few values: many ties
+            let sorted = (0..<V).sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            for k in [1, 5, V - 1, V] {
+                let picked = logits.withUnsafeBufferPointer { Decoder.largest($0.baseAddress!, count: V, k: k) }
+                #expect(picked == Array(sorted.prefix(k)), "V \(V) k \(k)")
+            }
+        }
+    }
+
     /// Banned tokens are never produced; the streams of a batch are the seed's streams from `firstStream`
     /// (a batch of one at stream k samples like sequence k − first of a batch from `first`, greedy-equal
     /// logits aside); `afterStep` counts every new token.
