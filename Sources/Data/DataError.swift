@@ -31,6 +31,8 @@ public enum DataError: Error, Sendable, Equatable {
     case notExportable(detail: String)
     /// The model carries matrices on its residual connections (SliceGPT), which `format` has no place for.
     case shortcutsNotExportable(format: String)
+    /// A token dataset was made by the tokenizer of digest `dataset`, not by the model's (`model`).
+    case tokenizerMismatch(dataset: String, model: String)
 }
 
 extension DataError: CustomStringConvertible {
@@ -77,6 +79,8 @@ extension DataError: CustomStringConvertible {
             return "Cannot export to \(format): this model comes from slicegpt and carries a matrix on every residual connection "
                 + "(x·Sᵀ + block instead of x + block), which a LLaMA checkpoint has no tensor for. Evaluate, generate and "
                 + "finetune it with Streamline from its store; for an exportable model of the same width use rotate, select (last) and prune."
+        case .tokenizerMismatch(let dataset, let model):
+            return "The dataset was tokenized by \(dataset.prefix(16)), the model uses \(model.prefix(16)); build the dataset from this model."
         }
     }
 }

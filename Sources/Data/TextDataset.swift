@@ -140,6 +140,12 @@ public struct TokenDataset: Sendable, Equatable {
     /// Store kind written by `write(to:)`.
     public static let storeKind = "token_dataset"
 
+    /// Throws unless these ids were made by `tokenizer`: ids of another vocabulary would train or
+    /// score a model on the wrong tokens without any error.
+    public func requireTokenizer(_ tokenizer: BPETokenizer) throws(DataError) {
+        guard tokenizerDigest == tokenizer.digest else { throw .tokenizerMismatch(dataset: tokenizerDigest, model: tokenizer.digest) }
+    }
+
     public init(tokens: [Int32], documentStarts: [Int], tokenizerDigest: String, textDigest: String, selection: String = "all") {
         self.tokens = tokens
         self.documentStarts = documentStarts

@@ -134,9 +134,10 @@ struct TokenSplit {
 /// The token dataset store at `url`, which must have been tokenized by `tokenizer` (the model's).
 func tokenDataset(_ url: URL, tokenizer: BPETokenizer, stage: String, input: String) throws -> TokenDataset {
     let dataset = try TokenDataset(store: url)
-    guard dataset.tokenizerDigest == tokenizer.digest else {
-        throw DReSSStageError.badInput(stage: stage, input: input,
-                                       what: "was tokenized by \(dataset.tokenizerDigest.prefix(16)), the model uses \(tokenizer.digest.prefix(16)); build the dataset from this model")
+    do {
+        try dataset.requireTokenizer(tokenizer)
+    } catch {
+        throw DReSSStageError.badInput(stage: stage, input: input, what: "does not fit the model: \(error.description)")
     }
     return dataset
 }

@@ -16,6 +16,15 @@ import TensorStore
         try BPETokenizer(gguf: GGUFFile(url: Fetched.file(Fetched.gpt2Vocab, target: "testdata")))
     }
 
+    @Test func aDatasetOfAnotherTokenizerIsRefused() throws {
+        let gpt2 = try tokenizer()
+        let data = TokenDataset(documents: [TextDocument(text: "The tower is tall.")], tokenizer: gpt2)
+        try data.requireTokenizer(gpt2)
+        let other = try BPETokenizer(tokens: gpt2.tokens, merges: Array(gpt2.merges.dropLast()), preTokenizer: gpt2.preTokenizer,
+                                     specialTokenIDs: gpt2.specialTokenIDs, bosID: gpt2.bosID, eosID: gpt2.eosID, path: "one merge fewer")
+        #expect(throws: DataError.tokenizerMismatch(dataset: gpt2.digest, model: other.digest)) { try data.requireTokenizer(other) }
+    }
+
     @Test func wikitextDocumentsStartAtTopLevelHeadings() {
         let docs = TextCorpus.wikitext(text: wiki)
         #expect(docs.map(\.title) == ["Valkyria Chronicles III", "Tower Building", "Third"])

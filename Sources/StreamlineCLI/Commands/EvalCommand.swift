@@ -76,8 +76,10 @@ struct EvalCommand: ParsableCommand {
             textDigest = try ModelStore.contentDigest(of: url)
         } else {
             let data = try TokenDataset(store: URL(fileURLWithPath: dataset!))
-            guard data.tokenizerDigest == store.tokenizer.digest else {
-                throw ValidationError("The dataset was tokenized by another tokenizer (\(data.tokenizerDigest.prefix(16))) than the model's (\(store.tokenizer.digest.prefix(16))); rebuild it from this model store.")
+            do {
+                try data.requireTokenizer(store.tokenizer)
+            } catch {
+                throw ValidationError(error.description)
             }
             tokens = data.tokens
             textDigest = "\(data.textDigest) \(data.selection)"
