@@ -581,7 +581,7 @@ public final class Decoder {
                                         input: stream, mid: stream),
                 finalNorm: NormActivations(carver, N: N, C: C), losses: carver.take([N]),
                 logits: carver.take([min(N, lmHeadChunkRows), config.vocabSize]),
-                scratch: layerScratch(carver, B: B, T: T, training: false))
+                scratch: layerScratch(carver, B: B, T: T))
         }.value
         inference = work
         return work
@@ -598,12 +598,12 @@ public final class Decoder {
             B: B, T: T, layers: acts, top: carver.take([N, C]), finalNorm: NormActivations(carver, N: N, C: C),
             dtop: carver.take([N, C]), losses: carver.take([N]), dlosses: carver.take([N]),
             logits: carver.take([min(N, lmHeadChunkRows), config.vocabSize]),
-            scratch: layerScratch(carver, B: B, T: T, training: true),
+            scratch: layerScratch(carver, B: B, T: T),
             grads: BackwardScratch(carver, N: N, C: C, maxQ: w.heads * config.headDim, maxK: w.kvHeads * config.headDim,
                                    maxF: w.ffn, rank: loraRank, rope: rope != nil, shortcuts: config.hasShortcuts))
     }
 
-    func layerScratch(_ carver: Carver, B: Int, T: Int, training: Bool) -> LayerScratch {
+    func layerScratch(_ carver: Carver, B: Int, T: Int) -> LayerScratch {
         // One attention share per thread the arena may meet: the budget now or, if it grows later, the
         // cores (more threads than shares would only run fewer attention workers, same bits).
         let workers = min(B * widest.heads, max(Threading.threads, Threading.coreCount))
