@@ -118,20 +118,13 @@ struct LayerActivations {
 struct LayerScratch {
     /// proj: (N, C) output of wo or w_down before the residual add
     let proj: Tensor
-    /// probs: (NHmax, T, T) attention weights of one sequence
-    let probs: Tensor
-    /// attnOut: (T, Qmax) attention output of one sequence when the backward recomputes the probs
-    let attnOut: Tensor
-    /// attnBackward: attentionBackward's scratch for one sequence
-    let attnBackward: Tensor
+    /// attention: per-worker scratch of the attention kernels (`attentionScratchPerWorker`)
+    let attention: Tensor
+    var attentionScratch: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: attention.data, count: attention.count) }
 
-    init(_ carver: Carver, N: Int, T: Int, C: Int, maxHeads: Int, headDim: Int, training: Bool) {
+    init(_ carver: Carver, N: Int, T: Int, C: Int, attentionWorkers: Int) {
         proj = carver.take([N, C])
-        probs = carver.take([maxHeads, T, T])
-        attnOut = carver.take(training ? [T, maxHeads * headDim] : [0])
-        // Sized for the widest layer with grouped KV heads (NKV 1 is the largest case), so any layer fits.
-        let backwardCount = attentionBackwardScratchCount(B: 1, T: T, NH: maxHeads, NKV: 1, HD: headDim)
-        attnBackward = carver.take(training ? [backwardCount] : [0])
+        attention = carver.take([attentionWorkers * attentionScratchPerWorker(T: T)])
     }
 }
 

@@ -262,12 +262,9 @@ public final class Decoder {
             attentionCachedForward(out: a.att.data, q: a.q.data, kCache: cache.keys[l].data, vCache: cache.values[l].data,
                                    B: B, Tq: T, Tk: cache.capacity, start: start, NH: NH, NKV: NKV, HD: HD)
         } else {
-            // One sequence at a time so the probabilities need (NH, T, T), not (B, NH, T, T).
-            let Q = NH * HD, K = NKV * HD
-            for b in 0..<B {
-                attentionForward(out: a.att.data + b * T * Q, probs: s.probs.data, q: a.q.data + b * T * Q,
-                                 k: a.k.data + b * T * K, v: a.v.data + b * T * K, B: 1, T: T, NH: NH, NKV: NKV, HD: HD)
-            }
+            // All B·NH heads in one parallel loop; the probabilities live one head at a time per worker.
+            attentionForward(out: a.att.data, q: a.q.data, k: a.k.data, v: a.v.data, B: B, T: T, NH: NH, NKV: NKV,
+                             HD: HD, scratch: s.attentionScratch)
         }
         linear(p.wo, out: s.proj, inp: a.att, N: N, inner: a.loraInner["wo"])
         residualConnection(p.attnShortcut, out: a.mid, stream: a.input, branch: s.proj, N: N)
@@ -323,15 +320,10 @@ public final class Decoder {
         dq.zero()
         dk.zero()
         dv.zero()
-        for b in 0..<B {
-            // The probabilities were not kept (they would be (B, NH, T, T) per layer): recompute them
-            // for this sequence, ~1/3 of the attention's backward cost.
-            let qb = a.q.data + b * T * Q, kb = a.k.data + b * T * K, vb = a.v.data + b * T * K
-            attentionForward(out: s.attnOut.data, probs: s.probs.data, q: qb, k: kb, v: vb, B: 1, T: T, NH: NH, NKV: NKV, HD: HD)
-            attentionBackward(dq: dq.data + b * T * Q, dk: dk.data + b * T * K, dv: dv.data + b * T * K,
-                              dout: datt.data + b * T * Q, q: qb, k: kb, v: vb, probs: s.probs.data,
-                              B: 1, T: T, NH: NH, NKV: NKV, HD: HD, scratch: s.attnBackward.data)
-        }
+        // The probabilities were not kept (they would be (B, NH, T, T) per layer): the backward
+        // recomputes each head's just before using them.
+        attentionBackward(dq: dq.data, dk: dk.data, dv: dv.data, dout: datt.data, q: a.q.data, k: a.k.data, v: a.v.data,
+                          B: B, T: T, NH: NH, NKV: NKV, HD: HD, scratch: s.attentionScratch)
         var dqLinear = dq, dkLinear = dk
         if let rope {
             // The rotation is linear: d(pre-RoPE) = rotation⁻¹(d(post-RoPE)).
@@ -508,7 +500,7 @@ public final class Decoder {
     /// Floating-point operations per token of a forward (`training` false) or forward + backward at
     /// sequence length T, counting what this implementation runs: every linear layer (2·IN·OUT per
     /// token forward, twice that backward), LoRA paths, causal attention (QKᵀ and P·V over the T(T+1)/2
-    /// visible pairs; backward four such products plus recomputing the forward's two), and the LM head
+    /// visible pairs; backward four such products plus recomputing QKᵀ), and the LM head
     /// (training: logits, dinput, dweight). Elementwise work is not counted.
     public func flopsPerToken(T: Int, training: Bool) -> Double {
         let C = Double(config.hiddenSize), HD = Double(config.headDim), V = Double(config.vocabSize)
@@ -522,7 +514,7 @@ public final class Decoder {
             attention += 2 * 2 * Double(p.shape.heads) * HD * visible
             if p.attnShortcut != nil { linearFlops += 2 * 2 * C * C }  // both residual shortcut matrices
         }
-        return training ? 3 * linearFlops + 4 * attention : linearFlops + attention
+        return training ? 3 * linearFlops + 3.5 * attention : linearFlops + attention
     }
 
     /// The matrix products of the linear layers and the LM head, with how often each runs, in one
@@ -589,7 +581,7 @@ public final class Decoder {
                                         input: stream, mid: stream),
                 finalNorm: NormActivations(carver, N: N, C: C), losses: carver.take([N]),
                 logits: carver.take([min(N, lmHeadChunkRows), config.vocabSize]),
-                scratch: layerScratch(carver, B: B, T: T, training: false))
+                scratch: layerScratch(carver, B: B, T: T))
         }.value
         inference = work
         return work
@@ -606,14 +598,16 @@ public final class Decoder {
             B: B, T: T, layers: acts, top: carver.take([N, C]), finalNorm: NormActivations(carver, N: N, C: C),
             dtop: carver.take([N, C]), losses: carver.take([N]), dlosses: carver.take([N]),
             logits: carver.take([min(N, lmHeadChunkRows), config.vocabSize]),
-            scratch: layerScratch(carver, B: B, T: T, training: true),
+            scratch: layerScratch(carver, B: B, T: T),
             grads: BackwardScratch(carver, N: N, C: C, maxQ: w.heads * config.headDim, maxK: w.kvHeads * config.headDim,
                                    maxF: w.ffn, rank: loraRank, rope: rope != nil, shortcuts: config.hasShortcuts))
     }
 
-    func layerScratch(_ carver: Carver, B: Int, T: Int, training: Bool) -> LayerScratch {
-        LayerScratch(carver, N: B * T, T: T, C: config.hiddenSize, maxHeads: widest.heads,
-                     headDim: config.headDim, training: training)
+    func layerScratch(_ carver: Carver, B: Int, T: Int) -> LayerScratch {
+        // One attention share per thread the arena may meet: the budget now or, if it grows later, the
+        // cores (more threads than shares would only run fewer attention workers, same bits).
+        let workers = min(B * widest.heads, max(Threading.threads, Threading.coreCount))
+        return LayerScratch(carver, N: B * T, T: T, C: config.hiddenSize, attentionWorkers: workers)
     }
 
     /// The largest heads, KV heads and MLP width over layers (shared buffers fit every layer).

@@ -76,4 +76,24 @@ import Testing
         }
         #expect(one == many)
     }
+
+    /// The whole-batch attention kernels (no kept probabilities): heads split over workers in the
+    /// forward, (sequence, KV head) groups in the backward.
+    @Test func attentionWithScratchOverTheBatch() {
+        let B = 3, T = 150, NH = 6, NKV = 2, HD = 16
+        let q = randomTensor(B * T * NH * HD, seed: 166), k = randomTensor(B * T * NKV * HD, seed: 167)
+        let v = randomTensor(B * T * NKV * HD, seed: 168), dout = randomTensor(B * T * NH * HD, seed: 169)
+        let scratch = zeros(4 * attentionScratchPerWorker(T: T))
+        let buffer = UnsafeMutableBufferPointer(start: scratch.data, count: scratch.count)
+        let (one, many) = onOneAndFourThreads {
+            let out = zeros(B * T * NH * HD), dq = zeros(B * T * NH * HD)
+            let dk = zeros(B * T * NKV * HD), dv = zeros(B * T * NKV * HD)
+            attentionForward(out: out.data, q: q.data, k: k.data, v: v.data, B: B, T: T, NH: NH, NKV: NKV, HD: HD,
+                             scratch: buffer)
+            attentionBackward(dq: dq.data, dk: dk.data, dv: dv.data, dout: dout.data, q: q.data, k: k.data, v: v.data,
+                              B: B, T: T, NH: NH, NKV: NKV, HD: HD, scratch: buffer)
+            return out.array + dq.array + dk.array + dv.array
+        }
+        #expect(one == many)
+    }
 }

@@ -69,4 +69,27 @@ import Model
             #expect(runs[0].lora.count == other.lora.count && differing(runs[0].lora, other.lora) == 0, "adapters after training")
         }
     }
+
+    /// Full-weight forward and backward over a batch whose attention runs as one parallel loop over
+    /// B·NH heads (backward: B·NKV groups). One model, its buffers planned on the first budget and
+    /// reused on the others, so the attention scratch may hold fewer worker shares than threads.
+    @Test func wholeBatchAttentionIsBitIdentical() {
+        let config = ModelConfig.llama(vocabSize: 64, hiddenSize: 96, layers: 2, heads: 6, kvHeads: 2, ffn: 128, maxPositions: 160)
+        let (B, T) = (3, 150)
+        let tokens: [Int32] = (0..<(B * T)).map { Int32(($0 * 29 + $0 / 5) % 64) }
+        let targets: [Int32] = (0..<(B * T)).map { Int32(($0 * 13 + 7) % 64) }
+        let model = Decoder.initialized(config: config, seed: 21)
+        let runs = onOneTwoAndThreeThreads { () -> (loss: UInt32, grads: [UInt32], nll: UInt64) in
+            model.parameters.zeroGrads()
+            let loss = model.forward(tokens: tokens, targets: targets, B: B, T: T)
+            model.backward()
+            let grads = model.parameters.grads.array.map(\.bitPattern)
+            let nll = model.negativeLogLikelihood(tokens: tokens, targets: targets, B: B, T: T).sum
+            return (loss.bitPattern, grads, nll.bitPattern)
+        }
+        for other in runs.dropFirst() {
+            #expect(runs[0].loss == other.loss && runs[0].nll == other.nll)
+            #expect(runs[0].grads.count == other.grads.count && differing(runs[0].grads, other.grads) == 0, "gradients")
+        }
+    }
 }

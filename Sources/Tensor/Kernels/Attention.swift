@@ -25,24 +25,41 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
     let profiled = OpProfile.start()
     defer { OpProfile.stop(.attention, profiled) }
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionForward")
-    let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
-    let scale = 1 / Float(HD).squareRoot()
     withHeadsInParallel(B * NH, workers: attentionWorkers(B * NH)) { items, _ in
         for item in items {
             let b = item / NH, h = item % NH
-            let qbh = q + b * T * ldq + h * HD, obh = out + b * T * ldq + h * HD
-            let kbh = k + b * T * ldk + (h / group) * HD, vbh = v + b * T * ldk + (h / group) * HD
+            let head = AttentionHead(b: b, h: h, T: T, NH: NH, NKV: NKV, HD: HD)
             let pbh = probs + item * T * T
-            forEachCausalBlock(T) { r0, r1 in
-                // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
-                sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: qbh + r0 * ldq, lda: ldq,
-                      B: kbh, ldb: ldk, C: pbh + r0 * T, ldc: T)
-            }
-            for t in 0..<T { softmaxRow(pbh + t * T, pbh + t * T, valid: t + 1, columns: T) }
-            forEachCausalBlock(T) { r0, r1 in
-                // out[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
-                sgemm(M: r1 - r0, N: HD, K: r1, A: pbh + r0 * T, lda: T, B: vbh, ldb: ldk, C: obh + r0 * ldq, ldc: ldq)
-            }
+            head.probabilities(pbh, q: q, k: k)
+            head.values(out: out, probs: pbh, v: v)
+        }
+    }
+}
+
+/// Floats of scratch each parallel worker of the kernels that do not keep probabilities
+/// (`attentionForward(…scratch:)`, `attentionBackward(…scratch:)`) uses: one head's (T, T)
+/// probabilities and its (T, T) score gradient.
+public func attentionScratchPerWorker(T: Int) -> Int { 2 * T * T }
+
+/// `attentionForward(out:probs:…)` without keeping the probabilities: each worker builds one head's
+/// (T, T) probabilities at a time in its share of `scratch`, so all B·NH heads run in one parallel
+/// loop in a few MB instead of (B, NH, T, T) (training recomputes them in `attentionBackward(…scratch:)`).
+/// - out: (B, T, NH, HD); q: (B, T, NH, HD); k, v: (B, T, NKV, HD)
+/// - scratch: at least `attentionScratchPerWorker(T:)` floats; how many workers' shares it holds caps
+///   the parallelism, never the result (heads are independent, so the bits do not depend on it)
+public func attentionForward(out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                             v: UnsafePointer<Float>, B: Int, T: Int, NH: Int, NKV: Int, HD: Int,
+                             scratch: UnsafeMutableBufferPointer<Float>) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.attention, profiled) }
+    attentionCheckHeads(NH: NH, NKV: NKV, "attentionForward")
+    let perWorker = attentionScratchPerWorker(T: T)
+    withHeadsInParallel(B * NH, workers: attentionWorkers(B * NH, scratch: scratch, perWorker: perWorker)) { items, worker in
+        let pbh = scratch.baseAddress! + worker * perWorker
+        for item in items {
+            let head = AttentionHead(b: item / NH, h: item % NH, T: T, NH: NH, NKV: NKV, HD: HD)
+            head.probabilities(pbh, q: q, k: k)
+            head.values(out: out, probs: pbh, v: v)
         }
     }
 }
@@ -82,38 +99,19 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
     let owned: Tensor? = scratch == nil ? Tensor(zeros: [count]) : nil
     let scratchBase = scratch ?? owned!.data
     let shares = scratchBase + workers * T * T  // (B·NH, 2, T, HD) per-query-head dK and dV when shared
-    let group = NH / NKV, ldq = NH * HD, ldk = NKV * HD
-    let scale = 1 / Float(HD).squareRoot()
+    let group = NH / NKV, ldk = NKV * HD
     withHeadsInParallel(B * NH, workers: workers) { items, worker in
         let dscores = scratchBase + worker * T * T  // (T, T), this worker's alone
         for item in items {
-            let b = item / NH, h = item % NH
-            let qbh = q + b * T * ldq + h * HD, dqbh = dq + b * T * ldq + h * HD, dobh = dout + b * T * ldq + h * HD
-            let kvOffset = b * T * ldk + (h / group) * HD
-            let kbh = k + kvOffset, vbh = v + kvOffset
-            let pbh = probs + item * T * T
+            let head = AttentionHead(b: item / NH, h: item % NH, T: T, NH: NH, NKV: NKV, HD: HD)
             // Where this head's dK and dV go: its own scratch share, or straight into dk/dv when it is
             // the only query head on its KV head.
             let share = shares + item * 2 * T * HD
             if shared { share.update(repeating: 0, count: 2 * T * HD) }
-            let (dkbh, dvbh, ldShare) = shared ? (share, share + T * HD, HD) : (dk + kvOffset, dv + kvOffset, ldk)
-            forEachCausalBlock(T) { r0, r1 in
-                // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
-                sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: dobh + r0 * ldq, lda: ldq, B: vbh, ldb: ldk,
-                      C: dscores + r0 * T, ldc: T)
-                // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
-                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pbh + r0 * T, lda: T, B: dobh + r0 * ldq,
-                      ldb: ldq, beta: 1, C: dvbh, ldc: ldShare)
-            }
-            for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: pbh + t * T, valid: t + 1, scale: scale, T: T) }
-            forEachCausalBlock(T) { r0, r1 in
-                // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
-                sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kbh, ldb: ldk,
-                      beta: 1, C: dqbh + r0 * ldq, ldc: ldq)
-                // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
-                sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qbh + r0 * ldq,
-                      ldb: ldq, beta: 1, C: dkbh, ldc: ldShare)
-            }
+            let (dkbh, dvbh, ldShare) = shared
+                ? (share, share + T * HD, HD) : (dk + head.kvOffset, dv + head.kvOffset, ldk)
+            head.backward(dq: dq, dk: dkbh, dv: dvbh, ldkv: ldShare, dout: dout, q: q, k: k, v: v,
+                          probs: probs + item * T * T, dscores: dscores)
         }
     }
     if shared {
@@ -131,6 +129,36 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
         }
     }
     withExtendedLifetime(owned) {}
+}
+
+/// Backward of `attentionForward(out:q:k:v:…scratch:)`; accumulates into dq, dk and dv. Each head's
+/// probabilities are recomputed (QKᵀ and softmax, the forward's bits) in the worker's scratch and
+/// used at once, while they are still in cache. Work items are (sequence, KV head): an item runs its
+/// group's query heads in increasing order and adds their dK and dV straight into its own slice of
+/// dk and dv, so every sum has one order whatever the thread count, without per-head shares or a
+/// reduction pass.
+/// - dq, dout, q: (B, T, NH, HD); dk, dv, k, v: (B, T, NKV, HD)
+/// - scratch: as for `attentionForward(…scratch:)`
+public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
+                              dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                              B: Int, T: Int, NH: Int, NKV: Int, HD: Int, scratch: UnsafeMutableBufferPointer<Float>) {
+    let profiled = OpProfile.start()
+    defer { OpProfile.stop(.attention, profiled) }
+    attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
+    let group = NH / NKV, ldk = NKV * HD, perWorker = attentionScratchPerWorker(T: T)
+    withHeadsInParallel(B * NKV, workers: attentionWorkers(B * NKV, scratch: scratch, perWorker: perWorker)) { items, worker in
+        let probs = scratch.baseAddress! + worker * perWorker, dscores = probs + T * T
+        for item in items {
+            let b = item / NKV, kvh = item % NKV
+            for h in kvh * group..<(kvh + 1) * group {
+                let head = AttentionHead(b: b, h: h, T: T, NH: NH, NKV: NKV, HD: HD)
+                head.probabilities(probs, q: q, k: k)
+                head.backward(dq: dq, dk: dk + head.kvOffset, dv: dv + head.kvOffset, ldkv: ldk, dout: dout,
+                              q: q, k: k, v: v, probs: probs, dscores: dscores)
+            }
+        }
+    }
 }
 
 /// Attention of Tq new queries over a KV cache (generation); overwrites `out`.
@@ -168,6 +196,76 @@ public func attentionCachedForward(out: UnsafeMutablePointer<Float>, q: UnsafePo
     }
 }
 
+/// One (sequence b, query head h) of the (B, T, heads, HD) layout: where its rows start and the
+/// products of the forward and backward on it. The per-head sgemms run straight on that layout (row
+/// stride heads·HD, no transposes), in row blocks that stop at the diagonal.
+struct AttentionHead {
+    let T: Int, HD: Int, ldq: Int, ldk: Int
+    /// Offsets of the head's first row in q-shaped (B, T, NH, HD) and k-shaped (B, T, NKV, HD) buffers.
+    let qOffset: Int, kvOffset: Int
+    let scale: Float
+
+    @inline(__always)
+    init(b: Int, h: Int, T: Int, NH: Int, NKV: Int, HD: Int) {
+        self.T = T
+        self.HD = HD
+        ldq = NH * HD
+        ldk = NKV * HD
+        qOffset = b * T * ldq + h * HD
+        kvOffset = b * T * ldk + (h / (NH / NKV)) * HD
+        scale = 1 / Float(HD).squareRoot()
+    }
+
+    /// probs (T, T) = causal softmax(scale · Q·Kᵀ); zeros above the diagonal.
+    @inline(__always)
+    func probabilities(_ probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>) {
+        let qh = q + qOffset, kh = k + kvOffset
+        forEachCausalBlock(T) { r0, r1 in
+            // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
+            sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: qh + r0 * ldq, lda: ldq,
+                  B: kh, ldb: ldk, C: probs + r0 * T, ldc: T)
+        }
+        for t in 0..<T { softmaxRow(probs + t * T, probs + t * T, valid: t + 1, columns: T) }
+    }
+
+    /// out = P · V, written into the head's rows of the (B, T, NH, HD) `out`.
+    @inline(__always)
+    func values(out: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+        let oh = out + qOffset, vh = v + kvOffset
+        forEachCausalBlock(T) { r0, r1 in
+            // out[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
+            sgemm(M: r1 - r0, N: HD, K: r1, A: probs + r0 * T, lda: T, B: vh, ldb: ldk, C: oh + r0 * ldq, ldc: ldq)
+        }
+    }
+
+    /// With dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) · scale: dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q.
+    /// dq and dout are (B, T, NH, HD) buffers (the head's rows are found in them); dk and dv point at
+    /// the head's own (T, HD) rows, `ldkv` floats apart. dscores: (T, T) scratch.
+    @inline(__always)
+    func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                  ldkv: Int, dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+                  v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dscores: UnsafeMutablePointer<Float>) {
+        let qh = q + qOffset, dqh = dq + qOffset, doh = dout + qOffset, kh = k + kvOffset, vh = v + kvOffset
+        forEachCausalBlock(T) { r0, r1 in
+            // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
+            sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: doh + r0 * ldq, lda: ldq, B: vh, ldb: ldk,
+                  C: dscores + r0 * T, ldc: T)
+            // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
+            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: probs + r0 * T, lda: T, B: doh + r0 * ldq,
+                  ldb: ldq, beta: 1, C: dv, ldc: ldkv)
+        }
+        for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: probs + t * T, valid: t + 1, scale: scale, T: T) }
+        forEachCausalBlock(T) { r0, r1 in
+            // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
+            sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kh, ldb: ldk,
+                  beta: 1, C: dqh + r0 * ldq, ldc: ldq)
+            // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
+            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qh + r0 * ldq,
+                  ldb: ldq, beta: 1, C: dk, ldc: ldkv)
+        }
+    }
+}
+
 /// Rows per causal block: products stop at each block's diagonal, so only ~(1 + block/T)/2 of the
 /// square is computed. Measured (single thread, SmolLM2 heads, T = 512): 64 beat 128 and 256 by
 /// 5–20% and tied 32.
@@ -199,6 +297,13 @@ func softmaxBackwardRow(_ d: UnsafeMutablePointer<Float>, probs p: UnsafePointer
 
 /// Parallel workers for `count` attention items under the current thread budget.
 func attentionWorkers(_ count: Int) -> Int { max(1, min(Threading.threads, count)) }
+
+/// `attentionWorkers(count)`, further capped by the worker shares of `perWorker` floats `scratch` holds.
+func attentionWorkers(_ count: Int, scratch: UnsafeMutableBufferPointer<Float>, perWorker: Int) -> Int {
+    precondition(scratch.baseAddress != nil && scratch.count >= perWorker,
+                 "attention: scratch of \(scratch.count) floats, needs at least \(perWorker)")
+    return min(attentionWorkers(count), scratch.count / perWorker)
+}
 
 /// Runs body(items, worker) over 0..<count attention items (heads) split into at most `workers`
 /// chunks, each with a distinct worker index below `workers` (for per-worker scratch). BLAS is held
