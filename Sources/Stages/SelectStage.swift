@@ -102,17 +102,27 @@ let selectionParams = [
               doc: "Nested: comma-separated ratios served at once (e.g. \"0.1, 0.2, 0.3\"), replacing ratio: P is the largest one's set, ranked so each smaller ratio's set is a prefix; prune then takes any of them by its own ratio. Every rule but uniform."),
 ]
 
-/// The `ratios` list of a stage's parameters; nil when empty (a single-ratio stage).
-func servedRatios(_ context: StageContext) throws -> [Double]? {
-    let text = context.params["ratios"]?.description ?? ""
-    guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
-    return try text.split(separator: ",").map { part in
-        let item = part.trimmingCharacters(in: .whitespaces)
-        guard let ratio = Double(item), ratio.isFinite, ratio > 0, ratio < 1 else {
-            throw DReSSStageError.badParameter(stage: context.stageID, name: "ratios",
-                                               reason: "has '\(item)', not a ratio in (0, 1); write e.g. \"0.1, 0.2, 0.3\"")
+/// The decoded `selectionParams`.
+struct SelectionParams: Decodable {
+    var ratio: Double
+    var selection: ChannelSelectionRule
+    var selection_seed: Int
+    var calibration_windows: Int
+    var calibration_len: Int
+    var ratios: String?
+
+    /// The `ratios` list; nil when empty (a single-ratio stage).
+    func servedRatios(stage: String) throws -> [Double]? {
+        let text = ratios ?? ""
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        return try text.split(separator: ",").map { part in
+            let item = part.trimmingCharacters(in: .whitespaces)
+            guard let ratio = Double(item), ratio.isFinite, ratio > 0, ratio < 1 else {
+                throw DReSSStageError.badParameter(stage: stage, name: "ratios",
+                                                   reason: "has '\(item)', not a ratio in (0, 1); write e.g. \"0.1, 0.2, 0.3\"")
+            }
+            return ratio
         }
-        return ratio
     }
 }
 
@@ -149,25 +159,17 @@ private func firstWindows(_ tokens: ArraySlice<Int32>, windows: Int, length: Int
 /// `selection_seed`, and for the calibration rules the calibration windows of `data`, which they then
 /// require), its label, and with `ratios` the ranking whose largest prefix is P.
 func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) throws -> (ChannelSet, String, ChannelRanking?) {
-    let ratio = context.params["ratio"]!.number!
-    let ruleName = context.params["selection"]!.description
-    guard let rule = ChannelSelectionRule(rawValue: ruleName) else {
-        throw DReSSStageError.badParameter(stage: context.stageID, name: "selection", reason: "'\(ruleName)' is not a rule")
-    }
-    guard case .int(let seed)? = context.params["selection_seed"] else {
-        throw DReSSStageError.badParameter(stage: context.stageID, name: "selection_seed", reason: "must be an integer")
-    }
+    let p = try context.decodeParams(SelectionParams.self)
+    let rule = p.selection, seed = p.selection_seed
     var statistics: [Double]?
-    var label = rule == .random ? "random seed=\(seed)" : ruleName
+    var label = rule == .random ? "random seed=\(seed)" : rule.rawValue
     if rule.needsCalibration {
         guard let data else {
             throw DReSSStageError.badParameter(stage: context.stageID, name: "selection",
-                                               reason: "'\(ruleName)' needs calibration text: give the stage a 'data' input")
+                                               reason: "'\(rule.rawValue)' needs calibration text: give the stage a 'data' input")
         }
-        guard case .int(let count)? = context.params["calibration_windows"], case .int(let length)? = context.params["calibration_len"] else {
-            throw DReSSStageError.badParameter(stage: context.stageID, name: "calibration_windows", reason: "must be integers (with calibration_len)")
-        }
-        let windows = try calibrationWindows(data: data, tokenizer: model.tokenizer, windows: count, length: length, stage: context.stageID)
+        let windows = try calibrationWindows(data: data, tokenizer: model.tokenizer, windows: p.calibration_windows,
+                                             length: p.calibration_len, stage: context.stageID)
         Threading.configure(threads: context.threads)
         let decoder = try model.decoder()
         switch rule {
@@ -175,9 +177,10 @@ func selectChannels(_ context: StageContext, model: ModelStore, data: URL?) thro
         case .normOutput: statistics = ChannelSelection.normOutputStatistics(model: decoder, windows: windows)
         default: statistics = ChannelSelection.activationStatistics(model: decoder, windows: windows)
         }
-        label = "\(ruleName) windows=\(count)x\(length)"
+        label = "\(rule.rawValue) windows=\(p.calibration_windows)x\(p.calibration_len)"
     }
-    let ratios = try servedRatios(context)
+    let ratio = p.ratio
+    let ratios = try p.servedRatios(stage: context.stageID)
     do {
         if let ratios {
             let ranking = try ChannelSelection.ranking(rule, ratios: ratios, config: model.config, seed: UInt64(seed),
