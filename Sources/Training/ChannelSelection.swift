@@ -62,16 +62,6 @@ public struct ChannelRanking: Codable, Sendable, Equatable {
         guard count <= order.count else { throw .beyondRanking(count: count, ranked: order.count) }
         return try ChannelSet(hiddenSize: hiddenSize, pruned: Array(order.prefix(count)))
     }
-
-    /// Per position of `order`: the share of served ratios that remove it (1 for the first prefix, 1/k for
-    /// channels only the largest of k ratios removes).
-    public var removalShares: [Double] {
-        var index = 0
-        return order.indices.map { r in
-            while counts[index] <= r { index += 1 }
-            return Double(counts.count - index) / Double(counts.count)
-        }
-    }
 }
 
 /// Channel selection rules; every rule returns a validated `ChannelSet` of round(ratio·C) channels.

@@ -4,12 +4,14 @@
 // - Update t trains the model with the prefix of served ratio j = t mod k removed (its slices zeroed for
 //   that forward and backward, `ChannelMask`), so every served width learns to work on its own; what
 //   it removes is what `prune` with that ratio deletes.
-// - The DReSS penalty acts on the largest ratio's channels with λ(r) = λ·m(r)/k, m(r) the number of served
-//   ratios that remove position r: the channels every ratio removes take the whole λ of a single-ratio
-//   run and empty on its schedule, the ones only the largest ratio removes take λ/k.
-// Why not one penalty that empties every prefix in turn: the channels of the larger ratios would end the
-// run at zero, and a zero channel is a dead one (its slices get no gradient), so every smaller ratio
-// would get the largest ratio's model. See docs/methods.md "Nested regularization".
+// - The DReSS penalty acts only on the channels every served ratio removes (the smallest ratio's set),
+//   with the whole λ of a single-ratio run, so they empty on its schedule. The larger ratios' channels
+//   get no penalty: the masked steps alone teach the model to do without them.
+// Why not a penalty that empties every prefix in turn, or one that grows with the share of ratios that
+// remove a channel: an emptied channel is dead (none of its slices gets a gradient again), so every
+// smaller ratio would keep it as dead width. Measured: with λ(r) = λ·m(r)/k the 10%, 20% and 30%
+// models of one run came out as the same function (docs/experiments/ratio-sweep.md).
+// See docs/methods.md "Nested regularization".
 // Not here: the update loop itself (Regularization.swift), the ranking rules (ChannelSelection.swift).
 
 import Model
@@ -86,10 +88,9 @@ struct NestedRun {
         return body()
     }
 
-    /// The penalty weights: `base` (ones when nil) times each channel's removal share m(r)/k.
+    /// The penalty weights: `base` (ones when nil) on the channels every served ratio removes, 0 on the rest.
     func penaltyWeights(_ base: SliceWeights?, channels: ChannelSet, config: ModelConfig) -> SliceWeights {
-        var share: [Int: Double] = [:]
-        for (c, s) in zip(ranking.order, ranking.removalShares) { share[c] = s }
-        return SliceWeights.scaled(base, config: config, channels: channels, factors: channels.pruned.map { share[$0]! })
+        let always = Set(ranking.order.prefix(ranking.counts[0]))
+        return SliceWeights.scaled(base, config: config, channels: channels, factors: channels.pruned.map { always.contains($0) ? 1 : 0 })
     }
 }

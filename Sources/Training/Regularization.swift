@@ -237,8 +237,8 @@ public enum RegularizationEvent: Sendable {
 /// (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model is not changed by them.
 /// The model's base weights must be trainable (`trainBase`) and no adapters attached.
 /// With `ranking` (its largest set must be `channels`) the run is nested (NestedRegularization.swift):
-/// micro-batch s trains with served prefix s mod k removed, each slice's penalty weight is multiplied by
-/// its channel's removal share, and checkpoints also measure every prefix masked.
+/// micro-batch s trains with served prefix s mod k removed, the penalty acts only on the smallest
+/// prefix (the channels every served ratio removes), and checkpoints also measure every prefix masked.
 public func runRegularization(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
                               heldOut: [TokenBatch] = [], ranking: ChannelRanking? = nil,
                               progress: (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) -> RegularizationCurves {

@@ -1,5 +1,4 @@
-// Nested regularization (issue 15): rankings whose prefixes are the single-ratio sets, the removal
-// shares that weight the penalty, a channel mask whose forward and backward are those of the physically
+// Nested regularization (issue 15): rankings whose prefixes are the single-ratio sets, a channel mask whose forward and backward are those of the physically
 // pruned model (an independent path: Model/ChannelSurgery), and a nested run that serves every ratio.
 
 import Foundation
@@ -39,13 +38,6 @@ import Model
         }
         let ranking = try ChannelSelection.ranking(.first, ratios: [0.25], config: Self.config)
         #expect(throws: ChannelSetError.beyondRanking(count: 9, ranked: 8)) { try ranking.prefix(9) }
-    }
-
-    @Test func removalSharesCountTheServedRatiosThatRemoveEachPosition() throws {
-        let ranking = try ChannelRanking(hiddenSize: 8, order: [7, 6, 5, 4, 3, 2], counts: [2, 5, 6])
-        let third: Double = 1.0 / 3
-        let expected: [Double] = [1, 1, 2 * third, 2 * third, 2 * third, third]
-        #expect(ranking.removalShares == expected)
     }
 
     /// Loss and gradient of the model with `channels` masked equal the physically pruned model's (norms
@@ -95,8 +87,8 @@ import Model
     }
 
     /// One run serves every ratio: masking each served prefix costs far less after it than before, the
-    /// channels every ratio removes empty (full λ) while the largest ratio's own keep energy (λ/k), the
-    /// curves report every prefix, and the bytes repeat.
+    /// channels every ratio removes empty (the penalty acts on them alone) while the others keep their
+    /// energy for the smaller ratios that keep them, the curves report every prefix, and the bytes repeat.
     @Test func aNestedRunServesEveryRatio() throws {
         let ranking = try ChannelSelection.ranking(.last, ratios: [0.125, 0.25, 0.5], config: Self.config)
         let channels = try ranking.prefix(ranking.order.count)
@@ -120,9 +112,9 @@ import Model
             #expect(after[k] - last.loss < max(0.02, (before[k] - first.loss) / 4), "after it, masking prefix \(k) costs little: \(first) → \(last)")
         }
         let energy = ChannelRegularizer.channelEnergy(parameters: model.parameters, config: Self.config)
-        let always = ranking.order.prefix(ranking.counts[0]), largestOnly = ranking.order[ranking.counts[1]...]
-        #expect(always.allSatisfy { energy[$0] == 0 }, "full λ empties the channels every ratio removes by 60% of the run")
-        #expect(largestOnly.allSatisfy { energy[$0] > 0 }, "λ/3 leaves the largest ratio's own channels non-zero")
+        let always = ranking.order.prefix(ranking.counts[0]), others = ranking.order[ranking.counts[0]...]
+        #expect(always.allSatisfy { energy[$0] == 0 }, "λ empties the channels every ratio removes by 60% of the run")
+        #expect(others.allSatisfy { energy[$0] > 0 }, "no penalty on the channels a smaller ratio keeps")
         let (again, curvesAgain) = try run()
         #expect(again.parameters.values.array == model.parameters.values.array)
         #expect(curvesAgain == curves)
