@@ -1,7 +1,7 @@
 // Nested regularization (issue 15): one regularize run that serves several pruning ratios. The channels
 // are ranked (ChannelRanking: the set of ratio p is a prefix of the order, inside every larger ratio's
 // set), and two things act on the run:
-// - Micro-batch s (s = t·K + k) trains the model with the prefix of served ratio s mod k removed (its slices zeroed for
+// - Micro-batch s (update t, micro-batch m: s = t·K + m) trains the model with the prefix of served ratio s mod k removed (its slices zeroed for
 //   that forward and backward, `ChannelMask`), so every served width learns to work on its own; what
 //   it removes is what `prune` with that ratio deletes.
 // - The DReSS penalty acts only on the channels every served ratio removes (the smallest ratio's set),
