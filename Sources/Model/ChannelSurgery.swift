@@ -103,6 +103,8 @@ public enum ChannelSetError: Error, Equatable, Sendable {
     case ratiosCollide(Double, Double, count: Int, hiddenSize: Int)
     /// A prefix of `count` channels was asked of a ranking that orders `ranked`.
     case beyondRanking(count: Int, ranked: Int)
+    /// A ranking's served prefix lengths do not ascend strictly from above 0 to the `ranked` channels it orders.
+    case invalidRankingCounts([Int], ranked: Int)
 }
 
 extension ChannelSetError: CustomStringConvertible {
@@ -145,6 +147,9 @@ extension ChannelSetError: CustomStringConvertible {
         case let .beyondRanking(count, ranked):
             return "A prefix of \(count) channels was asked of a ranking of \(ranked). Ask for at most the largest ratio the ranking was made for, "
                 + "or rank for a larger ratio upstream (ratios of select or regularize)."
+        case let .invalidRankingCounts(counts, ranked):
+            return "A channel ranking serves prefixes of \(counts) channels of the \(ranked) it orders; they must ascend strictly from above 0 "
+                + "and end at \(ranked). Re-run the select or regularize stage that made it (the store may be damaged)."
         }
     }
 }

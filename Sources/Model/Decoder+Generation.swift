@@ -90,6 +90,8 @@ extension Decoder {
         precondition(B > 0 && P > 0 && prompts.allSatisfy { $0.count == P },
                      "Decoder.generate: needs at least one prompt, all non-empty and of equal length")
         precondition(P < config.maxPositions, "Decoder.generate: prompt of \(P) tokens leaves no room below maxPositions \(config.maxPositions)")
+        precondition(banned.allSatisfy { $0 >= 0 && Int($0) < config.vocabSize } && Set(banned).count < config.vocabSize,
+                     "Decoder.generate: banned token ids must lie in 0..<\(config.vocabSize) and leave at least one token")
         let cache = makeCache(batch: B, capacity: min(config.maxPositions, P + maxNewTokens))
         var logits = step(tokens: prompts.flatMap { $0 }, B: B, T: P, cache: cache)
         var rngs = (0..<B).map { RNG(seed: seed, stream: firstStream + UInt64($0)) }

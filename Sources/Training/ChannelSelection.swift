@@ -48,13 +48,33 @@ public struct ChannelRanking: Codable, Sendable, Equatable {
     /// Prefix lengths of the served ratios, strictly ascending; the last is `order.count`.
     public let counts: [Int]
 
+    /// Throws when an index is out of range or repeated, or when `counts` does not ascend strictly to
+    /// `order.count` (so every served prefix is a distinct, valid set).
     public init(hiddenSize: Int, order: [Int], counts: [Int]) throws(ChannelSetError) {
         let largest = try ChannelSet(hiddenSize: hiddenSize, pruned: order)   // range, duplicates, width
-        precondition(!counts.isEmpty && counts.last == largest.pruned.count && zip(counts, counts.dropFirst()).allSatisfy { $0 < $1 },
-                     "ChannelRanking: counts \(counts) must ascend strictly to \(order.count)")
+        guard let first = counts.first, first > 0, counts.last == largest.pruned.count,
+              zip(counts, counts.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            throw .invalidRankingCounts(counts, ranked: order.count)
+        }
         self.hiddenSize = hiddenSize
         self.order = order
         self.counts = counts
+    }
+
+    // Keys as Swift synthesizes them, so rankings stored before this decoder existed still read.
+    enum CodingKeys: String, CodingKey { case hiddenSize, order, counts }
+
+    /// Decodes through the validating init: a store's ranking is checked like a computed one.
+    public init(from decoder: any Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let width = try c.decode(Int.self, forKey: .hiddenSize)
+        let order = try c.decode([Int].self, forKey: .order)
+        let counts = try c.decode([Int].self, forKey: .counts)
+        do throws(ChannelSetError) {
+            try self.init(hiddenSize: width, order: order, counts: counts)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .order, in: c, debugDescription: error.description)
+        }
     }
 
     /// The first `count` channels of the order, as a set.

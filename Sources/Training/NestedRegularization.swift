@@ -17,49 +17,60 @@
 import Model
 import Tensor
 
-/// A channel set removed from a model for one forward and backward and then put back: `remove` saves
-/// the values and gradients of its slices and zeroes the values; `restore` puts both back, so the
+/// Channel sets removed from a model for one forward and backward and then put back: `remove` saves
+/// the values and gradients of the set's slices and zeroes the values; `restore` puts both back, so the
 /// micro-batch leaves no gradient on the removed slices (the gradient of the model with them deleted).
+/// One save buffer, sized for the largest set the mask will take, serves every set (a nested run's
+/// prefixes share it: one buffer per prefix would cost about 1.6 GB more on SmolLM2 at five ratios).
 public struct ChannelMask {
-    private let runs: ChannelRuns
+    private let capacity: Set<Int>
     private let tensors: [HiddenChannelTensor]
     private var values: [[Float]]
     private var grads: [[Float]]
+    /// The set `remove` took out and `restore` has not yet put back.
+    private var removed: ChannelRuns?
 
-    public init(channels: ChannelSet, config: ModelConfig, parameters: ParameterSet) {
-        let runs = ChannelRuns(channels.pruned)
-        self.runs = runs
+    /// `capacity` is the largest set `remove` will be given; every later set must lie inside it.
+    public init(capacity: ChannelSet, config: ModelConfig, parameters: ParameterSet) {
+        let runs = ChannelRuns(capacity.pruned)
+        self.capacity = Set(capacity.pruned)
         tensors = config.hiddenChannelTensors
         values = tensors.map { [Float](repeating: 0, count: sliceElementCount(parameters.value($0.name), axis: $0.axis, runs: runs)) }
         grads = values
     }
 
-    /// Saves the slices' values and gradients, then zeroes the values.
-    public mutating func remove(from parameters: ParameterSet) {
+    /// Saves the slices' values and gradients of `channels`, then zeroes the values.
+    public mutating func remove(_ channels: ChannelSet, from parameters: ParameterSet) {
+        precondition(removed == nil, "ChannelMask: restore the removed set before removing another")
+        precondition(channels.pruned.allSatisfy(capacity.contains), "ChannelMask: the set lies outside the mask's capacity")
+        let runs = ChannelRuns(channels.pruned)
         for (i, tensor) in tensors.enumerated() {
             let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
             values[i].withUnsafeMutableBufferPointer { sliceCopy(value, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: true) }
             grads[i].withUnsafeMutableBufferPointer { sliceCopy(grad, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: true) }
             sliceZero(value, axis: tensor.axis, runs: runs)
         }
+        removed = runs
     }
 
-    /// Puts back the values and gradients `remove` saved.
+    /// Puts back the values and gradients the last `remove` saved.
     public mutating func restore(to parameters: ParameterSet) {
+        guard let runs = removed else { preconditionFailure("ChannelMask: nothing removed to restore") }
         for (i, tensor) in tensors.enumerated() {
             let value = parameters.value(tensor.name), grad = parameters.grad(tensor.name)
             values[i].withUnsafeMutableBufferPointer { sliceCopy(value, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: false) }
             grads[i].withUnsafeMutableBufferPointer { sliceCopy(grad, axis: tensor.axis, runs: runs, buffer: $0.baseAddress!, save: false) }
         }
+        removed = nil
     }
 }
 
-/// What a nested run needs beside a single-ratio one: the served prefixes and their masks.
+/// What a nested run needs beside a single-ratio one: the served prefixes and the mask that removes them.
 struct NestedRun {
     let ranking: ChannelRanking
     /// One per served ratio, ascending.
     let prefixes: [ChannelSet]
-    private var masks: [ChannelMask]
+    private var mask: ChannelMask
 
     /// Checks that `channels` is the ranking's largest set (the one the penalty acts on).
     init(ranking: ChannelRanking, channels: ChannelSet, config: ModelConfig, parameters: ParameterSet) throws(TrainingError) {
@@ -75,7 +86,7 @@ struct NestedRun {
                                   reason: "must order exactly the regularized set P (\(channels.pruned.count) channels)")
         }
         self.ranking = ranking
-        masks = prefixes.map { ChannelMask(channels: $0, config: config, parameters: parameters) }
+        mask = ChannelMask(capacity: largest, config: config, parameters: parameters)
     }
 
     /// The served ratio micro-batch `sample` trains: the ratios in turn.
@@ -83,8 +94,8 @@ struct NestedRun {
 
     /// Runs `body` with prefix `index` removed from `parameters`, then puts it back.
     mutating func withPrefixRemoved<R>(_ index: Int, from parameters: ParameterSet, _ body: () -> R) -> R {
-        masks[index].remove(from: parameters)
-        defer { masks[index].restore(to: parameters) }
+        mask.remove(prefixes[index], from: parameters)
+        defer { mask.restore(to: parameters) }
         return body()
     }
 

@@ -38,6 +38,23 @@ import Model
         }
         let ranking = try ChannelSelection.ranking(.first, ratios: [0.25], config: Self.config)
         #expect(throws: ChannelSetError.beyondRanking(count: 9, ranked: 8)) { try ranking.prefix(9) }
+        for counts in [[], [0, 8], [4, 4, 8], [4, 7]] {
+            #expect(throws: ChannelSetError.invalidRankingCounts(counts, ranked: 8)) {
+                try ChannelRanking(hiddenSize: 32, order: ranking.order, counts: counts)
+            }
+        }
+    }
+
+    /// A ranking read from a store goes through the same checks as a computed one, and keeps its keys.
+    @Test func aDecodedRankingIsValidated() throws {
+        let ranking = try ChannelSelection.ranking(.last, ratios: [0.125, 0.25], config: Self.config)
+        let json = try JSONEncoder().encode(ranking)
+        #expect(try JSONDecoder().decode(ChannelRanking.self, from: json) == ranking)
+        #expect(String(decoding: json, as: UTF8.self).contains("\"hiddenSize\""), "stores written before the custom decoder use these keys")
+        let damaged = #"{"hiddenSize": 32, "order": [31, 30, 29, 28], "counts": [4, 2]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ChannelRanking.self, from: Data(damaged.utf8)) }
+        let outOfRange = #"{"hiddenSize": 32, "order": [32], "counts": [1]}"#
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ChannelRanking.self, from: Data(outOfRange.utf8)) }
     }
 
     /// Loss and gradient of the model with `channels` masked equal the physically pruned model's (norms
@@ -53,8 +70,8 @@ import Model
         model.backward()
         let before = (values: parameters.values.array, grads: parameters.grads.array)
 
-        var mask = ChannelMask(channels: channels, config: Self.config, parameters: parameters)
-        mask.remove(from: parameters)
+        var mask = ChannelMask(capacity: channels, config: Self.config, parameters: parameters)
+        mask.remove(channels, from: parameters)
         parameters.zeroGrads()
         let masked = model.forward(tokens: batch.tokens, targets: batch.targets, B: 3, T: batch.T)
         model.backward()
@@ -83,6 +100,25 @@ import Model
             let runs = ChannelRuns(channels.pruned)
             #expect(sliceReduce(restored.value(tensor.name), axis: tensor.axis, runs: runs, absolute: true)
                     == sliceReduce(saved.value(tensor.name), axis: tensor.axis, runs: runs, absolute: true), "\(tensor.name)")
+        }
+    }
+
+    /// One mask serves every prefix of a ranking in turn: each removal zeroes exactly its own slices
+    /// (the larger buffer holds no stale bytes for a smaller set), and each restore gives back the bytes.
+    @Test func oneMaskServesEveryPrefix() throws {
+        let ranking = try ChannelSelection.ranking(.last, ratios: [0.125, 0.25, 0.5], config: Self.config)
+        let parameters = try RegularizationTests.trainedModel().parameters
+        parameters.grads.assign(parameters.values)  // distinct, non-zero gradients to save and restore
+        let original = (values: parameters.values.array, grads: parameters.grads.array)
+        var mask = ChannelMask(capacity: try ranking.prefix(ranking.order.count), config: Self.config, parameters: parameters)
+        for count in [ranking.counts[2], ranking.counts[0], ranking.counts[1]] {
+            let prefix = try ranking.prefix(count)
+            mask.remove(prefix, from: parameters)
+            let expected = ParameterSet.copy(of: original.values, specs: parameters.specs)
+            ChannelRegularizer.zeroChannels(parameters: expected, config: Self.config, channels: prefix)
+            #expect(parameters.values.array == expected.values.array, "\(count) channels removed")
+            mask.restore(to: parameters)
+            #expect(parameters.values.array == original.values && parameters.grads.array == original.grads, "\(count) channels restored")
         }
     }
 

@@ -61,9 +61,10 @@ extension BenchCommand {
                 _ = ChannelRegularizer.sliceEnergy(parameters: p, config: config, channels: channels)
             }
             // What a nested run adds per micro-batch at its largest prefix (half the width here).
-            var mask = ChannelMask(channels: try ChannelSelection.last(ratio: 0.5, hiddenSize: config.hiddenSize), config: config, parameters: p)
+            let half = try ChannelSelection.last(ratio: 0.5, hiddenSize: config.hiddenSize)
+            var mask = ChannelMask(capacity: half, config: config, parameters: p)
             let masking = Measure.median(minRuns: 3, minSeconds: 1) {
-                mask.remove(from: p)
+                mask.remove(half, from: p)
                 mask.restore(to: p)
             }
             let total = forwardBackward + penalty + update
