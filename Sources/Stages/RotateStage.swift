@@ -20,10 +20,7 @@ public struct RotateStage: StageKind {
     public let params = [
         ParamDecl("basis", .string(choices: ["principal", "none"]), default: .string("principal"),
                   doc: "principal: rotate to the principal basis; none: pass the model through unchanged (so one sweep variable can switch rotation off)."),
-        ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
-                  doc: "Windows of the data whose normalised stream, pooled over every norm input, gives the basis (the first ones of the token stream)."),
-        ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "Tokens per calibration window."),
-    ]
+    ] + calibrationParams(windows: "Windows of the data whose normalised stream, pooled over every norm input, gives the basis (the first ones of the token stream).")
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to rotate (LLaMA family: RMSNorm and RoPE)."),
                          InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Calibration text.")]
     public let outputs = [OutputDecl("model", storeKind: ModelStore.storeKind, doc: "The rotated model: same widths, untied head, channels sorted by energy.")]

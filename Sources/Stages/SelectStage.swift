@@ -95,12 +95,19 @@ let selectionParams = [
     ParamDecl("selection", .string(choices: ChannelSelectionRule.allCases.map(\.rawValue)), default: .string("last"),
               doc: "Rule choosing P: positions (first, last, uniform = evenly spread), random (selection_seed), magnitude (lowest Σ of slice ℓ2 norms), or on calibration windows of the data: activation (lowest residual-stream mean x² at the layer inputs and the final norm), taylor (lowest Σ over the 2L+1 norm inputs and tokens of |x·∂L/∂x|, L the LM loss) or norm_output (lowest mean |norm output| over every norm and token, Minitron's)."),
     ParamDecl("selection_seed", .int(0...Int(Int32.max)), default: .int(0), doc: "Seed of the random rule."),
-    ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
-              doc: "activation, taylor, norm_output: windows of the data run through the model (the first ones of the token stream, inside the data budget)."),
-    ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "activation, taylor, norm_output: tokens per calibration window."),
+] + calibrationParams(
+    windows: "activation, taylor, norm_output: windows of the data run through the model (the first ones of the token stream, inside the data budget).",
+    length: "activation, taylor, norm_output: tokens per calibration window.") + [
     ParamDecl("ratios", .string(), default: .string(""), omittedAtDefault: true,
               doc: "Nested: comma-separated ratios served at once (e.g. \"0.1, 0.2, 0.3\"), replacing ratio: P is the largest one's set, ranked so each smaller ratio's set is a prefix; prune then takes any of them by its own ratio. Every rule but uniform."),
 ]
+
+/// The calibration parameters of every stage that reads windows of its data through the model (select,
+/// regularize, rotate, slicegpt): one declaration, so their ranges and defaults cannot drift apart.
+func calibrationParams(windows windowsDoc: String, length lengthDoc: String = "Tokens per calibration window.") -> [ParamDecl] {
+    [ParamDecl("calibration_windows", .int(1...100_000), default: .int(16), doc: windowsDoc),
+     ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: lengthDoc)]
+}
 
 /// The decoded `selectionParams`.
 struct SelectionParams: Decodable {

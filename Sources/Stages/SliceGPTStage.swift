@@ -22,9 +22,7 @@ public struct SliceGPTStage: StageKind {
     public let params = [
         ParamDecl("ratio", .double(0...0.99), default: .double(0.25),
                   doc: "Fraction of the hidden width to slice away: d′ = d − round(ratio·d), the same count prune removes at this ratio. 0 keeps every direction (the same function in new bases)."),
-        ParamDecl("calibration_windows", .int(1...100_000), default: .int(16),
-                  doc: "Windows of the data the bases are computed on (the first ones of the token stream, as for rotate and select)."),
-        ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: "Tokens per calibration window."),
+    ] + calibrationParams(windows: "Windows of the data the bases are computed on (the first ones of the token stream, as for rotate and select).") + [
         ParamDecl("statistic", .string(choices: SliceGPT.Statistic.allCases.map(\.rawValue)), default: .string(SliceGPT.Statistic.stream.rawValue),
                   omittedAtDefault: true,
                   doc: "What each point's PCA is taken of: stream (the norm's input, as the reference code does) or normalized (each token's stream divided by its RMS, as rotate does, so a few outlier tokens do not pick the directions)."),
