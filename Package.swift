@@ -50,7 +50,11 @@ let package = Package(
 
         /// Specs, schema validation, sweeps, planner, fingerprints, cache, executors.
         .target(name: "Pipeline", dependencies: ["TensorStore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
-        /// One type per stage kind (import, dataset, train, regularize, prune, finetune, evaluate, report).
+        /// One type per stage kind (listed in Stages/StageCatalog.swift) and the stores they write.
+        /// Stages may import the libraries below it and, of Pipeline, only the stage interface
+        /// (Pipeline/StageKind.swift: StageKind, StageContext, ParamDecl, ParamValue, InputDecl, OutputDecl,
+        /// GatheredInput, StageProgress, StageRegistry). It must not use Spec, Planner/Plan, Cache, StageRunner,
+        /// NodeFile or the executors: finding stores in the cache is scheduling, and scheduling is the CLI's.
         .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"]),
 
         // MARK: - Command line
