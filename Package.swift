@@ -39,7 +39,7 @@ let package = Package(
 
         // MARK: - Models and training
 
-        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
+        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery, perplexity.
         .target(name: "Model", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
@@ -66,12 +66,12 @@ let package = Package(
         // MARK: - Tests
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor"]),
+        .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor", "CHDF5"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
+        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
     ]
 )
