@@ -72,6 +72,7 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
         .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
     ]
 )
