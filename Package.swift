@@ -39,7 +39,7 @@ let package = Package(
 
         // MARK: - Models and training
 
-        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery.
+        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery, perplexity.
         .target(name: "Model", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
@@ -50,7 +50,11 @@ let package = Package(
 
         /// Specs, schema validation, sweeps, planner, fingerprints, cache, executors.
         .target(name: "Pipeline", dependencies: ["TensorStore", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
-        /// One type per stage kind (import, dataset, train, regularize, prune, finetune, evaluate, report).
+        /// One type per stage kind (listed in Stages/StageCatalog.swift) and the stores they write.
+        /// Stages may import the libraries below it and, of Pipeline, only the stage interface
+        /// (Pipeline/StageKind.swift: StageKind, StageContext, ParamDecl, ParamValue, InputDecl, OutputDecl,
+        /// GatheredInput, StageProgress, StageRegistry). It must not use Spec, Planner/Plan, Cache, StageRunner,
+        /// NodeFile or the executors: finding stores in the cache is scheduling, and scheduling is the CLI's.
         .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"]),
 
         // MARK: - Command line
@@ -62,12 +66,13 @@ let package = Package(
         // MARK: - Tests
 
         .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
-        .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor"]),
+        .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Tensor", "CHDF5"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Tensor"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "Tensor", "TensorStore"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline"]),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
+        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
     ]
 )

@@ -1,6 +1,6 @@
 // The errors the Model module reports: configs that cannot run, parameter sets that do not match a
-// config, and LoRA requests that name nothing. Shape mismatches inside the model's own kernels are
-// programmer errors and stay preconditions.
+// config, LoRA requests that name nothing, and perplexity protocols a model and stream cannot meet.
+// Shape mismatches inside the model's own kernels are programmer errors and stay preconditions.
 
 /// What went wrong building or adapting a decoder.
 public enum ModelError: Error, Equatable, CustomStringConvertible {
@@ -12,6 +12,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case unknownLoRATarget(String)
     /// A LoRA request that cannot be honoured (rank, alpha, adapters already present…).
     case invalidLoRA(String)
+    /// Perplexity with bos asked of a tokenizer without one (`bosID` nil).
+    case perplexityWithoutBOS
+    /// A perplexity window (with its bos) longer than the model's context.
+    case perplexityWindowTooLong(positions: Int, context: Int)
+    /// A token stream too short to score a single token; `text` is its digest.
+    case perplexityNothingToScore(text: String, tokens: Int)
 
     public var description: String {
         switch self {
@@ -25,6 +31,15 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "LoRA target '\(name)' is not a linear layer of this decoder. Use some of \(Decoder.loraTargetNames)."
         case let .invalidLoRA(reason):
             return "LoRA: \(reason). Check the LoRA settings (rank > 0, targets present, merge or drop old adapters first)."
+        // The three perplexity messages read as they did when Data threw them (DataError.unsupportedTokenizer, .notEnoughText).
+        case .perplexityWithoutBOS:
+            return "bos: tokenizer not supported (the tokenizer has no bos token; evaluate without --bos). Streamline reads byte-level BPE (GGUF "
+                + "tokenizer.ggml.model = gpt2, or tokenizer.json with a BPE model and a ByteLevel pre-tokenizer)."
+        case let .perplexityWindowTooLong(positions, context):
+            return "window: a window of \(positions) positions exceeds the model's context \(context); use a smaller --window. "
+                + "Use a larger corpus or ask for fewer or shorter windows."
+        case let .perplexityNothingToScore(text, tokens):
+            return "\(text): \(tokens) tokens leave nothing to score. Use a larger corpus or ask for fewer or shorter windows."
         }
     }
 }

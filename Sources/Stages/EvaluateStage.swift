@@ -1,7 +1,7 @@
 // `evaluate`: perplexity of a model store on a token dataset -> a metrics store, plus the model's size
 // and FLOPs per token, and (unless `speed: false`) its speed on the executing machine, against the
 // optional `dense` model's, as speed-ups. The perplexity and its windowing are Perplexity.evaluate's
-// (Data module), the speed protocol is EvaluationTiming's. The store's digested metadata holds only
+// (Model module), the speed protocol is EvaluationTiming's. The store's digested metadata holds only
 // what the inputs determine (EvaluationMetrics: equal inputs give equal digests); timings go to the log
 // and to the store's provenance (EvaluationSpeed, read back by EvaluationStore.read).
 

@@ -7,6 +7,7 @@
 
 import Data
 import Foundation
+import Model
 import TensorStore
 
 /// `metrics` metadata of an evaluate store: only what the inputs determine (it is digested).

@@ -7,35 +7,65 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
-/// The debug `streamline` binary; `make test` builds it before `swift test`. A binary older than an
-/// object file of the modules it links is refused: `swift test` alone recompiles those modules for
-/// the tests but does not relink the executable they run, which would then test yesterday's code.
+/// Where `swift build` writes the debug `streamline` binary.
+let debugBinary = repositoryRoot.appendingPathComponent(".build/debug/streamline")
+
+/// The debug `streamline` binary; `make test` builds it before `swift test`. A stale binary is refused
+/// with a test failure saying how to rebuild, rather than run, which would test yesterday's code: see
+/// `staleBinaryReason`.
 func streamlineBinary() throws -> URL {
-    let url = repositoryRoot.appendingPathComponent(".build/debug/streamline")
+    let url = debugBinary
     guard FileManager.default.isExecutableFile(atPath: url.path) else {
-        Issue.record("streamline binary missing at \(url.path): run `swift build --product streamline` first")
+        Issue.record("streamline binary missing at \(url.path): run `swift build --product streamline` (or make test) first")
         throw CLITestFailure.binaryMissing
     }
-    if let built = modificationDate(url), let (object, compiled) = newestLinkedObject, compiled > built {
-        Issue.record("\(url.path) is older than \(object): run `swift build --product streamline` (or make test)")
+    if let reason = staleBinaryReason {
+        Issue.record("\(reason): run `swift build --product streamline` (or make test)")
         throw CLITestFailure.binaryStale
     }
     return url
 }
 
-/// The most recently compiled object file of the non-test modules in .build/debug (looked up once).
-let newestLinkedObject: (path: String, date: Date)? = {
+/// Why the debug binary is stale (nil when it is not), worked out once per test process from mtimes:
+/// - it is older than an object file of the modules it links: `swift test` alone recompiles those
+///   modules for the tests but does not relink the executable they run;
+/// - it is older than a source under Sources/ (Swift, C, headers, module maps; not the READMEs, which
+///   no build reads) that changed after the last build looked at its module: an edit not built yet,
+///   e.g. `swift test --skip-build`. A build rewrites a module's dependency files (`*.d` in
+///   `.build/debug/MODULE.build`) whenever it looks at the module, even when the sources' contents are
+///   unchanged and it compiles and links nothing, so a file only touched (a checkout, a stash) stops
+///   counting after one `swift build` instead of failing the tests for good. (Other files there, such
+///   as output-file-map.json, are rewritten by any `swift test`, even with --skip-build.)
+let staleBinaryReason: String? = {
+    let fm = FileManager.default
+    let binary = debugBinary
+    guard let built = modificationDate(binary) else { return nil }
     let build = repositoryRoot.appendingPathComponent(".build/debug")
-    let modules = (try? FileManager.default.contentsOfDirectory(atPath: build.path)) ?? []
-    var newest: (path: String, date: Date)?
-    for module in modules where module.hasSuffix(".build") && !module.hasSuffix("Tests.build") {
-        let folder = build.appendingPathComponent(module)
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasSuffix(".o") {
-            let file = folder.appendingPathComponent(name)
-            if let date = modificationDate(file), date > (newest?.date ?? .distantPast) { newest = (file.path, date) }
+    var lookedAt: [String: Date] = [:]  // module → its newest dependency or object file
+    var newestObject: (path: String, date: Date)?
+    for folder in (try? fm.contentsOfDirectory(atPath: build.path)) ?? []
+    where folder.hasSuffix(".build") && !folder.hasSuffix("Tests.build") {
+        let module = String(folder.dropLast(".build".count))
+        for name in (try? fm.contentsOfDirectory(atPath: build.appendingPathComponent(folder).path)) ?? [] {
+            let file = build.appendingPathComponent(folder).appendingPathComponent(name)
+            guard name.hasSuffix(".d") || name.hasSuffix(".o"), let date = modificationDate(file) else { continue }
+            lookedAt[module] = max(lookedAt[module] ?? .distantPast, date)
+            if name.hasSuffix(".o"), date > (newestObject?.date ?? .distantPast) { newestObject = (file.path, date) }
         }
     }
-    return newest
+    if let newestObject, newestObject.date > built { return "\(binary.path) is older than \(newestObject.path)" }
+    let lookedAtAny = lookedAt.values.max() ?? .distantPast  // for a module without a folder (system libraries)
+    let sources = repositoryRoot.appendingPathComponent("Sources")
+    let compiled: Set<String> = ["swift", "c", "h", "modulemap"]
+    let walk = fm.enumerator(at: sources, includingPropertiesForKeys: [.contentModificationDateKey])
+    while let file = walk?.nextObject() as? URL {
+        guard compiled.contains(file.pathExtension), let date = modificationDate(file), date > built else { continue }
+        let module = file.pathComponents.dropFirst(sources.pathComponents.count).first ?? ""
+        if date > (lookedAt[module] ?? lookedAtAny) {
+            return "\(binary.path) is older than \(file.path), which no build has looked at since it changed"
+        }
+    }
+    return nil
 }()
 
 func modificationDate(_ url: URL) -> Date? {

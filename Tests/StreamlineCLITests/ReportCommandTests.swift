@@ -3,9 +3,25 @@
 // the dense model), a regularize sweep, and a report gathering a list of those stages.
 
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML  // XMLParser on Linux
+#endif
 import Pipeline
 import Stages
 import Testing
+
+/// Parses `svg` with XMLParser; returns the element names in document order (nil when not well-formed).
+/// A copy of StagesTests' (ReportStageTests.swift): test targets cannot share files.
+private func svgElements(_ svg: Data) -> [String]? {
+    final class Collector: NSObject, XMLParserDelegate {
+        var names: [String] = []
+        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+                    attributes: [String: String] = [:]) { names.append(name) }
+    }
+    let parser = XMLParser(data: svg), collector = Collector()
+    parser.delegate = collector
+    return parser.parse() ? collector.names : nil
+}
 
 /// tiny-lm → select (ratio grid × (method, selection) zip) → prune → eval (speed vs dense);
 /// eval_dense; regularize over ratio; report over [eval_dense, eval, regularize].

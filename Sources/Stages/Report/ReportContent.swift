@@ -268,7 +268,7 @@ func markdownTable(_ header: [String], _ rows: [[String]], numeric: Set<Int>) ->
 
 extension Array where Element: Equatable {
     /// The elements without repeats, each where it first occurs (labels in the order rows give them).
-    var firstOccurrences: [Element] { reduce(into: []) { if !$0.contains($1) { $0.append($1) } } }
+    public var firstOccurrences: [Element] { reduce(into: []) { if !$0.contains($1) { $0.append($1) } } }
 }
 
 /// 134.5M, 24.3k, 1.21G: counts as people compare them.

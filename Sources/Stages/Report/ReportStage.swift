@@ -8,16 +8,12 @@ import Pipeline
 import TensorStore
 import Training
 
-/// A failure of the report stage or of showing a report.
+/// A failure of the report stage or of reading a report store (showing a cached report is the CLI's: ReportViewError).
 public enum ReportError: Error, Sendable, CustomStringConvertible {
     /// A gathered store is neither an evaluate nor a channel store.
     case unsupportedInput(stage: String, upstream: String, kind: String)
     /// A report store without a file the stage always writes.
     case missingFile(path: String, name: String)
-    /// The report node has not run (or its inputs changed since).
-    case notCached(stage: String, spec: String)
-    /// `--stage` names no report stage of the spec.
-    case noReportStage(spec: String, stage: String?, available: [String])
 
     public var description: String {
         switch self {
@@ -26,14 +22,6 @@ public enum ReportError: Error, Sendable, CustomStringConvertible {
                 + "(metrics) and regularize (channels) stores. Remove \(upstream) from the list."
         case let .missingFile(path, name):
             return "The report store \(path) has no file '\(name)'. Delete its cache entry (streamline cache gc) and run again."
-        case let .notCached(stage, spec):
-            return "Report \(stage) is not in the cache (not run yet, or its inputs changed). Run it first: streamline run --spec \(spec)"
-        case let .noReportStage(spec, stage, available):
-            if let stage {
-                return "\(spec) has no report stage named '\(stage)'. Its report stages: "
-                    + (available.isEmpty ? "none" : available.joined(separator: ", ")) + "."
-            }
-            return "\(spec) has no report stage. Add one (kind: report, inputs: {results: [\"${stages.EVAL.metrics}\"]})."
         }
     }
 }

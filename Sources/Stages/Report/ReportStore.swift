@@ -1,9 +1,8 @@
-// The `report` store (the files and content a report stage writes) and ReportView: a cached report
-// read back with the speed its evaluate stores measured, as `streamline report` and the end of
-// `streamline run` show it. Building the content is ReportStage.swift's.
+// The `report` store: the files and content a report stage writes, and reading them back. Building
+// the content is ReportStage.swift's; finding a report in the cache and merging in the speed its
+// evaluate stores measured is scheduling, so it lives in the CLI (StreamlineCLI/Commands/ReportView.swift).
 
 import Foundation
-import Pipeline
 import TensorStore
 
 /// The `report` store: metadata `report` (ReportContent) and each file as a uint8 tensor `files/NAME`.
@@ -22,7 +21,7 @@ public enum ReportStore {
     }
 
     /// perplexity.svg: one panel per evaluation set; nil without evaluate rows.
-    static func perplexityFigure(_ content: ReportContent) -> String? {
+    public static func perplexityFigure(_ content: ReportContent) -> String? {
         let panels = ReportPlots.perplexityPanels(content)
         return panels.isEmpty ? nil : LinePlot.figure(panels)
     }
@@ -53,53 +52,5 @@ public enum ReportStore {
             throw ReportError.missingFile(path: url.path, name: format.fileName)
         }
         return (try reader.metadata("report", as: ReportContent.self), files)
-    }
-}
-
-/// A cached report as people see it: its content, its files, and the speed each evaluate store measured.
-public struct ReportView: Sendable {
-    /// The report node's id.
-    public var id: String
-    public var content: ReportContent
-    /// File name → bytes, as stored (tables without speed).
-    public var files: [String: Data]
-    /// Evaluate node id → the speed it measured (rows without a measurement are absent).
-    public var speeds: [String: EvaluationSpeed]
-
-    /// Reads the cached output of report node `node`; `spec` names the spec in the error when it is not cached.
-    public init(node: PlanNode, plan: Plan, registry: StageRegistry, cache: Cache, spec: String) throws {
-        guard node.kind == ReportStage().name, let record = cache.lookup(node.fingerprint), !node.inputs.contains(where: \.isPending) else {
-            throw ReportError.notCached(stage: node.id, spec: spec)
-        }
-        (content, files) = try ReportStore.read(cache.outputURL(record.fingerprint, "report"))
-        id = node.id
-        let gathered = try StageRunner.inputStores(of: node, plan: plan, registry: registry, cache: cache).gathered["results"] ?? []
-        var speeds: [String: EvaluationSpeed] = [:]
-        for input in gathered where content.rows.contains(where: { $0.id == input.id }) {
-            speeds[input.id] = try EvaluationStore.read(input.url).speed
-        }
-        self.speeds = speeds
-    }
-
-    /// The files people get from `streamline report --out`: the tables with speed merged, and the plots.
-    /// The perplexity figure is drawn afresh from the content, so a cached report shows today's drawing;
-    /// the regularize curves are not in the content and come as stored.
-    public var shownFiles: [(name: String, bytes: Data)] {
-        ReportFormat.allCases.map { ($0.fileName, Data(content.table($0, speeds: speeds).utf8)) }
-            + ReportStore.plotNames.compactMap { name in
-                if name == "perplexity.svg" { return ReportStore.perplexityFigure(content).map { (name, Data($0.utf8)) } }
-                return files[name].map { (name, $0) }
-            }
-    }
-
-    /// The report nodes of `plan` (or of stage `stage` only), in plan order.
-    public static func nodes(of plan: Plan, stage: String? = nil, spec: String) throws -> [PlanNode] {
-        let reports = plan.nodes.filter { $0.kind == ReportStage().name }
-        let chosen = reports.filter { stage == nil || $0.stage == stage }
-        guard !chosen.isEmpty else {
-            throw ReportError.noReportStage(spec: spec, stage: stage,
-                                            available: reports.map(\.stage).firstOccurrences)
-        }
-        return chosen
     }
 }

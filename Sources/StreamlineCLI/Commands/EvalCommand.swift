@@ -1,10 +1,11 @@
 // `streamline eval --model STORE --text FILE | --dataset STORE`: perplexity of a model store on text,
-// with the protocol printed (and written with --json). The measurement is Perplexity.evaluate (Data
+// with the protocol printed (and written with --json). The measurement is Perplexity.evaluate (Model
 // module; its header documents the windowing); this file parses options and prints.
 
 import ArgumentParser
 import Data
 import Foundation
+import Model
 import Tensor
 
 struct EvalCommand: ParsableCommand {

@@ -14,7 +14,7 @@ import TensorStore
 @Suite struct SliceGPTStageTests {
     static func slice(_ tiny: [String: URL], ratio: Double, in dir: URL) throws -> URL {
         let params: [String: ParamValue] = ["ratio": .double(ratio), "calibration_windows": .int(4), "calibration_len": .int(16)]
-        return try DressPipelineTests.runKind(SliceGPTStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)["model"]!
+        return try runKind(SliceGPTStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)["model"]!
     }
 
     @Test func ratioZeroKeepsTheLoss() throws {
@@ -24,7 +24,7 @@ import TensorStore
         #expect(sliced.config.hasShortcuts && sliced.config.hiddenSize == dense.config.hiddenSize && !sliced.config.tiedEmbeddings)
         #expect(sliced.parameters.contains("layers/0/attn/shortcut") && sliced.parameters.contains("layers/1/mlp/shortcut"))
         let heldout = try TokenDataset(store: tiny["heldout"]!)
-        let denseLoss = try DressPipelineTests.heldOutLoss(dense, data: heldout), slicedLoss = try DressPipelineTests.heldOutLoss(sliced, data: heldout)
+        let denseLoss = try heldOutLoss(dense, data: heldout), slicedLoss = try heldOutLoss(sliced, data: heldout)
         #expect(abs(denseLoss - slicedLoss) <= 1e-4 * denseLoss, "\(denseLoss) vs \(slicedLoss)")
         #expect(sliced.source["sliced"]?.contains("width 32 of 32, 4x16 tokens") == true, "\(sliced.source)")
     }
@@ -37,21 +37,21 @@ import TensorStore
         let sliced = try ModelStore(store: first)
         #expect(sliced.config.hiddenSize == 24 && sliced.config.normDivisor == 32)
         let heldout = try TokenDataset(store: tiny["heldout"]!)
-        let slicedLoss = try DressPipelineTests.heldOutLoss(sliced, data: heldout)
+        let slicedLoss = try heldOutLoss(sliced, data: heldout)
         #expect(slicedLoss.isFinite)
         for rank in [4, 0] {
             let params: [String: ParamValue] = ["steps": .int(3), "seq_len": .int(16), "lora_rank": .int(rank), "lr": .double(1e-3), "loss": .string("lm")]
-            let out = try DressPipelineTests.runKind(FinetuneStage(), params: params, inputs: ["model": first, "data": tiny["data"]!], in: dir)
+            let out = try runKind(FinetuneStage(), params: params, inputs: ["model": first, "data": tiny["data"]!], in: dir)
             let finetuned = try ModelStore(store: out["model"]!)
             #expect(finetuned.config == sliced.config, "rank \(rank)")
             let shortcut = "layers/0/mlp/shortcut"
             let moved = finetuned.parameters.value(shortcut).array != sliced.parameters.value(shortcut).array
             // LoRA adapts the linear layers only (merged at the end); full fine-tuning also trains the shortcuts.
             #expect(moved == (rank == 0), "rank \(rank): shortcut moved \(moved)")
-            #expect(try DressPipelineTests.heldOutLoss(finetuned, data: heldout) != slicedLoss, "rank \(rank)")
+            #expect(try heldOutLoss(finetuned, data: heldout) != slicedLoss, "rank \(rank)")
         }
         #expect(throws: (any Error).self) {
-            try DressPipelineTests.runKind(SelectStage(), params: ["ratio": .double(0.25)], inputs: ["model": first], in: dir)
+            try runKind(SelectStage(), params: ["ratio": .double(0.25)], inputs: ["model": first], in: dir)
         }
     }
 }

@@ -21,13 +21,13 @@ import TensorStore
             "wiki.raw": [" ", " = Alpha = ", " ", " Alpha text . ", " = = Part = = ", " more . ", " = Beta = ", " Beta text . ", " = Gamma = ", " g . ", ""]
                 .joined(separator: "\r\n"),
         ])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(8)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(8)], in: dir)
         return (dir, tiny["model"]!)
     }
 
     static func run(_ params: [String: String], _ f: (dir: URL, model: URL)) throws -> (train: URL, validation: URL) {
         let resolved = params.mapValues { ParamValue.string($0) }.merging(["train": .string("")]) { given, _ in given }
-        let out = try DressPipelineTests.runKind(DatasetStage(), params: resolved, inputs: ["model": f.model], in: f.dir)
+        let out = try runKind(DatasetStage(), params: resolved, inputs: ["model": f.model], in: f.dir)
         return (out["train"]!, out["validation"]!)
     }
 

@@ -20,17 +20,17 @@ import TensorStore
 
     /// A tiny model (d = 32), the same pruned to d = 16 (last half of the channels), and held-out text.
     func fixtures(in dir: URL) throws -> (dense: URL, pruned: URL, data: URL) {
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
-        let channels = try DressPipelineTests.runKind(SelectStage(), params: ["ratio": .double(0.5), "selection": .string("last")],
-                                                      inputs: ["model": tiny["model"]!], in: dir)
-        let pruned = try DressPipelineTests.runKind(PruneStage(), inputs: ["model": tiny["model"]!, "channels": channels["channels"]!], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let channels = try runKind(SelectStage(), params: ["ratio": .double(0.5), "selection": .string("last")],
+                                   inputs: ["model": tiny["model"]!], in: dir)
+        let pruned = try runKind(PruneStage(), inputs: ["model": tiny["model"]!, "channels": channels["channels"]!], in: dir)
         return (tiny["model"]!, pruned["model"]!, tiny["heldout"]!)
     }
 
     func evaluate(_ model: URL, dense: URL? = nil, data: URL, params: [String: ParamValue] = quick, in dir: URL) throws -> URL {
         var inputs = ["model": model, "data": data]
         inputs["dense"] = dense
-        return try DressPipelineTests.runKind(EvaluateStage(), params: params, inputs: inputs, in: dir)["metrics"]!
+        return try runKind(EvaluateStage(), params: params, inputs: inputs, in: dir)["metrics"]!
     }
 
     @Test func metricsDescribeTheModelAndTheTextAndKeepThePerplexity() throws {

@@ -13,7 +13,7 @@ import Training
 
 @Suite struct DistillRotateStageTests {
     static func tiny(_ dir: URL) throws -> [String: URL] {
-        try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(30), "sentences": .int(60)], in: dir)
+        try runKind(TinyLMStage(), params: ["train_steps": .int(30), "sentences": .int(60)], in: dir)
     }
 
     /// KD alone from the model itself has a zero gradient: with λ = 0 nothing moves, bit for bit,
@@ -23,9 +23,9 @@ import Training
         let tiny = try Self.tiny(dir)
         let inputs = ["model": tiny["model"]!, "data": tiny["data"]!]
         func regularized(_ loss: String) throws -> ModelStore {
-            let out = try DressPipelineTests.runKind(RegularizeStage(), params: ["loss": .string(loss), "lambda": .double(0), "steps": .int(4),
-                                                                                  "seq_len": .int(16), "lr": .double(1e-2)],
-                                                     inputs: inputs, in: dir)
+            let out = try runKind(RegularizeStage(), params: ["loss": .string(loss), "lambda": .double(0), "steps": .int(4),
+                                                               "seq_len": .int(16), "lr": .double(1e-2)],
+                                  inputs: inputs, in: dir)
             return try ModelStore(store: out["model"]!)
         }
         let before = try ModelStore(store: tiny["model"]!)
@@ -37,9 +37,9 @@ import Training
     @Test func kdLossGrowsAsTheChannelsEmpty() throws {
         let dir = try temporaryProject([:])
         let tiny = try Self.tiny(dir)
-        let out = try DressPipelineTests.runKind(RegularizeStage(), params: ["loss": .string("kd"), "steps": .int(6), "seq_len": .int(16),
-                                                                              "lambda": .double(0.25), "log_every": .int(1)],
-                                                 inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let out = try runKind(RegularizeStage(), params: ["loss": .string("kd"), "steps": .int(6), "seq_len": .int(16),
+                                                           "lambda": .double(0.25), "log_every": .int(1)],
+                              inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         let points = try #require(try ChannelStore(store: out["channels"]!).curves?.points)
         #expect(points.first!.loss < 1e-6, "\(points)")
         #expect(points.last!.loss > 1e-4, "\(points)")
@@ -51,12 +51,12 @@ import Training
     @Test func prunedStudentDistilsFromADenseTeacher() throws {
         let dir = try temporaryProject([:])
         let tiny = try Self.tiny(dir)
-        let selected = try DressPipelineTests.runKind(SelectStage(), params: ["ratio": .double(0.25)], inputs: ["model": tiny["model"]!], in: dir)
-        let pruned = try DressPipelineTests.runKind(PruneStage(), inputs: ["model": tiny["model"]!, "channels": selected["channels"]!], in: dir)
+        let selected = try runKind(SelectStage(), params: ["ratio": .double(0.25)], inputs: ["model": tiny["model"]!], in: dir)
+        let pruned = try runKind(PruneStage(), inputs: ["model": tiny["model"]!, "channels": selected["channels"]!], in: dir)
         let params: [String: ParamValue] = ["loss": .string("mix"), "kd_weight": .double(0.7), "steps": .int(3), "seq_len": .int(16),
                                             "lora_rank": .int(0), "lr": .double(1e-3)]
-        let out = try DressPipelineTests.runKind(FinetuneStage(), params: params,
-                                                 inputs: ["model": pruned["model"]!, "data": tiny["data"]!, "teacher": tiny["model"]!], in: dir)
+        let out = try runKind(FinetuneStage(), params: params,
+                              inputs: ["model": pruned["model"]!, "data": tiny["data"]!, "teacher": tiny["model"]!], in: dir)
         let finetuned = try ModelStore(store: out["model"]!)
         #expect(finetuned.config.hiddenSize == 24)
         #expect(finetuned.source["finetuned"]?.contains("from teacher input (hidden 32)") == true, "\(finetuned.source)")
@@ -66,10 +66,10 @@ import Training
         let dir = try temporaryProject([:])
         let tiny = try Self.tiny(dir)
         let params: [String: ParamValue] = ["calibration_windows": .int(4), "calibration_len": .int(16)]
-        let out = try DressPipelineTests.runKind(RotateStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let out = try runKind(RotateStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         let dense = try ModelStore(store: tiny["model"]!), rotated = try ModelStore(store: out["model"]!)
         let heldout = try TokenDataset(store: tiny["heldout"]!)
-        let denseLoss = try DressPipelineTests.heldOutLoss(dense, data: heldout), rotatedLoss = try DressPipelineTests.heldOutLoss(rotated, data: heldout)
+        let denseLoss = try heldOutLoss(dense, data: heldout), rotatedLoss = try heldOutLoss(rotated, data: heldout)
         #expect(abs(denseLoss - rotatedLoss) <= 1e-4 * denseLoss, "\(denseLoss) vs \(rotatedLoss)")
         #expect(dense.config.tiedEmbeddings && !rotated.config.tiedEmbeddings)
         #expect(rotated.source["rotated"]?.contains("4x16 tokens") == true)
@@ -78,7 +78,7 @@ import Training
         let windows = (0..<4).map { Array(try! TokenDataset(store: tiny["data"]!).tokens[($0 * 16)..<(($0 + 1) * 16)]) }
         let energy = ChannelSelection.activationStatistics(model: try rotated.decoder(), windows: windows)
         #expect(energy.prefix(8).reduce(0, +) > 4 * energy.suffix(8).reduce(0, +), "\(energy)")
-        let passed = try DressPipelineTests.runKind(RotateStage(), params: ["basis": .string("none")], inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let passed = try runKind(RotateStage(), params: ["basis": .string("none")], inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         #expect(try ModelStore(store: passed["model"]!).parameters.values.array == dense.parameters.values.array)
     }
 }

@@ -1,6 +1,9 @@
 // Perplexity of a Decoder on a token stream, with the evaluation protocol recorded next to the number
 // (window, stride, bos, the digests of tokenizer and text) so two perplexities are only compared
 // when they were measured the same way. Used by `streamline eval` and the `evaluate` stage kind.
+// It is here, in Model, because it runs the decoder (`negativeLogLikelihood`) and needs nothing
+// else: token ids, a bos id and two digests are plain values, so neither Data (which runs no model)
+// nor Stages is needed; its three failures are ModelError cases.
 //
 // Windowing follows Hugging Face's sliding-window convention: windows start at 0, stride, 2·stride…
 // and hold up to `window` tokens; each window scores only the tokens no earlier window scored (its
@@ -11,8 +14,6 @@
 // The stream is the concatenation of the documents: windows cross document boundaries.
 
 import Foundation
-import Model
-import Tensor
 
 /// How a perplexity was measured.
 public struct PerplexityProtocol: Codable, Sendable, Equatable {
@@ -102,18 +103,18 @@ public enum Perplexity {
         let prefix: [Int32]
         if evaluation.bos {
             guard let bosID else {
-                throw DataError.unsupportedTokenizer(path: "bos", detail: "the tokenizer has no bos token; evaluate without --bos")
+                throw ModelError.perplexityWithoutBOS
             }
             prefix = [Int32(bosID)]
         } else {
             prefix = []
         }
         guard evaluation.window + prefix.count <= decoder.config.maxPositions else {
-            throw DataError.notEnoughText(path: "window", detail: "a window of \(evaluation.window + prefix.count) positions exceeds the model's context \(decoder.config.maxPositions); use a smaller --window")
+            throw ModelError.perplexityWindowTooLong(positions: evaluation.window + prefix.count, context: decoder.config.maxPositions)
         }
         let windows = windows(count: tokens.count, window: evaluation.window, stride: evaluation.stride, bos: evaluation.bos)
         guard !windows.isEmpty else {
-            throw DataError.notEnoughText(path: evaluation.textDigest, detail: "\(tokens.count) tokens leave nothing to score")
+            throw ModelError.perplexityNothingToScore(text: evaluation.textDigest, tokens: tokens.count)
         }
         var sum = 0.0, count = 0
         let started = DispatchTime.now().uptimeNanoseconds

@@ -14,10 +14,10 @@ import TensorStore
 @Suite struct SynthesizeStageTests {
     @Test func samplesTheRequestedDocumentsDeterministically() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(60), "sentences": .int(200)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(60), "sentences": .int(200)], in: dir)
         let model = try ModelStore(store: tiny["model"]!)
         let params: [String: ParamValue] = ["sequences": .int(5), "length": .int(12), "batch": .int(2), "prompt": .string("the")]
-        let first = try DressPipelineTests.runKind(SynthesizeStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
+        let first = try runKind(SynthesizeStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
         let data = try TokenDataset(store: first["data"]!)
         #expect(data.documentStarts == [0, 12, 24, 36, 48] && data.tokens.count == 60)
         #expect(data.tokenizerDigest == model.tokenizer.digest)
@@ -31,12 +31,12 @@ import TensorStore
         var rng = RNG(seed: 3)
         let noise = (0..<60).map { _ in Int32(rng.nextInt(below: model.config.vocabSize)) }
         #expect(meanNLL(data.tokens) < meanNLL(noise) - 0.5, "sampled \(meanNLL(data.tokens)), random \(meanNLL(noise))")
-        let again = try DressPipelineTests.runKind(SynthesizeStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
+        let again = try runKind(SynthesizeStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
         #expect(try TensorStoreReader.digest(ofStoreAt: first["data"]!) == TensorStoreReader.digest(ofStoreAt: again["data"]!))
 
         let tooLong = params.merging(["length": .int(model.config.maxPositions)]) { $1 }
         #expect {
-            try DressPipelineTests.runKind(SynthesizeStage(), params: tooLong, inputs: ["model": tiny["model"]!], in: dir)
+            try runKind(SynthesizeStage(), params: tooLong, inputs: ["model": tiny["model"]!], in: dir)
         } throws: { error in
             "\(error)".contains("parameter 'length'") && "\(error)".contains("positions")
         }

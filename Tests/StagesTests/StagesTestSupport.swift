@@ -1,0 +1,44 @@
+// Helpers for tests that run stage kinds in-process (no `streamline` binary): temporary folders,
+// running one kind, a held-out loss. StreamlineCLITests keeps its own copies (CLITestSupport.swift,
+// DressPipelineTests.swift) for its in-process checks: test targets cannot share files.
+
+import Data
+import Foundation
+import Pipeline
+import Training
+
+/// A fresh temporary folder holding `files` (name → text).
+func temporaryProject(_ files: [String: String]) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-stages-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
+    return dir
+}
+
+/// A fresh empty temporary folder.
+func temporaryFolder() throws -> URL { try temporaryProject([:]) }
+
+/// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the outputs.
+/// (StreamlineCLITests has the same as `DressPipelineTests.runKind`.)
+func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
+             in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
+    var resolved: [String: ParamValue] = [:]
+    for decl in kind.params { resolved[decl.name] = params[decl.name] ?? decl.defaultValue }
+    let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
+        ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
+    })
+    try kind.run(StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1))
+    return outputs
+}
+
+/// Mean loss of a model store on the last windows of the held-out corpus.
+/// (StreamlineCLITests has the same as `DressPipelineTests.heldOutLoss`.)
+func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
+    let decoder = try model.decoder()
+    let tokens = data.tokens
+    let batches = (0..<windows).map { w -> TokenBatch in
+        let start = tokens.count - (w + 1) * (T + 1)
+        return TokenBatch(tokens: Array(tokens[start..<(start + T)]), targets: Array(tokens[(start + 1)...(start + T)]), B: 1, T: T)
+    }
+    return Training.heldOutLoss(decoder, batches: batches)
+}
