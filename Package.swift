@@ -55,12 +55,12 @@ let package = Package(
         /// (Pipeline/StageKind.swift: StageKind, StageContext, ParamDecl, ParamValue, InputDecl, OutputDecl,
         /// GatheredInput, StageProgress, StageRegistry). It must not use Spec, Planner/Plan, Cache, StageRunner,
         /// NodeFile or the executors: finding stores in the cache is scheduling, and scheduling is the CLI's.
-        .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"]),
+        .target(name: "Stages", dependencies: ["Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline"], exclude: ["README.md"]),
 
         // MARK: - Command line
 
         /// The `streamline` commands as types; thin over the libraries.
-        .target(name: "StreamlineCLI", dependencies: ["CBLAS", "CPeak", "Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .target(name: "StreamlineCLI", dependencies: ["CBLAS", "CPeak", "Tensor", "TensorStore", "Model", "Training", "Data", "Pipeline", "Stages", .product(name: "ArgumentParser", package: "swift-argument-parser")], exclude: ["README.md"]),
         .executableTarget(name: "streamline", dependencies: ["StreamlineCLI"]),
 
         // MARK: - Tests
