@@ -145,26 +145,37 @@ extension Decoder {
     /// Runs the training forward without targets (its arena keeps every norm input and 1/rms).
     /// - tokens: (B, T) ids, row-major
     public func normalizedStreamGram(tokens: [Int32], B: Int, T: Int) -> (gram: [Double], count: Int) {
+        let C = config.hiddenSize
+        var gram = [Double](repeating: 0, count: C * C), count = 0
+        let product = Tensor(zeros: [C, C])
+        forEachNormalizedStream(tokens: tokens, B: B, T: T) { _, n in
+            accumulateGram(n, rows: B * T, into: &gram, product: product)
+            count += B * T
+        }
+        return (gram, count)
+    }
+
+    /// Runs the training forward without targets (its arena keeps every norm input and 1/rms) and shows
+    /// `body` each of the 2L + 1 points where a norm reads the residual stream, in order (2l: layer l's
+    /// attention norm, 2l + 1: its MLP norm, 2L: the final norm), as n = x / √(Σx²/D + ε) before the
+    /// norm's scale: (B·T, C), valid during the call only.
+    func forEachNormalizedStream(tokens: [Int32], B: Int, T: Int, _ body: (_ point: Int, _ n: Tensor) -> Void) {
         forward(tokens: tokens, targets: nil, B: B, T: T)
-        guard let arena = training else { preconditionFailure("Decoder.normalizedStreamGram: no training arena after a forward") }
+        guard let arena = training else { preconditionFailure("Decoder.forEachNormalizedStream: no training arena after a forward") }
         let N = B * T, C = config.hiddenSize
-        var gram = [Double](repeating: 0, count: C * C)
-        let scaled = Tensor(zeros: [N, C]), product = Tensor(zeros: [C, C])
-        var points = 0
-        func accumulate(_ x: Tensor, rstd: Tensor) {
+        let scaled = Tensor(zeros: [N, C])
+        func show(_ point: Int, _ x: Tensor, rstd: Tensor) {
             for r in 0..<N {
                 let s = rstd.data[r]
                 for c in 0..<C { scaled.data[r * C + c] = x.data[r * C + c] * s }
             }
-            accumulateGram(scaled, rows: N, into: &gram, product: product)
-            points += 1
+            body(point, scaled)
         }
-        for a in arena.layers {
-            accumulate(a.input, rstd: a.attnNorm.rstd)
-            accumulate(a.mid, rstd: a.mlpNorm.rstd)
+        for (l, a) in arena.layers.enumerated() {
+            show(2 * l, a.input, rstd: a.attnNorm.rstd)
+            show(2 * l + 1, a.mid, rstd: a.mlpNorm.rstd)
         }
-        accumulate(arena.top, rstd: arena.finalNorm.rstd)
-        return (gram, points * N)
+        show(2 * arena.layers.count, arena.top, rstd: arena.finalNorm.rstd)
     }
 }
 

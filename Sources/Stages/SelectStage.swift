@@ -104,9 +104,11 @@ let selectionParams = [
 
 /// The calibration parameters of every stage that reads windows of its data through the model (select,
 /// regularize, rotate, slicegpt): one declaration, so their ranges and defaults cannot drift apart.
-func calibrationParams(windows windowsDoc: String, length lengthDoc: String = "Tokens per calibration window.") -> [ParamDecl] {
-    [ParamDecl("calibration_windows", .int(1...100_000), default: .int(16), doc: windowsDoc),
-     ParamDecl("calibration_len", .int(1...65_536), default: .int(256), doc: lengthDoc)]
+/// `omittedAtDefault` for a kind that gained them later (its cached fingerprints stay valid).
+func calibrationParams(windows windowsDoc: String, length lengthDoc: String = "Tokens per calibration window.",
+                       omittedAtDefault: Bool = false) -> [ParamDecl] {
+    [ParamDecl("calibration_windows", .int(1...100_000), default: .int(16), omittedAtDefault: omittedAtDefault, doc: windowsDoc),
+     ParamDecl("calibration_len", .int(1...65_536), default: .int(256), omittedAtDefault: omittedAtDefault, doc: lengthDoc)]
 }
 
 /// The decoded `selectionParams`.
