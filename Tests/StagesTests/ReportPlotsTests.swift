@@ -44,6 +44,24 @@ private func lines(_ svg: String, _ prefix: String) -> [Substring] { svg.split(s
     #expect(svg.contains("<title>rotation_ft</title>"))  // a method names itself, not "method=rotation_ft"
 }
 
+/// ratio-sweep's shape: each method's zip companions follow its ratio but differ between methods at one
+/// ratio (nested prunes a prefix of a 50% ranking, per-ratio regularizes at the ratio itself). They fix
+/// nothing the method and the axis do not, so each method is one line named by itself alone.
+@Test func zipCompanionsFollowingEachMethodsRatioMakeOneLinePerMethod() throws {
+    var rows = [row("dense_tragedies", "text A", 30, [])]
+    for ratio in [0.1, 0.2, 0.3] {
+        rows.append(row("tragedies", "text A", 40 + ratio, [("method", .string("nested")), ("ratio", .double(ratio)),
+                                                              ("reg_ratio", .double(0.5)), ("prune_ratio", .double(ratio))]))
+        rows.append(row("tragedies", "text A", 35 + ratio, [("method", .string("per_ratio")), ("ratio", .double(ratio)),
+                                                              ("reg_ratio", .double(ratio)), ("prune_ratio", .double(0))]))
+    }
+    let content = ReportContent(title: "companions", x: "ratio", series: "method", rows: rows, regularization: [])
+    let svg = LinePlot.figure(ReportPlots.perplexityPanels(content))
+    #expect(lines(svg, "<polyline").count == 3, "two methods and the dense level")
+    #expect(svg.contains("<title>nested</title>") && svg.contains("<title>per_ratio</title>"))
+    #expect(!svg.contains("reg_ratio="))
+}
+
 @Test func aCategoricalAxisDrawsDotsWithoutConnectingLines() throws {
     let panels = ReportPlots.perplexityPanels(ratioSweep(x: "method"))
     #expect(panels.allSatisfy { $0.xCategories == ["rotation_ft", "a_method_with_a_rather_long_descriptive_name"] })

@@ -62,9 +62,12 @@ enum ReportPlots {
         // stages share the plot. Colour says that name, the stroke says the stage.
         let rows = onAxis.isEmpty ? content.rows : onAxis
         func value(_ row: ReportRow, _ name: String) -> String? { row.variables.first { $0.name == name }?.value.description }
-        // A variable that follows x (quickstart's basis beside method) says nothing the axis does not.
+        // A variable fixed by the series and x together says nothing the line and the axis do not:
+        // quickstart's basis beside method, or a sweep's zip companions (ratio-sweep's reg_ratio and
+        // prune_ratio differ between methods at one ratio, but each method's follow its ratio).
         func followsX(_ name: String) -> Bool {
-            !onAxis.isEmpty && Dictionary(grouping: onAxis, by: { xValue($0).description }).values.allSatisfy { Set($0.map { value($0, name) }).count <= 1 }
+            !onAxis.isEmpty && Dictionary(grouping: onAxis, by: { (value($0, content.series) ?? "") + "\u{0}" + xValue($0).description })
+                .values.allSatisfy { Set($0.map { value($0, name) }).count <= 1 }
         }
         let written = rows.flatMap { $0.variables.map(\.name) }.filter { $0 != content.x && !(followsX($0) && $0 != content.series) }.firstOccurrences
         let names = written.filter { $0 == content.series } + written.filter { $0 != content.series }  // series first

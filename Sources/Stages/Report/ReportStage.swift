@@ -30,7 +30,7 @@ public enum ReportError: Error, Sendable, CustomStringConvertible {
 public struct ReportStage: StageKind {
     public init() {}
     public let name = "report"
-    public let version = 1
+    public let version = 2   // 2: a zip's companions of the series no longer split its lines in the stored plot
     public let doc = "Gathers evaluate results and regularize curves across sweeps into a table (Markdown, CSV, JSON) and SVG plots."
     public let params = [
         ParamDecl("x", .string(), default: .string("ratio"), doc: "Sweep variable on the perplexity plot's x axis."),
