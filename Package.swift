@@ -39,9 +39,9 @@ let package = Package(
 
         // MARK: - Models and training
 
-        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward, channel surgery, perplexity.
+        /// Decoder configs (LLaMA, GPT-2/OPT families), forward, hand-written backward with the fused losses, LoRA, channel surgery, compensation, rotation, SliceGPT, perplexity.
         .target(name: "Model", dependencies: ["Tensor"], exclude: ["README.md"], swiftSettings: kernelSettings),
-        /// AdamW, schedules, clipping, accumulation, freezing, LoRA, training loop.
+        /// AdamW, schedules, clipping, accumulation, freezing, the training loop, DReSS selection and regularization.
         .target(name: "Training", dependencies: ["Tensor", "TensorStore", "Model"], exclude: ["README.md"], swiftSettings: kernelSettings),
         /// Tokenizers, checkpoint formats (GGUF, safetensors), text corpora and token dataset stores.
         .target(name: "Data", dependencies: ["Tensor", "TensorStore", "Model", .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
