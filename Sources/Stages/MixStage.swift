@@ -26,12 +26,15 @@ public struct MixStage: StageKind {
                                    doc: "The token datasets (same tokenizer, none itself a mixture): a list of references, one output per stage, in weight order.", many: true)]
     public let outputs = [OutputDecl("data", storeKind: TokenDataset.storeKind, doc: "The mixture: the datasets end to end, each a weighted source.")]
 
+    struct Params: Decodable { var weights: String }
+
     public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self)
         let gathered = context.gathered["datasets", default: []]
         guard !gathered.isEmpty else {
             throw DReSSStageError.badInput(stage: context.stageID, input: "datasets", what: "is empty; list at least one dataset output")
         }
-        let weights = try Self.weights(context.params["weights"]?.description ?? "", count: gathered.count, stage: context.stageID)
+        let weights = try Self.weights(p.weights, count: gathered.count, stage: context.stageID)
         let schedule: SourceSchedule
         do {
             schedule = try SourceSchedule(weights: weights)

@@ -1,0 +1,68 @@
+// Every stage kind's declared parameters and the typed structs its `run` decodes them into agree
+// (issue 14): the declared defaults decode, and every parameter that is always present (not
+// `omittedAtDefault`) is read by a non-optional field, so a declaration nothing reads, or a field
+// whose declaration was renamed, fails here rather than silently falling back to a default.
+
+import Foundation
+import Pipeline
+@testable import Stages
+import Testing
+
+@Suite struct ParamDeclarationTests {
+    typealias Reader = @Sendable (StageContext) throws -> Void
+
+    /// The typed structs each kind decodes its parameters into (the debug kinds, test fixtures, read theirs by hand).
+    static func readers(of kind: String) -> [Reader]? {
+        switch kind {
+        case ImportStage().name: return [{ _ = try $0.decodeParams(ImportStage.Params.self) }]
+        case DatasetStage().name: return [{ _ = try $0.decodeParams(DatasetStage.Params.self) }]
+        case MixStage().name: return [{ _ = try $0.decodeParams(MixStage.Params.self) }]
+        case EvaluateStage().name: return [{ _ = try $0.decodeParams(EvaluateStage.Params.self) }]
+        case TrainStage().name: return [{ _ = try $0.decodeParams(TrainStage.Params.self) }, { _ = try $0.decodeParams(DistillationParams.self) }]
+        case TinyLMStage().name: return [{ _ = try $0.decodeParams(TinyLMStage.Params.self) }]
+        case SelectStage().name: return [{ _ = try $0.decodeParams(SelectionParams.self) }]
+        case RotateStage().name: return [{ _ = try $0.decodeParams(RotateStage.Params.self) }]
+        case SliceGPTStage().name: return [{ _ = try $0.decodeParams(SliceGPTStage.Params.self) }]
+        case SynthesizeStage().name: return [{ _ = try $0.decodeParams(SynthesizeStage.Params.self) }]
+        case RegularizeStage().name:
+            return [{ _ = try $0.decodeParams(RegularizeStage.Params.self) }, { _ = try $0.decodeParams(TrainingParams.self) },
+                    { _ = try $0.decodeParams(DistillationParams.self) }, { _ = try $0.decodeParams(SelectionParams.self) }]
+        case PruneStage().name: return [{ _ = try $0.decodeParams(PruneStage.Params.self) }]
+        case FinetuneStage().name:
+            return [{ _ = try $0.decodeParams(FinetuneStage.Params.self) }, { _ = try $0.decodeParams(TrainingParams.self) },
+                    { _ = try $0.decodeParams(DistillationParams.self) }]
+        case ExportStage().name: return [{ _ = try $0.decodeParams(ExportStage.Params.self) }]
+        case ReportStage().name: return [{ _ = try $0.decodeParams(ReportStage.Params.self) }]
+        default: return nil
+        }
+    }
+
+    /// A value of `type` for a required parameter without a default (a path, a count).
+    static func placeholder(_ type: ParamType) -> ParamValue {
+        switch type {
+        case .int: return .int(1)
+        case .double: return .double(1)
+        case .bool: return .bool(false)
+        case .string(let choices): return .string(choices?.first ?? "x")
+        case .file, .files: return .string("/nowhere")
+        }
+    }
+
+    static func context(_ kind: any StageKind, without omitted: String? = nil) -> StageContext {
+        var params: [String: ParamValue] = [:]
+        for decl in kind.params where decl.name != omitted { params[decl.name] = decl.defaultValue ?? placeholder(decl.type) }
+        return StageContext(stageID: kind.name, params: params, seed: 1, inputs: [:], outputs: [:], threads: 1)
+    }
+
+    @Test func everyKindReadsItsDeclaredParametersThroughTypedFields() throws {
+        for kind in StageCatalog.kinds where !kind.name.hasPrefix("debug/") {
+            let readers = try #require(Self.readers(of: kind.name), "\(kind.name): list the structs its run decodes")
+            for read in readers { #expect(throws: Never.self, "\(kind.name): the defaults decode") { try read(Self.context(kind)) } }
+            for decl in kind.params where !decl.omittedAtDefault {
+                let context = Self.context(kind, without: decl.name)
+                let failures = readers.filter { read in (try? read(context)) == nil }.count
+                #expect(failures > 0, "\(kind.name): nothing reads '\(decl.name)' as a required field")
+            }
+        }
+    }
+}
