@@ -29,11 +29,14 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         /// A measured FMA loop (AVX-512 or AVX2+FMA, picked at run time): the peak `bench engine` divides by.
         .target(name: "CPeak"),
+        /// Re-selects OpenBLAS's kernels from the CPU's flags when it fell back to generic ones (a CPU
+        /// model newer than the library), before main runs.
+        .target(name: "CBLASCore"),
 
         // MARK: - Numerics
 
         /// Float32 tensors, cblas_sgemm, vectorised kernels with paired backward, seeded RNG, threading.
-        .target(name: "Tensor", dependencies: ["CBLAS"], swiftSettings: kernelSettings),
+        .target(name: "Tensor", dependencies: ["CBLAS", "CBLASCore"], swiftSettings: kernelSettings),
         /// HDF5 files of named tensors with JSON metadata, content digests and atomic writes.
         .target(name: "TensorStore", dependencies: ["Tensor", "CHDF5", .product(name: "Crypto", package: "swift-crypto")], exclude: ["README.md"]),
 

@@ -230,7 +230,7 @@ extension BenchCommand {
         func run() throws {
             options.apply()
             let peak = Measure.fmaPeak(threads: Threading.threads)
-            print("threads: \(Threading.threads)")
+            print("threads: \(Threading.threads); \(BLASKernels.summary)")
             if let peak {
                 print("FMA peak: \(peak.gflops.formatted(1)) GFLOP/s (\(peak.lanes)-lane FMA loop on \(Threading.threads) threads, best of 7)")
             } else {

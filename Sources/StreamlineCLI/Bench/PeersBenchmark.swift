@@ -123,6 +123,7 @@ extension BenchCommand {
             let peer = try TorchPeer(python: python, script: script, threads: threads)
             let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
             print("threads: \(threads), B×T as listed, fp32, median of \(shapes.repeats) interleaved runs; \(Date().formatted(.iso8601)), load average \(load)")
+            print(BLASKernels.summary)
             var table = ["| shape | work | Streamline tokens/s | PyTorch tokens/s | ratio | target |", "|---|---|---|---|---|---|"]
             for c in shapes.cases {
                 let s = EngineBenchmark.Session(c)
