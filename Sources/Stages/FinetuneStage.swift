@@ -23,6 +23,8 @@ public struct FinetuneStage: StageKind {
     ] + trainingParams(steps: 100, lr: 2e-5) + distillationParams + [
         ParamDecl("heldout_fraction", .double(0...0.5), default: .double(0),
                   doc: "Tail of the token stream not trained on; its loss is logged before and after (0: train on all)."),
+        ParamDecl("freeze", .string(), default: .string(""), omittedAtDefault: true,
+                  doc: "Full fine-tuning (lora_rank 0) only: comma-separated name patterns of weights kept as they are, e.g. embed/**,lm_head."),
     ]
     public let inputs = [InputDecl("model", storeKind: ModelStore.storeKind, doc: "The model to recover (usually pruned)."),
                          InputDecl("data", storeKind: TokenDataset.storeKind, doc: "Fine-tuning tokens; a mix stage's mixture is sampled by its weights, each source's tail held out."),
@@ -33,6 +35,7 @@ public struct FinetuneStage: StageKind {
         var lora_rank: Int
         var lora_alpha: Double
         var heldout_fraction: Double
+        var freeze: String
     }
 
     public func run(_ context: StageContext) throws {
@@ -47,6 +50,11 @@ public struct FinetuneStage: StageKind {
         if let teaching { context.log(teaching) }
         let before = heldOutLoss(model, batches: data.heldOut)
         let lora = p.lora_rank > 0
+        let frozen = freezePatterns(p.freeze)
+        if lora && !frozen.isEmpty {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze",
+                                              reason: "LoRA (lora_rank \(p.lora_rank)) already keeps every base weight; freeze applies to full fine-tuning, lora_rank: 0")
+        }
         if lora {
             do {
                 try model.addLoRA(rank: p.lora_rank, alpha: Float(p.lora_alpha), seed: context.seed)
@@ -56,12 +64,19 @@ public struct FinetuneStage: StageKind {
             model.trainBase = false
         }
         let config = TrainerConfig(steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len, accumulation: t.accumulation,
-                                   clipNorm: t.clipNorm, schedule: t.lrSchedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)))
+                                   clipNorm: t.clipNorm, schedule: t.lrSchedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)),
+                                   freeze: frozen)
         let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
                                          + (lora ? " or lora_alpha (now \(p.lora_alpha))" : "")
                                          + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
+        let trainer: Trainer<Decoder>
         do {
-            try Trainer(model: model, config: config, batches: data.sampler).run { report in
+            trainer = try Trainer(model: model, config: config, batches: data.sampler)
+        } catch {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze", reason: error.description)
+        }
+        do {
+            try trainer.run { report in
                 context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
                                                tokensPerSecond: report.tokensPerSecond))
                 if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
@@ -76,7 +91,8 @@ public struct FinetuneStage: StageKind {
         }
         var out = store
         out.parameters = model.parameters
-        out.source["finetuned"] = (lora ? "lora rank=\(p.lora_rank) alpha=\(p.lora_alpha) steps=\(t.steps)" : "full steps=\(t.steps)")
+        out.source["finetuned"] = (lora ? "lora rank=\(p.lora_rank) alpha=\(p.lora_alpha) steps=\(t.steps)"
+                   : "full steps=\(t.steps)" + (frozen.isEmpty ? "" : " frozen=\(frozen.joined(separator: ","))"))
             + (teaching.map { "; \($0)" } ?? "")
         try out.write(to: context.outputs["model"]!)
     }

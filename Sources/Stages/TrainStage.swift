@@ -64,7 +64,7 @@ public struct TrainStage: StageKind {
             schedule: LRSchedule(kind: LRSchedule.Kind(rawValue: p.schedule)!, lr: Float(p.lr), warmup: p.warmup,
                                  minLR: Float(p.lr * p.min_lr_ratio)),
             optimizer: AdamWConfig(weightDecay: Float(p.weight_decay)),
-            freeze: p.freeze.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+            freeze: freezePatterns(p.freeze))
         let batches: any BatchSource
         if data.sources.isEmpty {
             batches = try TokenSampler(stream: data.tokens, T: p.seq_len, seed: context.seed)
@@ -97,4 +97,9 @@ public struct TrainStage: StageKind {
         if let teaching { store.source["loss"] = teaching }
         try store.write(to: context.outputs["model"]!)
     }
+}
+
+/// The `freeze` parameter of `train` and `finetune`: comma-separated name patterns, blanks dropped.
+func freezePatterns(_ text: String) -> [String] {
+    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }

@@ -1,0 +1,58 @@
+// `finetune`'s `freeze`: the named weights leave full fine-tuning bit for bit as they came in, the rest
+// train; a pattern that names nothing, or freeze together with LoRA, is a located parameter error.
+
+import Foundation
+import Testing
+import Data
+import Pipeline
+import Stages
+
+@Suite struct FinetuneFreezeTests {
+    static let training: [String: ParamValue] = ["lora_rank": .int(0), "steps": .int(3), "seq_len": .int(16), "lr": .double(1e-2)]
+
+    @Test func frozenWeightsStayBitForBitAndTheRestTrain() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DistillRotateStageTests.tiny(dir)
+        let out = try runKind(FinetuneStage(), params: Self.training.merging(["freeze": .string("embed/**, **/scale")]) { $1 },
+                              inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let before = try ModelStore(store: tiny["model"]!).parameters
+        let after = try ModelStore(store: out["model"]!)
+        var frozen = 0, moved = 0
+        for name in before.names {
+            let same = before.value(name).array == after.parameters.value(name).array
+            if name.hasPrefix("embed/") || name.hasSuffix("/scale") {
+                #expect(same, "\(name) was frozen but changed")
+                frozen += 1
+            } else if !same {
+                moved += 1
+            }
+        }
+        #expect(frozen >= 3, "the tiny model has an embedding and norm scales")
+        #expect(moved == before.names.count - frozen, "every unfrozen weight trains")
+        #expect(after.source["finetuned"]?.contains("frozen=embed/**,**/scale") == true, "\(after.source)")
+    }
+
+    @Test func aPatternThatNamesNothingIsAParameterError() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DistillRotateStageTests.tiny(dir)
+        #expect {
+            _ = try runKind(FinetuneStage(), params: Self.training.merging(["freeze": .string("embeds/**")]) { $1 },
+                            inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        } throws: { error in
+            guard case let DReSSStageError.badParameter(_, name, reason) = error else { return false }
+            return name == "freeze" && reason.contains("embeds/**") && reason.contains("matches no parameter")
+        }
+    }
+
+    @Test func freezeWithLoRAIsRefused() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DistillRotateStageTests.tiny(dir)
+        #expect {
+            _ = try runKind(FinetuneStage(), params: Self.training.merging(["lora_rank": .int(4), "freeze": .string("embed/**")]) { $1 },
+                            inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        } throws: { error in
+            guard case let DReSSStageError.badParameter(_, name, reason) = error else { return false }
+            return name == "freeze" && reason.contains("lora_rank: 0")
+        }
+    }
+}
