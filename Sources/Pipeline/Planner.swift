@@ -207,7 +207,7 @@ public enum Planner {
                         throw PipelineError.missingKey(at: stage.location, keyPath: "stages.\(stage.name).params",
                                                        key: decl.name)
                     }
-                    if decl.omittedAtDefault && value == decl.defaultValue { continue }
+                    if decl.isLeftOut(at: value) { continue }
                     if decl.type.isFile, case .string(let text) = value {
                         let (paths, digest) = try files(text, decl.type, spec.baseDirectory, location, kp)
                         params[decl.name] = .string(paths)

@@ -136,6 +136,10 @@ public struct ParamDecl: Sendable {
         self.doc = doc
     }
 
+    /// Whether a node whose resolved value is `value` leaves this parameter out of its parameters
+    /// (and fingerprint): an `omittedAtDefault` parameter at its default.
+    public func isLeftOut(at value: ParamValue) -> Bool { omittedAtDefault && value == defaultValue }
+
     /// Checks `value` against the type; returns it normalised (an int given for a double becomes a
     /// double, so `ratio: 1` and `ratio: 1.0` fingerprint alike) or a description of what was expected.
     public func check(_ value: ParamValue) -> Result<ParamValue, ParamCheckFailure> {

@@ -35,7 +35,7 @@ public struct FinetuneStage: StageKind {
         var lora_rank: Int
         var lora_alpha: Double
         var heldout_fraction: Double
-        var freeze: String
+        var freeze: String?  // omitted at its default, ""
     }
 
     public func run(_ context: StageContext) throws {
@@ -50,7 +50,7 @@ public struct FinetuneStage: StageKind {
         if let teaching { context.log(teaching) }
         let before = heldOutLoss(model, batches: data.heldOut)
         let lora = p.lora_rank > 0
-        let frozen = freezePatterns(p.freeze)
+        let frozen = freezePatterns(p.freeze ?? "")
         if lora && !frozen.isEmpty {
             throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze",
                                               reason: "LoRA (lora_rank \(p.lora_rank)) already keeps every base weight; freeze applies to full fine-tuning, lora_rank: 0")

@@ -32,6 +32,18 @@ import Stages
         #expect(after.source["finetuned"]?.contains("frozen=embed/**,**/scale") == true, "\(after.source)")
     }
 
+    /// Left out (as the planner leaves it out of the node's parameters at its default), every weight trains.
+    @Test func withoutFreezeEveryWeightTrains() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DistillRotateStageTests.tiny(dir)
+        let out = try runKind(FinetuneStage(), params: Self.training, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let before = try ModelStore(store: tiny["model"]!).parameters
+        let after = try ModelStore(store: out["model"]!)
+        let unchanged = before.names.filter { before.value($0).array == after.parameters.value($0).array }
+        #expect(unchanged.isEmpty, "\(unchanged) did not train")
+        #expect(after.source["finetuned"]?.contains("frozen") == false, "\(after.source)")
+    }
+
     @Test func aPatternThatNamesNothingIsAParameterError() throws {
         let dir = try temporaryProject([:])
         let tiny = try DistillRotateStageTests.tiny(dir)

@@ -95,7 +95,10 @@ import TensorStore
     static func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
                         in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
         var resolved: [String: ParamValue] = [:]
-        for decl in kind.params { resolved[decl.name] = params[decl.name] ?? decl.defaultValue }
+        // As the planner resolves: defaults filled in, an omittedAtDefault parameter at its default left out.
+        for decl in kind.params {
+            if let value = params[decl.name] ?? decl.defaultValue, !decl.isLeftOut(at: value) { resolved[decl.name] = value }
+        }
         let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
             ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
         })
