@@ -57,8 +57,7 @@ __attribute__((constructor)) static void streamline_select_blas_core(void) {
     if (!*table) { *table = previous; return; }  // the library refused the name: keep what worked
     overridden = 1;
     snprintf(override_note, sizeof override_note,
-             "OpenBLAS did not know this CPU model and chose %s kernels; using %s (from the CPU's flags)",
-             fallback, current_core());
+             "OpenBLAS did not know this CPU model and chose %s; re-selected from the CPU's flags", fallback);
 }
 
 const char *streamline_blas_core_override(void) { return overridden ? override_note : NULL; }

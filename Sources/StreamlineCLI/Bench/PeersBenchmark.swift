@@ -40,6 +40,11 @@ final class TorchPeer {
         // whose other core is busy, PyTorch's elementwise ops ran 10× slower and its forward 1.7×
         // (small shape, 2 threads, measured here), a handicap that would flatter us.
         environment["OMP_WAIT_POLICY"] = environment["OMP_WAIT_POLICY"] ?? "PASSIVE"
+        // Debian's PyTorch links the same OpenBLAS: where it would fall back to generic kernels on this
+        // CPU and we re-selected ours, the peer gets the same kernels, or the comparison would flatter us.
+        if BLASKernels.override != nil, environment["OPENBLAS_CORETYPE"] == nil {
+            environment["OPENBLAS_CORETYPE"] = BLASKernels.name
+        }
         process.environment = environment
         process.standardInput = input
         process.standardOutput = output
