@@ -73,6 +73,8 @@ public struct FinetuneStage: StageKind {
         do {
             trainer = try Trainer(model: model, config: config, batches: data.sampler)
         } catch {
+            // Only a pattern that names nothing is freeze's fault; other settings report themselves.
+            guard case .unknownParameterPattern = error else { throw error }
             throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze", reason: error.description)
         }
         do {
