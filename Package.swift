@@ -75,7 +75,9 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data", "Model", "Tensor", "TensorStore"], exclude: ["Fixtures"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "TensorStore", .product(name: "Yams", package: "Yams")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
-        .testTarget(name: "StreamlineCLITests", dependencies: ["StreamlineCLI", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
+        /// Helpers the two test targets that run stage kinds in-process share.
+        .target(name: "StageTestSupport", dependencies: ["Pipeline", "Data", "Training"], path: "Tests/StageTestSupport"),
+        .testTarget(name: "StagesTests", dependencies: ["StageTestSupport", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
+        .testTarget(name: "StreamlineCLITests", dependencies: ["StageTestSupport", "StreamlineCLI", "Stages", "Pipeline", "Data", "Model", "Training", "Tensor", "TensorStore"]),
     ]
 )

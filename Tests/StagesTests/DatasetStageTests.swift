@@ -4,6 +4,7 @@
 // and provenance.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Pipeline

@@ -4,6 +4,7 @@
 // model's loss, unties its head and sorts its channels, and `basis: none` passes it through.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model

@@ -7,6 +7,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 import Model
 import Pipeline
 @testable import Stages

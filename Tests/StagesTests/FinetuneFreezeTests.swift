@@ -2,6 +2,7 @@
 // train; a pattern that names nothing, or freeze together with LoRA, is a located parameter error.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Pipeline

@@ -1,7 +1,9 @@
 // Every stage kind's declared parameters and the typed structs its `run` decodes them into agree
-// (issue 14): the declared defaults decode, and every parameter that is always present (not
-// `omittedAtDefault`) is read by a non-optional field, so a declaration nothing reads, or a field
-// whose declaration was renamed, fails here rather than silently falling back to a default.
+// (issue 14): the declared defaults decode, both as the planner passes them (an `omittedAtDefault`
+// parameter at its default left out, so its field must be optional) and written out; and every
+// parameter that is always present (not `omittedAtDefault`) is read by a non-optional field, so a
+// declaration nothing reads, or a field whose declaration was renamed, fails here rather than
+// silently falling back to a default.
 
 import Foundation
 import Pipeline
@@ -48,16 +50,25 @@ import Testing
         }
     }
 
-    static func context(_ kind: any StageKind, without omitted: String? = nil) -> StageContext {
+    /// The parameters as the planner hands them to a node whose spec sets none: defaults and
+    /// placeholders, an `omittedAtDefault` parameter left out (`leaveOut`), or written out in full.
+    static func context(_ kind: any StageKind, without omitted: String? = nil, leaveOut: Bool = true) -> StageContext {
         var params: [String: ParamValue] = [:]
-        for decl in kind.params where decl.name != omitted { params[decl.name] = decl.defaultValue ?? placeholder(decl.type) }
+        for decl in kind.params where decl.name != omitted {
+            let value = decl.defaultValue ?? placeholder(decl.type)
+            if !(leaveOut && decl.isLeftOut(at: value)) { params[decl.name] = value }
+        }
         return StageContext(stageID: kind.name, params: params, seed: 1, inputs: [:], outputs: [:], threads: 1)
     }
 
     @Test func everyKindReadsItsDeclaredParametersThroughTypedFields() throws {
         for kind in StageCatalog.kinds where !kind.name.hasPrefix("debug/") {
             let readers = try #require(Self.readers(of: kind.name), "\(kind.name): list the structs its run decodes")
-            for read in readers { #expect(throws: Never.self, "\(kind.name): the defaults decode") { try read(Self.context(kind)) } }
+            for read in readers {
+                // The planner leaves an omittedAtDefault parameter at its default out: the struct must read it as optional.
+                #expect(throws: Never.self, "\(kind.name): the defaults decode as the planner passes them") { try read(Self.context(kind)) }
+                #expect(throws: Never.self, "\(kind.name): the defaults decode written out") { try read(Self.context(kind, leaveOut: false)) }
+            }
             for decl in kind.params where !decl.omittedAtDefault {
                 let context = Self.context(kind, without: decl.name)
                 let failures = readers.filter { read in (try? read(context)) == nil }.count

@@ -4,6 +4,7 @@
 // provenance; without a data input it is refused with the way out; left out, it changes nothing.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model

@@ -4,6 +4,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 #if canImport(FoundationXML)
 import FoundationXML  // XMLParser on Linux
 #endif

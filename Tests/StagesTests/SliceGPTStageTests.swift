@@ -4,6 +4,7 @@
 // channel selection refuses it.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model

@@ -3,6 +3,7 @@
 // its own sentences), the same bytes on a second run, and a prompt too long for the model is refused.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model

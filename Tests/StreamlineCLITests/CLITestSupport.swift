@@ -132,14 +132,6 @@ func runPyenvScript(_ script: String, _ arguments: [String]) throws {
     try #require(process.terminationStatus == 0, "\(script) failed: \(message)")
 }
 
-/// A fresh temporary folder holding `files` (name → text).
-func temporaryProject(_ files: [String: String]) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-cli-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
-    return dir
-}
-
 /// A small swept pipeline of debug kinds used by several tests.
 let sweepSpec = """
     params: {ratio: 0.5}

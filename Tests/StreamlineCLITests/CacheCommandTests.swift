@@ -3,6 +3,7 @@
 // `streamline cache import` of a bundle whose record points outside the cache: refused, exit 1.
 
 import Foundation
+import StageTestSupport
 import Testing
 
 @Suite struct CacheCommandTests {

@@ -5,6 +5,7 @@
 // the untouched one does, fine-tuning keeps the widths, and a second run is all cache hits.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model
@@ -24,17 +25,6 @@ import TensorStore
         let names = (object?["outputs"] as? [String: String] ?? [:]).keys
         let cache = Cache(root: dir.appendingPathComponent(".streamline-cache"))
         return Dictionary(uniqueKeysWithValues: names.map { ($0, cache.outputURL(fingerprint, $0)) })
-    }
-
-    /// Mean loss of a model store on the last windows of the held-out corpus.
-    static func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
-        let decoder = try model.decoder()
-        let tokens = data.tokens
-        let batches = (0..<windows).map { w -> TokenBatch in
-            let start = tokens.count - (w + 1) * (T + 1)
-            return TokenBatch(tokens: Array(tokens[start..<(start + T)]), targets: Array(tokens[(start + 1)...(start + T)]), B: 1, T: T)
-        }
-        return Training.heldOutLoss(decoder, batches: batches)
     }
 
     @Test func tinyDressPipelineRunsEndToEnd() throws {
@@ -69,9 +59,9 @@ import TensorStore
 
         // Pruning the regularized model changes its held-out loss only slightly; pruning the dense one
         // (the direct baseline) costs much more.
-        let denseLoss = try Self.heldOutLoss(dense, data: data), regularizedLoss = try Self.heldOutLoss(regularized, data: data)
-        let prunedLoss = try Self.heldOutLoss(pruned, data: data), directLoss = try Self.heldOutLoss(direct, data: data)
-        let finetunedLoss = try Self.heldOutLoss(finetuned, data: data)
+        let denseLoss = try heldOutLoss(dense, data: data), regularizedLoss = try heldOutLoss(regularized, data: data)
+        let prunedLoss = try heldOutLoss(pruned, data: data), directLoss = try heldOutLoss(direct, data: data)
+        let finetunedLoss = try heldOutLoss(finetuned, data: data)
         #expect(abs(prunedLoss - regularizedLoss) < 1e-3, "regularized \(regularizedLoss), pruned \(prunedLoss)")
         #expect(directLoss > denseLoss + 0.1, "dense \(denseLoss), direct prune \(directLoss)")
         #expect(finetunedLoss.isFinite && finetunedLoss < directLoss, "fine-tuned \(finetunedLoss), direct \(directLoss)")
@@ -91,27 +81,12 @@ import TensorStore
         #expect(!again.stdout.contains("done "), "\(again.stdout)")
     }
 
-    /// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the outputs.
-    static func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
-                        in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
-        var resolved: [String: ParamValue] = [:]
-        // As the planner resolves: defaults filled in, an omittedAtDefault parameter at its default left out.
-        for decl in kind.params {
-            if let value = params[decl.name] ?? decl.defaultValue, !decl.isLeftOut(at: value) { resolved[decl.name] = value }
-        }
-        let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
-            ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
-        })
-        try kind.run(StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1))
-        return outputs
-    }
-
     @Test func selectAppliesEachRuleToTheModelStore() throws {
         let dir = try temporaryProject([:])
-        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
         let model = try ModelStore(store: tiny["model"]!)
         func select(_ rule: String, seed: Int = 0) throws -> ChannelStore {
-            let out = try Self.runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string(rule), "selection_seed": .int(seed)],
+            let out = try runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string(rule), "selection_seed": .int(seed)],
                                        inputs: ["model": tiny["model"]!], in: dir)
             return try ChannelStore(store: out["channels"]!)
         }
@@ -126,11 +101,11 @@ import TensorStore
     @Test(arguments: ["activation", "taylor", "norm_output"])
     func calibrationSelectionRanksTheCalibrationWindowsAndNeedsData(rule: String) throws {
         let dir = try temporaryProject([:])
-        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(20), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(20), "sentences": .int(40)], in: dir)
         let model = try ModelStore(store: tiny["model"]!), data = try TokenDataset(store: tiny["data"]!)
         let params: [String: ParamValue] = ["ratio": .double(0.25), "selection": .string(rule),
                                             "calibration_windows": .int(3), "calibration_len": .int(16)]
-        let out = try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let out = try runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         // The same rule computed here from the first 3 windows of 16 tokens of the data store.
         let windows = (0..<3).map { Array(data.tokens[($0 * 16)..<(($0 + 1) * 16)]) }
         let decoder = try model.decoder()
@@ -144,18 +119,18 @@ import TensorStore
         #expect(store.selection == "\(rule) windows=3x16")
         // Without calibration text the rule is a parameter error that says what to give.
         #expect {
-            try Self.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
+            try runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!], in: dir)
         } throws: { "\($0)".contains("'data' input") }
     }
 
     @Test func methodNoneSelectsLikeSelectAndPassesTheModelThrough() throws {
         let dir = try temporaryProject([:])
-        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
         let inputs = ["model": tiny["model"]!, "data": tiny["data"]!]
         let params: [String: ParamValue] = ["method": .string("none"), "ratio": .double(0.25), "selection": .string("magnitude"),
                                             "seq_len": .int(16)]
-        let out = try Self.runKind(RegularizeStage(), params: params, inputs: inputs, in: dir)
-        let selected = try Self.runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string("magnitude")],
+        let out = try runKind(RegularizeStage(), params: params, inputs: inputs, in: dir)
+        let selected = try runKind(SelectStage(), params: ["ratio": .double(0.25), "selection": .string("magnitude")],
                                         inputs: ["model": tiny["model"]!], in: dir)
         #expect(try ChannelStore(store: out["channels"]!) == ChannelStore(store: selected["channels"]!))
         let before = try ModelStore(store: tiny["model"]!), after = try ModelStore(store: out["model"]!)
@@ -165,9 +140,9 @@ import TensorStore
 
     @Test func aDataBudgetBeyondTheCorpusIsAnErrorNamingIt() throws {
         let dir = try temporaryProject([:])
-        let tiny = try Self.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(20)], in: dir)
         #expect {
-            try Self.runKind(FinetuneStage(), params: ["steps": .int(1), "seq_len": .int(32), "samples": .int(1000)],
+            try runKind(FinetuneStage(), params: ["steps": .int(1), "seq_len": .int(32), "samples": .int(1000)],
                              inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         } throws: { "\($0)".contains("samples 1000") }
     }

@@ -4,6 +4,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 import Model
 import Testing
 

@@ -5,6 +5,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 import Model
 import Testing
 

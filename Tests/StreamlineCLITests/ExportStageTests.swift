@@ -6,6 +6,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 import Model
 import Pipeline
 import Stages
@@ -112,8 +113,8 @@ import TensorStore
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("m.h5")
         try TinyModel.writeStore(to: model)
-        let a = try DressPipelineTests.runKind(ExportStage(), inputs: ["model": model], in: dir)["folder"]!
-        let b = try DressPipelineTests.runKind(ExportStage(), inputs: ["model": model], in: dir)["folder"]!
+        let a = try runKind(ExportStage(), inputs: ["model": model], in: dir)["folder"]!
+        let b = try runKind(ExportStage(), inputs: ["model": model], in: dir)["folder"]!
         #expect(try TensorStoreReader(url: a).digest == TensorStoreReader(url: b).digest)
         let folder = try HFFolderStore.read(a)
         let store = try ModelStore(store: model)
@@ -125,7 +126,7 @@ import TensorStore
         let gpt2URL = dir.appendingPathComponent("gpt2.h5")
         try ModelStore(config: gpt2.config, parameters: gpt2.parameters, tokenizer: tokenizer).write(to: gpt2URL)
         #expect {
-            try DressPipelineTests.runKind(ExportStage(), inputs: ["model": gpt2URL], in: dir)
+            try runKind(ExportStage(), inputs: ["model": gpt2URL], in: dir)
         } throws: { "\($0)".contains("input 'model' cannot be exported") }
     }
 
@@ -136,7 +137,7 @@ import TensorStore
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("m.h5")
         try TinyModel.writeStore(to: model)
-        let out = try DressPipelineTests.runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("q8_0")],
+        let out = try runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("q8_0")],
                                                  inputs: ["model": model], in: dir)["folder"]!
         let folder = try HFFolderStore.read(out)
         #expect(folder.tensors.isEmpty && folder.documents.map(\.name) == ["model.gguf"])
@@ -148,7 +149,7 @@ import TensorStore
         #expect(try folder.write(to: written) == ["model.gguf"])
         #expect(try GGUFImport.load(url: written.appendingPathComponent("model.gguf")).config.hiddenSize == 32)
         #expect {
-            try DressPipelineTests.runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("bfloat16")],
+            try runKind(ExportStage(), params: ["format": .string("gguf"), "dtype": .string("bfloat16")],
                                            inputs: ["model": model], in: dir)
         } throws: { "\($0)".contains("gguf takes float32, float16 or q8_0, not bfloat16") }
     }

@@ -5,6 +5,7 @@
 // Q/K permutation and norm folding; models GGUF llama cannot express are refused.
 
 import Foundation
+import StageTestSupport
 import Model
 import Tensor
 import Testing

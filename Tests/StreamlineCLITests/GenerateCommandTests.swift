@@ -3,6 +3,7 @@
 
 import Data
 import Foundation
+import StageTestSupport
 import Model
 import Testing
 

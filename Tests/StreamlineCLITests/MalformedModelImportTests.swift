@@ -4,6 +4,7 @@
 // address-space cap far below what any such allocation asks for (the valid files import under it).
 
 import Foundation
+import StageTestSupport
 import Testing
 
 @Suite struct MalformedModelImportTests {

@@ -6,6 +6,7 @@
 // Specs too large to commit (100,000 levels, 100,000 keys, past the size limit) are written here.
 
 import Foundation
+import StageTestSupport
 import Pipeline
 import Stages
 import Testing

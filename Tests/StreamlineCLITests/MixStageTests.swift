@@ -5,6 +5,7 @@
 // datasets through the planner end to end.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model
@@ -35,7 +36,7 @@ import Training
 
     @Test func mixKeepsSourcesAndWeights() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
         let data = try TokenDataset(store: tiny["data"]!), heldout = try TokenDataset(store: tiny["heldout"]!)
         let mixed = try TokenDataset(store: try Self.mix([tiny["data"]!, tiny["heldout"]!], weights: "3, 1", in: dir))
         #expect(mixed.sources == [TokenSource(name: "data0", tokenCount: data.tokens.count, weight: 3),
@@ -49,11 +50,11 @@ import Training
 
     @Test func selectCalibratesOnEverySourceInProportion() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(10), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(10), "sentences": .int(40)], in: dir)
         let mixURL = try Self.mix([tiny["data"]!, tiny["heldout"]!], weights: "3, 1", in: dir)
         let params: [String: ParamValue] = ["ratio": .double(0.25), "selection": .string("activation"),
                                             "calibration_windows": .int(4), "calibration_len": .int(8)]
-        let out = try DressPipelineTests.runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": mixURL], in: dir)
+        let out = try runKind(SelectStage(), params: params, inputs: ["model": tiny["model"]!, "data": mixURL], in: dir)
         // Weights 3 : 1 schedule the sources 0, 0, 1, 0; each source's windows are its first ones.
         let data = try TokenDataset(store: tiny["data"]!).tokens, heldout = try TokenDataset(store: tiny["heldout"]!).tokens
         let windows = [Array(data[0..<8]), Array(data[8..<16]), Array(heldout[0..<8]), Array(data[16..<24])]
@@ -64,13 +65,13 @@ import Training
 
     @Test func aMixtureOfOneStoreFinetunesExactlyLikeTheStore() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
         let single = try Self.mix([tiny["data"]!], in: dir)
         for budget in [0, 12] {
             let params: [String: ParamValue] = ["steps": .int(3), "batch_size": .int(2), "seq_len": .int(16), "samples": .int(budget),
                                                 "sample_offset": .int(budget > 0 ? 2 : 0)]
-            let plain = try DressPipelineTests.runKind(FinetuneStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
-            let mixed = try DressPipelineTests.runKind(FinetuneStage(), params: params, inputs: ["model": tiny["model"]!, "data": single], in: dir)
+            let plain = try runKind(FinetuneStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+            let mixed = try runKind(FinetuneStage(), params: params, inputs: ["model": tiny["model"]!, "data": single], in: dir)
             let a = try ModelStore(store: plain["model"]!).parameters.values.array
             let b = try ModelStore(store: mixed["model"]!).parameters.values.array
             #expect(a == b, "samples \(budget)")
@@ -80,10 +81,10 @@ import Training
 
     @Test func trainSamplesEverySourceAndAMixtureOfOneLikeTheStore() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(40)], in: dir)
         let params: [String: ParamValue] = ["steps": .int(3), "batch_size": .int(2), "seq_len": .int(16), "lr": .double(1e-2)]
         func trained(_ data: URL) throws -> [Float] {
-            let out = try DressPipelineTests.runKind(TrainStage(), params: params, inputs: ["model": tiny["model"]!, "data": data], in: dir)
+            let out = try runKind(TrainStage(), params: params, inputs: ["model": tiny["model"]!, "data": data], in: dir)
             return try ModelStore(store: out["model"]!).parameters.values.array
         }
         let plain = try trained(tiny["data"]!)
@@ -96,7 +97,7 @@ import Training
 
     @Test func regularizeHoldsOutEverySourcesTailAndChecksBudgets() throws {
         let dir = try temporaryProject([:])
-        let tiny = try DressPipelineTests.runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(60)], in: dir)
+        let tiny = try runKind(TinyLMStage(), params: ["train_steps": .int(0), "sentences": .int(60)], in: dir)
         let mixURL = try Self.mix([tiny["data"]!, tiny["heldout"]!], weights: "1, 1", in: dir)
         let params: [String: ParamValue] = ["steps": .int(2), "batch_size": .int(2), "seq_len": .int(16), "heldout_fraction": .double(0.1)]
         let outputs = Dictionary(uniqueKeysWithValues: RegularizeStage().outputs.map { ($0.name, dir.appendingPathComponent("reg-\($0.name).h5")) })
@@ -115,7 +116,7 @@ import Training
         #expect(lines.all.contains { $0.contains("\(held[0] + held[1]) held-out windows") }, "\(lines.all)")
         // A budget of one sample gives the second source nothing to train on: an error naming it.
         #expect {
-            try DressPipelineTests.runKind(RegularizeStage(), params: params.merging(["samples": .int(1)]) { $1 },
+            try runKind(RegularizeStage(), params: params.merging(["samples": .int(1)]) { $1 },
                                            inputs: ["model": tiny["model"]!, "data": mixURL], in: dir)
         } throws: { "\($0)".contains("source data1") && "\($0)".contains("raise samples") }
     }

@@ -4,6 +4,7 @@
 // smallest prefix is deleted, and what cannot work is refused with the parameter and the way out.
 
 import Foundation
+import StageTestSupport
 import Testing
 import Data
 import Model
@@ -46,11 +47,11 @@ import Training
 
         let model = try ModelStore(store: regularized["model"]!)
         let data = try TokenDataset(store: try DressPipelineTests.outputs("tiny", in: dir)["heldout"]!)
-        let regularizedLoss = try DressPipelineTests.heldOutLoss(model, data: data)
+        let regularizedLoss = try heldOutLoss(model, data: data)
         for (ratio, width) in [(0.25, 24), (0.5, 16)] {
             let pruned = try ModelStore(store: try DressPipelineTests.outputs("prune[ratio=\(ratio)]", in: dir)["model"]!)
             #expect(pruned.config.hiddenSize == width)
-            let loss = try DressPipelineTests.heldOutLoss(pruned, data: data)
+            let loss = try heldOutLoss(pruned, data: data)
             #expect(loss < regularizedLoss + 0.1, "ratio \(ratio): regularized \(regularizedLoss), pruned \(loss)")
         }
     }

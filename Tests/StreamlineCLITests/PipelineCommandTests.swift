@@ -3,6 +3,7 @@
 // second cache after importing its inputs.
 
 import Foundation
+import StageTestSupport
 import Testing
 
 /// Replaces every 12-hex-digit fingerprint or digest prefix with `<fp>` (they depend on store bytes).

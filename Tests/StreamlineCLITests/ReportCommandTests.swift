@@ -3,6 +3,7 @@
 // the dense model), a regularize sweep, and a report gathering a list of those stages.
 
 import Foundation
+import StageTestSupport
 #if canImport(FoundationXML)
 import FoundationXML  // XMLParser on Linux
 #endif

@@ -3,6 +3,7 @@
 // file whose close had just failed.
 
 import Foundation
+import StageTestSupport
 import Testing
 
 @Suite struct WriteFailureTests {

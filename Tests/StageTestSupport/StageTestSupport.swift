@@ -1,6 +1,6 @@
-// Helpers for tests that run stage kinds in-process (no `streamline` binary): temporary folders,
-// running one kind, a held-out loss. StreamlineCLITests keeps its own copies (CLITestSupport.swift,
-// DressPipelineTests.swift) for its in-process checks: test targets cannot share files.
+// What the test targets that run stage kinds in-process share (StagesTests, StreamlineCLITests):
+// temporary folders, running one kind as the planner would hand it its parameters, and a held-out
+// loss. A library target, not a test target, because test targets cannot share files.
 
 import Data
 import Foundation
@@ -8,20 +8,20 @@ import Pipeline
 import Training
 
 /// A fresh temporary folder holding `files` (name → text).
-func temporaryProject(_ files: [String: String]) throws -> URL {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-stages-\(UUID().uuidString)")
+public func temporaryProject(_ files: [String: String]) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("streamline-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     for (name, text) in files { try text.write(to: dir.appendingPathComponent(name), atomically: true, encoding: .utf8) }
     return dir
 }
 
 /// A fresh empty temporary folder.
-func temporaryFolder() throws -> URL { try temporaryProject([:]) }
+public func temporaryFolder() throws -> URL { try temporaryProject([:]) }
 
-/// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the outputs.
-/// (StreamlineCLITests has the same as `DressPipelineTests.runKind`.)
-func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
-             in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
+/// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the
+/// output store files (fresh names in `dir`).
+public func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
+                    in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
     var resolved: [String: ParamValue] = [:]
     // As the planner resolves: defaults filled in, an omittedAtDefault parameter at its default left out.
     for decl in kind.params {
@@ -34,9 +34,8 @@ func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: 
     return outputs
 }
 
-/// Mean loss of a model store on the last windows of the held-out corpus.
-/// (StreamlineCLITests has the same as `DressPipelineTests.heldOutLoss`.)
-func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
+/// Mean loss of a model store on the last `windows` windows of `T` tokens of a token dataset.
+public func heldOutLoss(_ model: ModelStore, data: TokenDataset, windows: Int = 8, T: Int = 32) throws -> Double {
     let decoder = try model.decoder()
     let tokens = data.tokens
     let batches = (0..<windows).map { w -> TokenBatch in
