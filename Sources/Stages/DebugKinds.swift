@@ -55,9 +55,11 @@ public struct DebugScale: StageKind {
     public let inputs = [InputDecl("x", storeKind: "debug", doc: "A debug store.")]
     public let outputs = [OutputDecl("out", storeKind: "debug", doc: "factor · x.")]
 
+    struct Params: Decodable { var factor: Double }
+
     public func run(_ context: StageContext) throws {
         let x = try readDebugStore(context.inputs["x"]!)
-        let factor = Float(context.params["factor"]!.number!)
+        let factor = Float(try context.decodeParams(Params.self).factor)
         let out = Tensor(shape: x.shape, values: x.array.map { $0 * factor })
         try writeDebugStore(out, to: context.outputs["out"]!)
     }
@@ -119,14 +121,15 @@ public struct DebugSleep: StageKind {
     public let inputs: [InputDecl] = []
     public let outputs = [OutputDecl("out", storeKind: "debug", doc: "A tensor of shape (1) holding value.")]
 
+    struct Params: Decodable { var seconds: Double; var steps: Int; var value: Double }
+
     public func run(_ context: StageContext) throws {
-        let seconds = context.params["seconds"]!.number!, steps = context.params["steps"]!.number!
-        for step in 1...Int(steps) {
-            usleep(UInt32(seconds / steps * 1e6))
-            context.progress(StageProgress(step: step, totalSteps: Int(steps), loss: 1 / Double(step)))
+        let p = try context.decodeParams(Params.self)
+        for step in 1...p.steps {
+            usleep(UInt32(p.seconds / Double(p.steps) * 1e6))
+            context.progress(StageProgress(step: step, totalSteps: p.steps, loss: 1 / Double(step)))
         }
-        try writeDebugStore(Tensor(shape: [1], values: [Float(context.params["value"]!.number!)]),
-                            to: context.outputs["out"]!)
+        try writeDebugStore(Tensor(shape: [1], values: [Float(p.value)]), to: context.outputs["out"]!)
     }
 }
 
@@ -142,13 +145,16 @@ public struct DebugFail: StageKind {
     public let inputs: [InputDecl] = []
     public let outputs = [OutputDecl("out", storeKind: "debug", doc: "Never written.")]
 
+    struct Params: Decodable { var message: String; var noise: Int }
+
     public func run(_ context: StageContext) throws {
+        let p = try context.decodeParams(Params.self)
         context.log("about to fail")
-        if let noise = context.params["noise"]?.number, noise > 0 {
-            FileHandle.standardError.write(Data(String(repeating: debugDiagnostic, count: Int(noise)).utf8))
+        if p.noise > 0 {
+            FileHandle.standardError.write(Data(String(repeating: debugDiagnostic, count: p.noise).utf8))
             atexit { _ = debugDiagnostic.withCString { write(2, $0, strlen($0)) } }
         }
-        throw DebugStageError(message: context.params["message"]!.description)
+        throw DebugStageError(message: p.message)
     }
 }
 
