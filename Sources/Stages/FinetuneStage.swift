@@ -63,9 +63,7 @@ public struct FinetuneStage: StageKind {
             }
             model.trainBase = false
         }
-        let config = TrainerConfig(steps: t.steps, batchSize: t.batch_size, seqLen: t.seq_len, accumulation: t.accumulation,
-                                   clipNorm: t.clipNorm, schedule: t.lrSchedule, optimizer: AdamWConfig(weightDecay: Float(t.weight_decay)),
-                                   freeze: frozen)
+        let config = t.trainerConfig(freeze: frozen)
         let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
                                          + (lora ? " or lora_alpha (now \(p.lora_alpha))" : "")
                                          + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")

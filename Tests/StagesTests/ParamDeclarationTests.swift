@@ -20,7 +20,9 @@ import Testing
         case DatasetStage().name: return [{ _ = try $0.decodeParams(DatasetStage.Params.self) }]
         case MixStage().name: return [{ _ = try $0.decodeParams(MixStage.Params.self) }]
         case EvaluateStage().name: return [{ _ = try $0.decodeParams(EvaluateStage.Params.self) }]
-        case TrainStage().name: return [{ _ = try $0.decodeParams(TrainStage.Params.self) }, { _ = try $0.decodeParams(DistillationParams.self) }]
+        case TrainStage().name:
+            return [{ _ = try $0.decodeParams(TrainStage.Params.self) }, { _ = try $0.decodeParams(TrainingParams.self) },
+                    { _ = try $0.decodeParams(DistillationParams.self) }]
         case TinyLMStage().name: return [{ _ = try $0.decodeParams(TinyLMStage.Params.self) }]
         case SelectStage().name: return [{ _ = try $0.decodeParams(SelectionParams.self) }]
         case RotateStage().name: return [{ _ = try $0.decodeParams(RotateStage.Params.self) }]
