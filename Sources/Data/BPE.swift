@@ -5,6 +5,7 @@
 
 import Crypto
 import Foundation
+import TensorStore
 
 /// A byte-level BPE tokenizer with exact GPT-2 semantics.
 public final class BPETokenizer: @unchecked Sendable {
@@ -214,7 +215,7 @@ public final class BPETokenizer: @unchecked Sendable {
         for m in merges { add(m) }
         add("special \(specialTokenIDs.map(String.init).joined(separator: ","))")
         add("bos \(bosID.map(String.init) ?? "none") eos \(eosID.map(String.init) ?? "none") unk \(unknownID.map(String.init) ?? "none")")
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(h.finalize())
     }
 }
 

@@ -99,7 +99,7 @@ public enum TextCorpus {
             h.update(data: Data("\(bytes.count)\n".utf8))
             h.update(data: bytes)
         }
-        return h.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(h.finalize())
     }
 }
 
@@ -192,7 +192,7 @@ public struct TokenDataset: Sendable, Equatable {
             h.update(data: Data("\(dataset.textDigest) \(weight)\n".utf8))
         }
         self.init(tokens: tokens, documentStarts: starts, tokenizerDigest: first.dataset.tokenizerDigest,
-                  textDigest: h.finalize().map { String(format: "%02x", $0) }.joined(),
+                  textDigest: hex(h.finalize()),
                   selection: "mix of " + parts.map { "\($0.name) ×\($0.weight)" }.joined(separator: ", "))
         self.sources = sources
     }
