@@ -27,8 +27,9 @@ func streamlineBinary() throws -> URL {
 }
 
 /// Why the debug binary is stale (nil when it is not), worked out once per test process from mtimes:
-/// - it is older than an object file of the modules it links: `swift test` alone recompiles those
-///   modules for the tests but does not relink the executable they run;
+/// - it is older than an object file of the modules it links (every module but the targets under
+///   Tests/): `swift test` alone recompiles those modules for the tests but does not relink the
+///   executable they run;
 /// - it is older than a source under Sources/ (Swift, C, headers, module maps; not the READMEs, which
 ///   no build reads) that changed after the last build looked at its module: an edit not built yet,
 ///   e.g. `swift test --skip-build`. A build rewrites a module's dependency files (`*.d` in
@@ -43,9 +44,13 @@ let staleBinaryReason: String? = {
     let build = repositoryRoot.appendingPathComponent(".build/debug")
     var lookedAt: [String: Date] = [:]  // module → its newest dependency or object file
     var newestObject: (path: String, date: Date)?
+    let tests = repositoryRoot.appendingPathComponent("Tests")
     for folder in (try? fm.contentsOfDirectory(atPath: build.path)) ?? []
     where folder.hasSuffix(".build") && !folder.hasSuffix("Tests.build") {
         let module = String(folder.dropLast(".build".count))
+        // Test-only targets (the test targets, SwiftPM's generated test runner, the support library
+        // under Tests/) are not linked into the binary.
+        if fm.fileExists(atPath: tests.appendingPathComponent(module).path) { continue }
         for name in (try? fm.contentsOfDirectory(atPath: build.appendingPathComponent(folder).path)) ?? [] {
             let file = build.appendingPathComponent(folder).appendingPathComponent(name)
             guard name.hasSuffix(".d") || name.hasSuffix(".o"), let date = modificationDate(file) else { continue }
