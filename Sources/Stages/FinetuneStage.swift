@@ -51,41 +51,8 @@ public struct FinetuneStage: StageKind {
         let before = heldOutLoss(model, batches: data.heldOut)
         let lora = p.lora_rank > 0
         let frozen = freezePatterns(p.freeze ?? "")
-        if lora && !frozen.isEmpty {
-            throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze",
-                                              reason: "LoRA (lora_rank \(p.lora_rank)) already keeps every base weight; freeze applies to full fine-tuning, lora_rank: 0")
-        }
-        if lora {
-            do {
-                try model.addLoRA(rank: p.lora_rank, alpha: Float(p.lora_alpha), seed: context.seed)
-            } catch {
-                throw DReSSStageError.badParameter(stage: context.stageID, name: "lora_rank", reason: error.description)
-            }
-            model.trainBase = false
-        }
-        let config = t.trainerConfig(freeze: frozen)
-        let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
-                                         + (lora ? " or lora_alpha (now \(p.lora_alpha))" : "")
-                                         + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
-        let trainer: Trainer<Decoder>
-        do {
-            trainer = try Trainer(model: model, config: config, batches: data.sampler)
-        } catch {
-            // Only a pattern that names nothing is freeze's fault; other settings report themselves.
-            guard case .unknownParameterPattern = error else { throw error }
-            throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze", reason: error.description)
-        }
-        do {
-            try trainer.run { report in
-                context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
-                                               tokensPerSecond: report.tokensPerSecond))
-                if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
-            }
-        } catch {
-            throw divergence.stageError(error, while: "fine-tuning")
-        }
-        if lora { model.mergeLoRA() }
-        try divergence.checkFinal(model, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])
+        try trainInStage(model, on: data, training: t, loraRank: p.lora_rank, loraAlpha: p.lora_alpha,
+                         freeze: frozen, context: context, activity: "fine-tuning")
         if !data.heldOut.isEmpty {
             context.log(String(format: "held-out loss %.4f -> %.4f over %d windows", before, heldOutLoss(model, batches: data.heldOut), data.heldOut.count))
         }

@@ -42,36 +42,11 @@ public struct TrainStage: StageKind {
         let decoder = try store.decoder()
         let teaching = try attachTeacher(context, params: distillation, to: decoder, input: store)
         if let teaching { context.log(teaching) }
-        if p.lora_rank > 0 {
-            try decoder.addLoRA(rank: p.lora_rank, alpha: Float(p.lora_alpha), seed: context.seed)
-            decoder.trainBase = false
-        }
-        let config = t.trainerConfig(freeze: freezePatterns(p.freeze))
-        let trainer = try Trainer(model: decoder, config: config, batches: data.sampler)
-        let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
-                                         + (p.lora_rank > 0 ? " or lora_alpha (now \(p.lora_alpha))" : "")
-                                         + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
-        do {
-            try trainer.run { report in
-                context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
-                                               tokensPerSecond: report.tokensPerSecond))
-                if report.step == 1 || report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
-            }
-        } catch {
-            throw divergence.stageError(error, while: "training")
-        }
-        if p.lora_rank > 0 {
-            decoder.mergeLoRA()
-        }
-        try divergence.checkFinal(decoder, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])
+        try trainInStage(decoder, on: data, training: t, loraRank: p.lora_rank, loraAlpha: p.lora_alpha,
+                         freeze: freezePatterns(p.freeze), context: context, activity: "training")
         store.parameters = decoder.parameters
         store.source["trained_from"] = try TensorStoreReader.digest(ofStoreAt: context.inputs["model"]!)
         if let teaching { store.source["loss"] = teaching }
         try store.write(to: context.outputs["model"]!)
     }
-}
-
-/// The `freeze` parameter of `train` and `finetune`: comma-separated name patterns, blanks dropped.
-func freezePatterns(_ text: String) -> [String] {
-    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
 }

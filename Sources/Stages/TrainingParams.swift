@@ -152,3 +152,51 @@ func sourceSchedule(_ dataset: TokenDataset, stage: String, input: String) throw
         throw DReSSStageError.badInput(stage: stage, input: input, what: "has source weights that cannot be scheduled: \(error.description)")
     }
 }
+
+/// Trains `model` in place the way `train` and `finetune` do: LoRA adapters of `loraRank` on every
+/// linear layer, merged at the end (rank > 0), or every weight but the `freeze` patterns (rank 0).
+/// Faults of those two parameters are the stage's `badParameter`; progress goes to the context and a
+/// log line every 10 steps; a diverging run stops with advice. `activity` names the work in errors.
+func trainInStage(_ model: Decoder, on data: TokenSplit, training t: TrainingParams, loraRank: Int, loraAlpha: Double,
+                  freeze: [String], context: StageContext, activity: String) throws {
+    let lora = loraRank > 0
+    if lora && !freeze.isEmpty {
+        throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze",
+                                          reason: "LoRA (lora_rank \(loraRank)) already keeps every base weight; freeze applies to full training, lora_rank: 0")
+    }
+    if lora {
+        do {
+            try model.addLoRA(rank: loraRank, alpha: Float(loraAlpha), seed: context.seed)
+        } catch {
+            throw DReSSStageError.badParameter(stage: context.stageID, name: "lora_rank", reason: error.description)
+        }
+        model.trainBase = false
+    }
+    let trainer: Trainer<Decoder>
+    do {
+        trainer = try Trainer(model: model, config: t.trainerConfig(freeze: freeze), batches: data.sampler)
+    } catch {
+        // Only a pattern that names nothing is freeze's fault; other settings report themselves.
+        guard case .unknownParameterPattern = error else { throw error }
+        throw DReSSStageError.badParameter(stage: context.stageID, name: "freeze", reason: error.description)
+    }
+    let divergence = DivergenceGuard(stage: context.stageID, advice: "Lower lr (now \(t.lr))"
+                                     + (lora ? " or lora_alpha (now \(loraAlpha))" : "")
+                                     + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
+    do {
+        try trainer.run { report in
+            context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
+                                           tokensPerSecond: report.tokensPerSecond))
+            if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
+        }
+    } catch {
+        throw divergence.stageError(error, while: activity)
+    }
+    if lora { model.mergeLoRA() }
+    try divergence.checkFinal(model, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])
+}
+
+/// The `freeze` parameter of `train` and `finetune`: comma-separated name patterns, blanks dropped.
+func freezePatterns(_ text: String) -> [String] {
+    text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}

@@ -1,5 +1,6 @@
-// `finetune`'s `freeze`: the named weights leave full fine-tuning bit for bit as they came in, the rest
-// train; a pattern that names nothing, or freeze together with LoRA, is a located parameter error.
+// `freeze` of `finetune` and `train`: the named weights leave full fine-tuning bit for bit as they came
+// in, the rest train; a pattern that names nothing, or freeze together with LoRA, is a located
+// parameter error of either kind (they share one training loop, TrainingParams.swift).
 
 import Foundation
 import StageTestSupport
@@ -10,6 +11,7 @@ import Stages
 
 @Suite struct FinetuneFreezeTests {
     static let training: [String: ParamValue] = ["lora_rank": .int(0), "steps": .int(3), "seq_len": .int(16), "lr": .double(1e-2)]
+    static let kinds: [any StageKind] = [FinetuneStage(), TrainStage()]
 
     @Test func frozenWeightsStayBitForBitAndTheRestTrain() throws {
         let dir = try temporaryProject([:])
@@ -45,11 +47,11 @@ import Stages
         #expect(after.source["finetuned"]?.contains("frozen") == false, "\(after.source)")
     }
 
-    @Test func aPatternThatNamesNothingIsAParameterError() throws {
+    @Test(arguments: kinds.indices) func aPatternThatNamesNothingIsAParameterError(kind: Int) throws {
         let dir = try temporaryProject([:])
         let tiny = try DistillRotateStageTests.tiny(dir)
         #expect {
-            _ = try runKind(FinetuneStage(), params: Self.training.merging(["freeze": .string("embeds/**")]) { $1 },
+            _ = try runKind(Self.kinds[kind], params: Self.training.merging(["freeze": .string("embeds/**")]) { $1 },
                             inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         } throws: { error in
             guard case let DReSSStageError.badParameter(_, name, reason) = error else { return false }
@@ -57,11 +59,11 @@ import Stages
         }
     }
 
-    @Test func freezeWithLoRAIsRefused() throws {
+    @Test(arguments: kinds.indices) func freezeWithLoRAIsRefused(kind: Int) throws {
         let dir = try temporaryProject([:])
         let tiny = try DistillRotateStageTests.tiny(dir)
         #expect {
-            _ = try runKind(FinetuneStage(), params: Self.training.merging(["lora_rank": .int(4), "freeze": .string("embed/**")]) { $1 },
+            _ = try runKind(Self.kinds[kind], params: Self.training.merging(["lora_rank": .int(4), "freeze": .string("embed/**")]) { $1 },
                             inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         } throws: { error in
             guard case let DReSSStageError.badParameter(_, name, reason) = error else { return false }

@@ -28,7 +28,8 @@ func streamlineBinary() throws -> URL {
 
 /// Why the debug binary is stale (nil when it is not), worked out once per test process from mtimes:
 /// - it is older than an object file of the modules it links (every module but the targets under
-///   Tests/): `swift test` alone recompiles those modules for the tests but does not relink the
+///   Tests/ and the plugins' host tools, `*-tool.build`, which a plain `swift build` also builds):
+///   `swift test` alone recompiles those modules for the tests but does not relink the
 ///   executable they run;
 /// - it is older than a source under Sources/ (Swift, C, headers, module maps; not the READMEs, which
 ///   no build reads) that changed after the last build looked at its module: an edit not built yet,
@@ -46,7 +47,7 @@ let staleBinaryReason: String? = {
     var newestObject: (path: String, date: Date)?
     let tests = repositoryRoot.appendingPathComponent("Tests")
     for folder in (try? fm.contentsOfDirectory(atPath: build.path)) ?? []
-    where folder.hasSuffix(".build") && !folder.hasSuffix("Tests.build") {
+    where folder.hasSuffix(".build") && !folder.hasSuffix("Tests.build") && !folder.hasSuffix("-tool.build") {
         let module = String(folder.dropLast(".build".count))
         // Test-only targets (the test targets, SwiftPM's generated test runner, the support library
         // under Tests/) are not linked into the binary.

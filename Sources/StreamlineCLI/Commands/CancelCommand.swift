@@ -12,11 +12,10 @@ struct CancelCommand: ParsableCommand {
 
     @OptionGroup var options: PipelineOptions
 
-    @Option(name: .customLong("run"), help: "The Slurm run to cancel, as named by 'run --detach' (default: the latest Slurm run of this spec).")
-    var runName: String?
+    @OptionGroup var slurmRun: SlurmRunOption
 
     func run() throws {
-        let record = try SlurmRunRecord.load(in: options.cacheURL, run: runName, spec: options.specURL)
+        let record = try slurmRun.load(cache: options.cacheURL, spec: options.specURL)
         let client = options.slurmExecutor(SlurmSettings(), recordedConf: record.slurmConf).client
         let states = try client.states(of: record.jobs.map(\.job))
         let open = record.jobs.filter { states[$0.job].map { !$0.isFinal } ?? false }

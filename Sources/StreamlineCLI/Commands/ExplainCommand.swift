@@ -8,15 +8,10 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Explain why a stage will run: which parameter or input digest differs from the nearest cached record.")
 
-    @OptionGroup var options: PipelineOptions
-
-    @Argument(help: "The node id, e.g. prune or prune[ratio=0.25].")
-    var id: String
+    @OptionGroup var target: NodeArguments
 
     func run() throws {
-        let cache = Cache(root: options.cacheURL)
-        let plan = try options.plan(cache)
-        let node = try plan.requireNode(id)
+        let (cache, node) = try target.resolve()
         print(PlanReport.explain(node, cache: cache))
     }
 }

@@ -9,15 +9,10 @@ struct LogsCommand: ParsableCommand {
         commandName: "logs",
         abstract: "Print the log of a stage's latest attempt (also kept when it failed).")
 
-    @OptionGroup var options: PipelineOptions
-
-    @Argument(help: "The node id, e.g. prune[ratio=0.25].")
-    var id: String
+    @OptionGroup var target: NodeArguments
 
     func run() throws {
-        let cache = Cache(root: options.cacheURL)
-        let plan = try options.plan(cache)
-        let node = try plan.requireNode(id)
+        let (cache, node) = try target.resolve()
         let url = cache.logURL(node.fingerprint)
         guard let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw ValidationError("No log for \(node.id) yet (looked for \(url.path)); it has not been run with these inputs.")

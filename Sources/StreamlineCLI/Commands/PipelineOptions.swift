@@ -52,6 +52,30 @@ struct PipelineOptions: ParsableArguments {
     }
 }
 
+/// The pipeline options and one node id: what `explain` and `logs` read.
+struct NodeArguments: ParsableArguments {
+    @OptionGroup var options: PipelineOptions
+
+    @Argument(help: "The node id, e.g. prune or prune[ratio=0.25].")
+    var id: String
+
+    /// The cache and the planned node the id names (a typed error with the nearest ids when none).
+    func resolve() throws -> (Cache, PlanNode) {
+        let cache = Cache(root: options.cacheURL)
+        return (cache, try options.plan(cache).requireNode(id))
+    }
+}
+
+/// `--run NAME`: which recorded Slurm run `status` and `cancel` mean.
+struct SlurmRunOption: ParsableArguments {
+    @Option(name: .customLong("run"), help: "The Slurm run, as named by 'run --detach' (default: the latest Slurm run of this spec).")
+    var name: String?
+
+    func load(cache: URL, spec: URL) throws -> SlurmRunRecord {
+        try SlurmRunRecord.load(in: cache, run: name, spec: spec)
+    }
+}
+
 /// This process's executable, absolute and without symlinks: what stage processes and jobs run.
 let runningExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
 

@@ -13,8 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var options: PipelineOptions
 
-    @Option(name: .customLong("run"), help: "The Slurm run to show, as named by 'run --detach' (default: the latest Slurm run of this spec).")
-    var runName: String?
+    @OptionGroup var slurmRun: SlurmRunOption
 
     @Flag(help: "Follow the Slurm run until its jobs end, showing progress; fail if a stage failed.")
     var wait = false
@@ -30,8 +29,8 @@ struct StatusCommand: AsyncParsableCommand {
         let spec = try options.loadSpec()
         let statuses = PlanReport.statuses(try options.plan(cache, spec: spec).nodes, cache: cache)
         // Why optional without --run or --wait: a spec that never ran on Slurm still has a status.
-        let record = runName == nil && !wait ? try? SlurmRunRecord.load(in: cache.root, run: nil, spec: options.specURL)
-            : try SlurmRunRecord.load(in: cache.root, run: runName, spec: options.specURL)
+        let record = slurmRun.name == nil && !wait ? try? slurmRun.load(cache: cache.root, spec: options.specURL)
+            : try slurmRun.load(cache: cache.root, spec: options.specURL)
         let executor = options.slurmExecutor(spec.slurm, recordedConf: record?.slurmConf)
         if wait, let record {
             let display = RunDisplay(mode: json ? .json : .text, style: .forStandardOutput(mode: progress))
