@@ -19,7 +19,7 @@ public struct TrainStage: StageKind {
     public let version = 1
     public let doc = "Fine-tunes a model on a token dataset (full or LoRA merged at the end) with AdamW."
     public let params = trainingParams(steps: 100, lr: 1e-4, weightDecay: 0.01) + [
-        ParamDecl("freeze", .string(), default: .string(""), doc: "Comma-separated name patterns of frozen weights, e.g. embed/**."),
+        ParamDecl("freeze", .string(), default: .string(""), doc: "Full training (lora_rank 0) only: comma-separated name patterns of frozen weights, e.g. embed/**."),
         ParamDecl("lora_rank", .int(0...4096), default: .int(0), doc: "LoRA rank; 0 trains every (unfrozen) weight."),
         ParamDecl("lora_alpha", .double(0...1e6), default: .double(16), doc: "LoRA scale numerator (scale = alpha / rank)."),
     ] + distillationParams
