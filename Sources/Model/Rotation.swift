@@ -13,8 +13,12 @@
 //   norm scales    1
 // The head is untied because E·Q (the embedding's rotation) and E·diag(g_final)·Q differ unless
 // g_final is uniform; the exact alternative, a C×C matrix before a tied head, is not expressible in a
-// stock LLaMA checkpoint, and replacing it by its diagonal costs ~1e7× perplexity on SmolLM2
-// (design.md). The untied head costs V·C′ parameters after pruning: evaluate counts them.
+// stock LLaMA checkpoint. The untied head costs V·C′ parameters after pruning: evaluate counts them.
+// `tieHead` keeps the head tied approximately: the C×C map's plain diagonal cost ~1e7× perplexity on
+// SmolLM2 (design.md), because a few "massive activation" channels of the final norm's input, mixed
+// by the rotation, carry their huge values through the map's off-diagonal entries. Kept out of the
+// rotation (`principalBasis(_:pinned:)`) and with the diagonal fitted by least squares on the
+// calibration stream, the map loses a few percent of its energy, which recovery training then closes.
 // LayerNorm models would need their stream centred first: not supported, refused.
 // `changeBasis` is the general form SliceGPT uses (Slicing.swift): a basis per point where a norm reads
 // the stream, fewer rows than C to slice, and a matrix on each residual connection between bases.
@@ -28,16 +32,107 @@ public enum ResidualRotation {
     /// square first, with those mean squares per (token, norm input) pair (they sum to about D, since
     /// every normalised row has ‖n‖² ≈ D).
     public static func principalBasis(model: Decoder, windows: [[Int32]]) throws(SymmetricEigenError) -> (basis: [Double], variances: [Double]) {
-        let C = model.config.hiddenSize
-        var gram = [Double](repeating: 0, count: C * C), count = 0
-        for window in windows {
-            let (g, n) = model.normalizedStreamGram(tokens: window, B: 1, T: window.count)
-            for i in 0..<(C * C) { gram[i] += g[i] }
-            count += n
+        try principalBasis(StreamStatistics(model: model, windows: windows), pinned: [])
+    }
+
+    /// The principal basis of `statistics.pooled` with the `pinned` channels kept as they are: each
+    /// pinned channel is a basis row of its own (a unit vector), the others are the principal
+    /// directions of the stream with the pinned coordinates left out. Rows sorted by mean square,
+    /// largest first, as `principalBasis(model:windows:)`.
+    public static func principalBasis(_ statistics: StreamStatistics, pinned: [Int]) throws(SymmetricEigenError) -> (basis: [Double], variances: [Double]) {
+        let C = statistics.C, gram = statistics.pooled
+        let pinnedSet = Set(pinned), free = (0..<C).filter { !pinnedSet.contains($0) }
+        let F = free.count
+        var sub = [Double](repeating: 0, count: F * F)
+        for (a, i) in free.enumerated() { for (b, j) in free.enumerated() { sub[a * F + b] = gram[i * C + j] } }
+        let (values, vectors) = try symmetricEigen(sub, n: F)
+        // (variance, row) pairs: the free directions embedded back in C coordinates, then the pins.
+        var rows: [(Double, [Double])] = (0..<F).map { r in
+            var row = [Double](repeating: 0, count: C)
+            for (a, i) in free.enumerated() { row[i] = vectors[r * F + a] }
+            return (values[r], row)
         }
-        let scale = 1 / Double(max(count, 1))
-        let (values, vectors) = try symmetricEigen(gram.map { $0 * scale }, n: C)
-        return (vectors, values)
+        for p in pinned.sorted() {
+            var row = [Double](repeating: 0, count: C)
+            row[p] = 1
+            rows.append((gram[p * C + p], row))
+        }
+        // symmetricEigen returns its values largest first; a stable sort keeps ties in that order.
+        let sorted = rows.enumerated().sorted { ($0.element.0, -$0.offset) > ($1.element.0, -$1.offset) }.map(\.element)
+        return (sorted.flatMap(\.1), sorted.map(\.0))
+    }
+
+    /// The channels whose mean square at the final norm's input (normalised, so the mean over
+    /// channels is about 1) exceeds `threshold`: the few "massive activation" channels a tied head
+    /// needs kept out of the rotation (`tieHead`).
+    public static func massiveChannels(_ statistics: StreamStatistics, threshold: Double) -> [Int] {
+        (0..<statistics.C).filter { statistics.final[$0 * statistics.C + $0] > threshold }
+    }
+
+    /// Ties the head of a model `rotate` untied, approximately. `rotated` came from `rotate` with
+    /// `basis` (rows: new channel directions) applied to a model with a tied head and final-norm scale
+    /// `finalScale` (g, C). Exactly, logits = n′·M·E′ᵀ with n′ the rotated final-norm output, E′ the
+    /// rotated embedding and M = basis·diag(g)·basisᵀ (C×C); a stock LLaMA has room for a diagonal
+    /// there only. The diagonal s is fitted by least squares on the calibration stream at the final
+    /// norm: s_j = (G′M)_jj / G′_jj with G′ = basis·G_final·basisᵀ, so each channel's scale absorbs
+    /// what its correlated neighbours carried. The result has the rotated embedding as its tied head
+    /// and s as its final-norm scale. Also returns the share of the output map's energy on the
+    /// calibration stream the diagonal misses, E‖n′(M − S)‖² / E‖n′M‖² (0 when g is uniform).
+    public static func tieHead(config: ModelConfig, rotated: ParameterSet, basis: [Double], finalScale g: Tensor,
+                               statistics: StreamStatistics) -> (ModelConfig, ParameterSet, missed: Double) {
+        let C = config.hiddenSize
+        precondition(basis.count == C * C && statistics.C == C && g.count == C, "tieHead: shapes disagree")
+        // M = B·diag(g)·Bᵀ and G′ = B·G_final·Bᵀ (B: basis rows), in Double.
+        var m = [Double](repeating: 0, count: C * C), gp = [Double](repeating: 0, count: C * C)
+        var bg = [Double](repeating: 0, count: C * C)  // B·G_final
+        for i in 0..<C {
+            for k in 0..<C {
+                let b = basis[i * C + k]
+                if b == 0 { continue }
+                for j in 0..<C { bg[i * C + j] += b * statistics.final[k * C + j] }
+            }
+        }
+        for i in 0..<C {
+            for j in i..<C {
+                var mij = 0.0, gij = 0.0
+                for k in 0..<C {
+                    mij += basis[i * C + k] * Double(g.data[k]) * basis[j * C + k]
+                    gij += bg[i * C + k] * basis[j * C + k]
+                }
+                m[i * C + j] = mij; m[j * C + i] = mij
+                gp[i * C + j] = gij; gp[j * C + i] = gij
+            }
+        }
+        var s = [Double](repeating: 0, count: C)
+        for j in 0..<C {
+            var gm = 0.0
+            for k in 0..<C { gm += gp[j * C + k] * m[k * C + j] }
+            s[j] = gp[j * C + j] > 0 ? gm / gp[j * C + j] : m[j * C + j]
+        }
+        // tr(X·G′·X) for symmetric X = M and X = M − S.
+        func energy(_ x: [Double]) -> Double {
+            var total = 0.0
+            for i in 0..<C {
+                for j in 0..<C {
+                    var xg = 0.0
+                    for k in 0..<C { xg += x[i * C + k] * gp[k * C + j] }
+                    total += xg * x[j * C + i]
+                }
+            }
+            return total
+        }
+        var residual = m
+        for j in 0..<C { residual[j * C + j] -= s[j] }
+        let full = energy(m), missed = full > 0 ? energy(residual) / full : 0
+
+        var tied = config
+        tied.tiedEmbeddings = true
+        let out = ParameterSet(tied.parameterSpecs)
+        for spec in tied.parameterSpecs {
+            out.value(spec.name).data.update(from: rotated.value(spec.name).data, count: spec.count)
+        }
+        for j in 0..<C { out.value("final_norm/scale").data[j] = Float(s[j]) }
+        return (tied, out, missed)
     }
 
     /// A rotated copy of `parameters` (see the file header): same hidden width, unit norm scales,
@@ -135,6 +230,40 @@ public enum ResidualRotation {
         rotateReader(head, rows: V, scale: parameters.value("final_norm/scale"), basis: bases[2 * config.layerCount], into: out.value("lm_head"))
         out.value("final_norm/scale").data.update(repeating: 1, count: K)
         return (newConfig, out)
+    }
+}
+
+/// Second moments of a model's normalised residual stream n = x / √(Σx²/D + ε) on calibration
+/// windows, as C×C row-major Double matrices: `pooled` over every (token, norm input) pair, what the
+/// principal basis diagonalises; `final` over tokens at the final norm's input alone.
+public struct StreamStatistics: Sendable {
+    public let C: Int
+    public var pooled: [Double]
+    public var final: [Double]
+
+    public init(model: Decoder, windows: [[Int32]]) {
+        let C = model.config.hiddenSize, finalPoint = 2 * model.config.layerCount
+        var pooled = [Double](repeating: 0, count: C * C), final = pooled
+        var pooledCount = 0, finalCount = 0
+        let product = Tensor(zeros: [C, C])
+        for window in windows {
+            // Summed per window, then across windows: the order `normalizedStreamGram` has always used,
+            // so the untied basis keeps its bits.
+            var windowGram = [Double](repeating: 0, count: C * C)
+            model.forEachNormalizedStream(tokens: window, B: 1, T: window.count) { point, n in
+                accumulateGram(n, rows: window.count, into: &windowGram, product: product)
+                pooledCount += window.count
+                if point == finalPoint {
+                    for i in 0..<(C * C) { final[i] += Double(product.data[i]) }
+                    finalCount += window.count
+                }
+            }
+            for i in 0..<(C * C) { pooled[i] += windowGram[i] }
+        }
+        let pooledScale = 1 / Double(max(pooledCount, 1)), finalScale = 1 / Double(max(finalCount, 1))
+        self.C = C
+        self.pooled = pooled.map { $0 * pooledScale }
+        self.final = final.map { $0 * finalScale }
     }
 }
 

@@ -2,7 +2,8 @@
 // untied, GQA, irregular widths with D ≠ C) under a random and under the principal basis; the
 // principal basis leaves the normalised stream's second moment diagonal and sorted; a stream that
 // lives in a subspace loses nothing when its last channels are pruned after rotation; LayerNorm
-// models are refused.
+// models are refused. A tied head (`tieHead`): exact when the final norm's scale is uniform, the
+// pinned channels stay unit basis vectors, and the fitted scale beats the diagonal of the exact map.
 
 import Foundation
 import Testing
@@ -108,6 +109,92 @@ import Tensor
         let pruned = try Decoder(config: prunedConfig, parameters: try pruneParameters(sorted, config: sortedConfig, channels: channels))
         let error = Self.relativeDifference(pruned.logits(tokens: tokens, B: 2, T: 7), expected)
         #expect(error <= 1e-5, "pruning dead directions changed the logits by \(error) relative")
+    }
+
+    /// With a uniform final-norm scale, the exact output map is c·I, so the tied rotation loses
+    /// nothing: same logits, nothing missed, no lm_head, the input's parameter count.
+    @Test func tiedHeadIsExactWhenTheFinalScaleIsUniform() throws {
+        let config = ToyConfigs.llamaMQATied
+        let model = Decoder.initialized(config: config, seed: 101)
+        randomize(model.parameters, seed: 102)
+        model.parameters.value("final_norm/scale").data.update(repeating: 1.7, count: config.hiddenSize)
+        let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 103)
+        let expected = model.logits(tokens: tokens, B: 2, T: 7)
+        let statistics = StreamStatistics(model: model, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 104))
+        let (basis, _) = try ResidualRotation.principalBasis(statistics, pinned: [])
+        let (rotatedConfig, rotated) = try ResidualRotation.rotate(config: config, parameters: model.parameters, basis: basis)
+        let (tiedConfig, tied, missed) = ResidualRotation.tieHead(config: rotatedConfig, rotated: rotated, basis: basis,
+                                                                  finalScale: model.parameters.value("final_norm/scale"), statistics: statistics)
+        #expect(tiedConfig.tiedEmbeddings && !tied.contains("lm_head") && tiedConfig.parameterCount == config.parameterCount)
+        #expect(missed < 1e-9, "missed \(missed)")
+        let error = Self.relativeDifference(try Decoder(config: tiedConfig, parameters: tied).logits(tokens: tokens, B: 2, T: 7), expected)
+        #expect(error <= 1e-5, "tied logits differ by \(error) relative")
+    }
+
+    /// Pinned channels come out as unit basis rows at their variance's rank, the rest orthonormal.
+    /// With one channel given a massive mean square at the final norm, `massiveChannels` finds it.
+    @Test func pinnedChannelsStayUnrotated() throws {
+        let config = ToyConfigs.llamaGQAUntied, C = config.hiddenSize
+        let model = Decoder.initialized(config: config, seed: 111)
+        randomize(model.parameters, seed: 112)
+        var statistics = StreamStatistics(model: model, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 113))
+        statistics.final[2 * C + 2] = 50
+        #expect(ResidualRotation.massiveChannels(statistics, threshold: 20) == [2])
+        let pinned = [2, 5]
+        let (basis, variances) = try ResidualRotation.principalBasis(statistics, pinned: pinned)
+        #expect(zip(variances, variances.dropFirst()).allSatisfy { $0 >= $1 })
+        for p in pinned {
+            let rows = (0..<C).filter { r in abs(basis[r * C + p] - 1) < 1e-12 }
+            #expect(rows.count == 1, "channel \(p) is not a basis row of its own")
+            if let r = rows.first {
+                #expect((0..<C).allSatisfy { $0 == p || basis[r * C + $0] == 0 })
+                #expect(variances[r] == statistics.pooled[p * C + p])
+            }
+        }
+        for i in 0..<C {
+            for j in 0..<C {
+                let dot = (0..<C).reduce(0.0) { $0 + basis[i * C + $1] * basis[j * C + $1] }
+                #expect(abs(dot - (i == j ? 1 : 0)) < 1e-9, "rows \(i), \(j)")
+            }
+        }
+    }
+
+    /// With a random final-norm scale the tied head is approximate: on the calibration windows its
+    /// fitted scale reproduces the exact final-norm output (n ⊙ g, in the new basis) better than the
+    /// exact map's diagonal does, and `missed` is that error's share.
+    @Test func tiedHeadScaleIsALeastSquaresFit() throws {
+        let config = ToyConfigs.llamaMQATied, C = config.hiddenSize
+        let model = Decoder.initialized(config: config, seed: 121)
+        randomize(model.parameters, seed: 122)
+        let g = model.parameters.value("final_norm/scale")
+        let windows = Self.windows(vocab: config.vocabSize, count: 4, T: 8, seed: 123)
+        let statistics = StreamStatistics(model: model, windows: windows)
+        let (basis, _) = try ResidualRotation.principalBasis(statistics, pinned: [])
+        let (rotatedConfig, rotated) = try ResidualRotation.rotate(config: config, parameters: model.parameters, basis: basis)
+        let (_, tied, missed) = ResidualRotation.tieHead(config: rotatedConfig, rotated: rotated, basis: basis,
+                                                         finalScale: g, statistics: statistics)
+        let fitted = tied.value("final_norm/scale").array.map(Double.init)
+        let diagonal = (0..<C).map { j in (0..<C).reduce(0.0) { $0 + basis[j * C + $1] * basis[j * C + $1] * Double(g.data[$1]) } }
+        // Σ over calibration rows of ‖(n ⊙ g)·Bᵀ − (n·Bᵀ) ⊙ s‖², and of ‖(n ⊙ g)·Bᵀ‖².
+        var errors = [0.0, 0.0], total = 0.0
+        for window in windows {
+            model.forEachNormalizedStream(tokens: window, B: 1, T: window.count) { point, n in
+                guard point == 2 * config.layerCount else { return }
+                for r in 0..<window.count {
+                    let row = (0..<C).map { Double(n.data[r * C + $0]) }
+                    for j in 0..<C {
+                        let exact = (0..<C).reduce(0.0) { $0 + row[$1] * Double(g.data[$1]) * basis[j * C + $1] }
+                        let rotatedRow = (0..<C).reduce(0.0) { $0 + row[$1] * basis[j * C + $1] }
+                        errors[0] += pow(exact - rotatedRow * fitted[j], 2)
+                        errors[1] += pow(exact - rotatedRow * diagonal[j], 2)
+                        total += exact * exact
+                    }
+                }
+            }
+        }
+        #expect(errors[0] < errors[1], "fitted scale \(errors[0]), the map's diagonal \(errors[1])")
+        #expect(abs(errors[0] / total - missed) <= 1e-4 * max(missed, 1e-3), "missed \(missed), measured \(errors[0] / total)")
+        #expect(missed > 1e-4, "a random scale cannot be tied exactly: missed \(missed)")
     }
 
     @Test func layerNormModelsAreRefused() {

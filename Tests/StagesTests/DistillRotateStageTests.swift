@@ -1,7 +1,8 @@
 // The distillation parameters and the rotate stage at stage level, on a tiny self-trained LLaMA:
 // KD from the default teacher (a frozen copy of the input) does nothing at λ = 0 and is positive once
 // P is emptied; a pruned student distils from a dense teacher of other widths; rotate keeps the
-// model's loss, unties its head and sorts its channels, and `basis: none` passes it through.
+// model's loss, unties its head and sorts its channels, and `basis: none` passes it through; with
+// `head: tied` it keeps the parameter count and a loss near the input's, and refuses an untied model.
 
 import Foundation
 import StageTestSupport
@@ -81,5 +82,29 @@ import Training
         #expect(energy.prefix(8).reduce(0, +) > 4 * energy.suffix(8).reduce(0, +), "\(energy)")
         let passed = try runKind(RotateStage(), params: ["basis": .string("none")], inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         #expect(try ModelStore(store: passed["model"]!).parameters.values.array == dense.parameters.values.array)
+    }
+
+    @Test func rotateWithATiedHeadKeepsTheSizeAndRefusesAnUntiedModel() throws {
+        let dir = try temporaryProject([:])
+        let tiny = try Self.tiny(dir)
+        let params: [String: ParamValue] = ["head": .string("tied"), "calibration_windows": .int(4), "calibration_len": .int(16)]
+        let out = try runKind(RotateStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let dense = try ModelStore(store: tiny["model"]!), tied = try ModelStore(store: out["model"]!)
+        #expect(tied.config.tiedEmbeddings && tied.config.parameterCount == dense.config.parameterCount)
+        let note = tied.source["rotated"] ?? ""
+        #expect(note.contains("head tied") && note.contains("of the output map's energy"), "\(note)")
+        // Approximate, not exact: the tiny model's final-norm scale is not uniform. Its loss on held-out
+        // sentences stays within 10% of the input's.
+        let heldout = try TokenDataset(store: tiny["heldout"]!)
+        let denseLoss = try heldOutLoss(dense, data: heldout), tiedLoss = try heldOutLoss(tied, data: heldout)
+        #expect(abs(tiedLoss - denseLoss) <= 0.1 * denseLoss, "\(denseLoss) vs \(tiedLoss)")
+        // A model that already has its own head cannot be tied: a clear error naming the parameter.
+        let untied = try runKind(RotateStage(), params: ["calibration_windows": .int(4), "calibration_len": .int(16)],
+                                 inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        #expect {
+            try runKind(RotateStage(), params: params, inputs: ["model": untied["model"]!, "data": tiny["data"]!], in: dir)
+        } throws: { error in
+            "\(error)".contains("head") && "\(error)".contains("untied")
+        }
     }
 }
