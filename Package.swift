@@ -30,7 +30,7 @@ let package = Package(
         /// A measured FMA loop (AVX-512 or AVX2+FMA, picked at run time): the peak `bench engine` divides by.
         .target(name: "CPeak"),
         /// Re-selects OpenBLAS's kernels from the CPU's flags when it fell back to generic ones (a CPU
-        /// model newer than the library), before main runs.
+        /// model newer than the library): re-executes the program with OPENBLAS_CORETYPE set, before main runs.
         .target(name: "CBLASCore"),
 
         // MARK: - Numerics

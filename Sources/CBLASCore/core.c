@@ -1,10 +1,18 @@
-// See CBLASCore.h. OpenBLAS exposes no API to change kernels after loading, but a DYNAMIC_ARCH build
-// exports `gotoblas` (the chosen kernel table) and `gotoblas_dynamic_init` (which fills it from
-// OPENBLAS_CORETYPE when it is empty). Both are looked up, not linked, so a BLAS without them
-// (static, single-architecture, another vendor) simply keeps its kernels.
+// See CBLASCore.h. OpenBLAS picks its kernels once, in its own constructor, from OPENBLAS_CORETYPE or
+// else the CPU model. When it fell back to generic kernels on a CPU whose flags deserve better, this
+// constructor (which runs after OpenBLAS's) sets OPENBLAS_CORETYPE and re-executes the program, so the
+// new process's OpenBLAS loads with the right kernels from the start. Changing the kernel table in
+// place (emptying `gotoblas` and calling `gotoblas_dynamic_init`, as this file once did) raced with
+// the worker threads OpenBLAS had already started: a start could crash with SIGSEGV
+// inside gotoblas_dynamic_init (seen under the CLI tests' address-space cap, 2026-12-07).
+// The re-executed process finds STREAMLINE_BLAS_FALLBACK (OpenBLAS's first choice) in its
+// environment, records the note, and clears both variables so child processes (the PyTorch peers,
+// with their own BLAS) choose for themselves. Where re-executing is impossible (no /proc, exec
+// refused), the program keeps OpenBLAS's choice.
 #define _GNU_SOURCE
 #include "CBLASCore.h"
 #include <dlfcn.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,27 +45,38 @@ static const char *best_core_for_this_cpu(void) {
     return NULL;
 }
 
-__attribute__((constructor)) static void streamline_select_blas_core(void) {
+/// The environment variable that tells the re-executed process what OpenBLAS chose the first time.
+static const char *fallback_variable = "STREAMLINE_BLAS_FALLBACK";
+
+/// glibc calls the main program's constructors with (argc, argv, envp), so argv can be handed to exec.
+__attribute__((constructor)) static void streamline_select_blas_core(int argc, char **argv, char **envp) {
+    (void)argc;
+    (void)envp;
+    const char *first_choice = getenv(fallback_variable);
+    if (first_choice) {
+        // The re-executed process: report the switch only if OpenBLAS took the name it was given.
+        const char *asked = getenv("OPENBLAS_CORETYPE");
+        if (asked && strcmp(current_core(), asked) == 0) {
+            overridden = 1;
+            snprintf(override_note, sizeof override_note,
+                     "OpenBLAS did not know this CPU model and chose %s; re-selected from the CPU's flags", first_choice);
+        }
+        unsetenv(fallback_variable);
+        unsetenv("OPENBLAS_CORETYPE");
+        return;
+    }
     if (getenv("OPENBLAS_CORETYPE")) return;  // the user's explicit choice wins
     char fallback[64];
     snprintf(fallback, sizeof fallback, "%s", current_core());
     if (!is_generic_fallback(fallback)) return;
     const char *best = best_core_for_this_cpu();
-    void **table = (void **)dlsym(RTLD_DEFAULT, "gotoblas");
-    void (*reinit)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init");
-    if (!best || !table || !reinit) return;
-    // gotoblas_dynamic_init returns early while a table is set; emptying it makes it choose again,
-    // this time from OPENBLAS_CORETYPE, which is unset afterwards so child processes (PyTorch peers
-    // with their own BLAS) make their own choice.
+    if (!best || !argv || !argv[0]) return;
     setenv("OPENBLAS_CORETYPE", best, 1);
-    void *previous = *table;
-    *table = NULL;
-    reinit();
+    setenv(fallback_variable, fallback, 1);
+    execv("/proc/self/exe", argv);
+    // Only reached when exec failed: keep OpenBLAS's first choice.
+    unsetenv(fallback_variable);
     unsetenv("OPENBLAS_CORETYPE");
-    if (!*table) { *table = previous; return; }  // the library refused the name: keep what worked
-    overridden = 1;
-    snprintf(override_note, sizeof override_note,
-             "OpenBLAS did not know this CPU model and chose %s; re-selected from the CPU's flags", fallback);
 }
 
 const char *streamline_blas_core_override(void) { return overridden ? override_note : NULL; }

@@ -1,7 +1,8 @@
 // OpenBLAS picks its kernels once, when it loads, from the CPU model number. A model newer than the
 // library knows (OpenBLAS 0.3.21 on Emerald Rapids, model 207) falls back to Prescott's SSE3 kernels:
 // 6x slower GEMM (27 against 152 GFLOP/s on 2 threads) and a K split that differs between 1 and 2
-// threads. This target re-selects the kernels from the CPU's instruction-set flags before main runs.
+// threads. This target re-selects the kernels from the CPU's instruction-set flags before main runs,
+// by re-executing the program with OPENBLAS_CORETYPE set (core.c says why not in place).
 #ifndef CBLASCORE_H
 #define CBLASCORE_H
 
