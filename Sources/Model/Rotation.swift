@@ -247,7 +247,7 @@ public struct StreamStatistics: Sendable {
         var pooledCount = 0, finalCount = 0
         let product = Tensor(zeros: [C, C])
         for window in windows {
-            // Summed per window, then across windows: the order `normalizedStreamGram` has always used,
+            // Summed per window, then across windows: the order the basis has always been computed in,
             // so the untied basis keeps its bits.
             var windowGram = [Double](repeating: 0, count: C * C)
             model.forEachNormalizedStream(tokens: window, B: 1, T: window.count) { point, n in
@@ -268,22 +268,6 @@ public struct StreamStatistics: Sendable {
 }
 
 extension Decoder {
-    /// Σ over rows and over the 2L + 1 points where a norm reads the residual stream (each layer's
-    /// attention and MLP norms, then the final norm) of n·nᵀ, where n = x / √(Σx²/D + ε) is the norm's
-    /// output before its scale: a C×C row-major Double matrix, and the number of (row, point) pairs.
-    /// Runs the training forward without targets (its arena keeps every norm input and 1/rms).
-    /// - tokens: (B, T) ids, row-major
-    public func normalizedStreamGram(tokens: [Int32], B: Int, T: Int) -> (gram: [Double], count: Int) {
-        let C = config.hiddenSize
-        var gram = [Double](repeating: 0, count: C * C), count = 0
-        let product = Tensor(zeros: [C, C])
-        forEachNormalizedStream(tokens: tokens, B: B, T: T) { _, n in
-            accumulateGram(n, rows: B * T, into: &gram, product: product)
-            count += B * T
-        }
-        return (gram, count)
-    }
-
     /// Runs the training forward without targets (its arena keeps every norm input and 1/rms) and shows
     /// `body` each of the 2L + 1 points where a norm reads the residual stream, in order (2l: layer l's
     /// attention norm, 2l + 1: its MLP norm, 2L: the final norm), as n = x / √(Σx²/D + ε) before the
