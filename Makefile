@@ -43,7 +43,9 @@ build: deps
 ## test runs the release one (a full 512-token window is too slow unoptimised), so build both first.
 test: deps pyenv slurm-deps fetch build
 	$(SWIFT) build --product streamline
-	$(SWIFT) test
+	@# The tests' temporary folders go to one scratch folder, removed afterwards, so runs leave no trace in /tmp.
+	@scratch=$$(mktemp -d "$${TMPDIR:-/tmp}/streamline-tests.XXXXXX") && \
+	  TMPDIR="$$scratch" $(SWIFT) test; status=$$?; rm -rf "$$scratch"; exit $$status
 
 ## bench: engine benchmarks (tokens/s, GFLOP/s against raw cblas_sgemm and the FMA peak, per-op
 ## breakdown, KD step, peak memory).
