@@ -267,6 +267,66 @@ public struct StreamStatistics: Sendable {
     }
 }
 
+extension StreamStatistics {
+    /// The second moments of the token embedding's rows, each scaled to ‖e‖² = C (as a normalised
+    /// stream row), uniformly over the vocabulary: (C, C) row-major. Rows of zeros are skipped.
+    /// Every token counts once here, where the calibration stream counts tokens by frequency.
+    public static func vocabularyGram(embedding: Tensor) -> [Double] {
+        let V = embedding.shape[0], C = embedding.shape[1], chunk = 4096
+        var gram = [Double](repeating: 0, count: C * C)
+        let rows = Tensor(zeros: [chunk, C]), product = Tensor(zeros: [C, C])
+        var counted = 0
+        for start in stride(from: 0, to: V, by: chunk) {
+            var filled = 0
+            for v in start..<min(start + chunk, V) {
+                let e = embedding.data + v * C
+                var square = 0.0
+                for c in 0..<C { square += Double(e[c]) * Double(e[c]) }
+                guard square > 0 else { continue }
+                let s = Float((Double(C) / square).squareRoot())
+                for c in 0..<C { rows.data[filled * C + c] = e[c] * s }
+                filled += 1
+            }
+            guard filled > 0 else { continue }
+            accumulateGram(rows, rows: filled, into: &gram, product: product)
+            counted += filled
+        }
+        let scale = 1 / Double(max(counted, 1))
+        return gram.map { $0 * scale }
+    }
+
+    /// These statistics with `share` of the pooled second moments taken from the vocabulary's
+    /// (`vocabularyGram`): pooled ← (1 − share)·pooled + share·vocabulary. The basis then keeps the
+    /// directions rare tokens' embeddings use, which the calibration text, counting tokens by
+    /// frequency, weighs little. `final` is unchanged.
+    public func blending(vocabulary: [Double], share: Double) -> StreamStatistics {
+        precondition(vocabulary.count == C * C, "StreamStatistics.blending: vocabulary Gram is not C×C")
+        var out = self
+        for i in 0..<(C * C) { out.pooled[i] = (1 - share) * pooled[i] + share * vocabulary[i] }
+        return out
+    }
+}
+
+extension ResidualRotation {
+    /// The share of `gram`'s energy (trace) in the last `count` rows of `basis` (C×C, rows orthonormal).
+    public static func energyShare(of gram: [Double], inLast count: Int, of basis: [Double]) -> Double {
+        let C = Int(Double(gram.count).squareRoot())
+        var total = 0.0, tail = 0.0
+        for j in 0..<C {
+            let b = basis[(j * C)..<(j * C + C)]
+            var quadratic = 0.0
+            for (r, br) in b.enumerated() where br != 0 {
+                var row = 0.0
+                for (c, bc) in b.enumerated() { row += gram[r * C + c] * bc }
+                quadratic += br * row
+            }
+            total += quadratic
+            if j >= C - count { tail += quadratic }
+        }
+        return total > 0 ? tail / total : 0
+    }
+}
+
 extension Decoder {
     /// Runs the training forward without targets (its arena keeps every norm input and 1/rms) and shows
     /// `body` each of the 2L + 1 points where a norm reads the residual stream, in order (2l: layer l's

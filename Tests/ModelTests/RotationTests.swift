@@ -4,6 +4,8 @@
 // lives in a subspace loses nothing when its last channels are pruned after rotation; LayerNorm
 // models are refused. A tied head (`tieHead`): exact when the final norm's scale is uniform, the
 // pinned channels stay unit basis vectors, and the fitted scale beats the diagonal of the exact map.
+// The vocabulary blended into the basis: its Gram against plain loops, the energy share of the last
+// channels, and the trade a larger share makes between the embedding rows and the stream.
 
 import Foundation
 import Testing
@@ -190,6 +192,68 @@ import Tensor
         #expect(errors[0] < errors[1], "fitted scale \(errors[0]), the map's diagonal \(errors[1])")
         #expect(abs(errors[0] / total - missed) <= 1e-4 * max(missed, 1e-3), "missed \(missed), measured \(errors[0] / total)")
         #expect(missed > 1e-4, "a random scale cannot be tied exactly: missed \(missed)")
+    }
+
+    /// The vocabulary's Gram against plain Double loops: each non-zero row scaled to ‖e‖² = C, zero rows
+    /// skipped, the mean over the rows counted; trace C.
+    @Test func vocabularyGramCountsEveryTokenOnce() {
+        let V = 5000, C = 6  // more rows than one 4,096-row chunk
+        var rng = RNG(seed: 131, stream: 0)
+        let embedding = Tensor(zeros: [V, C])
+        for i in 0..<(V * C) { embedding.data[i] = rng.nextNormal() * Float(1 + i % 3) }
+        for c in 0..<C { embedding.data[17 * C + c] = 0; embedding.data[4500 * C + c] = 0 }
+        var expected = [Double](repeating: 0, count: C * C)
+        for v in 0..<V {
+            let row = (0..<C).map { Double(embedding.data[v * C + $0]) }
+            let square = row.reduce(0) { $0 + $1 * $1 }
+            guard square > 0 else { continue }
+            for i in 0..<C { for j in 0..<C { expected[i * C + j] += row[i] * row[j] * Double(C) / square / Double(V - 2) } }
+        }
+        let gram = StreamStatistics.vocabularyGram(embedding: embedding)
+        for i in 0..<(C * C) { #expect(abs(gram[i] - expected[i]) <= 1e-5, "entry \(i): \(gram[i]) vs \(expected[i])") }
+        #expect(abs((0..<C).reduce(0.0) { $0 + gram[$1 * C + $1] } - Double(C)) <= 1e-4)
+    }
+
+    /// `energyShare` in the identity basis is the last diagonal entries over the trace; in a matrix's
+    /// own eigenbasis, its smallest eigenvalues over their sum.
+    @Test func energyShareOfTheLastChannels() throws {
+        let C = 7
+        var rng = RNG(seed: 141, stream: 0)
+        let a = (0..<(C * C)).map { _ in Double(rng.nextNormal()) }
+        var gram = [Double](repeating: 0, count: C * C)  // aᵀa: symmetric, positive definite
+        for i in 0..<C { for j in 0..<C { for k in 0..<C { gram[i * C + j] += a[k * C + i] * a[k * C + j] } } }
+        let trace = (0..<C).reduce(0.0) { $0 + gram[$1 * C + $1] }
+        let identity = (0..<(C * C)).map { $0 / C == $0 % C ? 1.0 : 0.0 }
+        #expect(abs(ResidualRotation.energyShare(of: gram, inLast: 3, of: identity) - (4..<C).reduce(0.0) { $0 + gram[$1 * C + $1] } / trace) < 1e-12)
+        let (values, vectors) = try symmetricEigen(gram, n: C)
+        let smallest = values.suffix(3).reduce(0, +) / values.reduce(0, +)
+        #expect(abs(ResidualRotation.energyShare(of: gram, inLast: 3, of: vectors) - smallest) < 1e-9)
+    }
+
+    /// Blending the vocabulary into the basis trades: the larger the share, the less of the embedding
+    /// rows' energy the last channels hold and the more of the calibration stream's, and the
+    /// rotated model still computes the same logits.
+    @Test func vocabularyShareMovesEnergyOutOfTheLastChannels() throws {
+        let config = ToyConfigs.llamaGQAUntied, k = config.hiddenSize / 4
+        let model = Decoder.initialized(config: config, seed: 151)
+        randomize(model.parameters, seed: 152)
+        let statistics = StreamStatistics(model: model, windows: Self.windows(vocab: config.vocabSize, count: 3, T: 8, seed: 153))
+        let vocabulary = StreamStatistics.vocabularyGram(embedding: model.parameters.value("embed/tokens"))
+        var shares: [(embedding: Double, stream: Double)] = []
+        var last: [Double] = []
+        for share in [0, 0.3, 0.9] {
+            let (basis, _) = try ResidualRotation.principalBasis(statistics.blending(vocabulary: vocabulary, share: share), pinned: [])
+            shares.append((ResidualRotation.energyShare(of: vocabulary, inLast: k, of: basis),
+                           ResidualRotation.energyShare(of: statistics.pooled, inLast: k, of: basis)))
+            last = basis
+        }
+        #expect(shares[0].embedding > shares[1].embedding && shares[1].embedding > shares[2].embedding, "\(shares)")
+        #expect(shares[0].stream < shares[1].stream && shares[1].stream < shares[2].stream, "\(shares)")
+        let (tokens, _) = randomBatch(vocab: config.vocabSize, B: 2, T: 7, seed: 154)
+        let (rotatedConfig, rotated) = try ResidualRotation.rotate(config: config, parameters: model.parameters, basis: last)
+        let error = Self.relativeDifference(try Decoder(config: rotatedConfig, parameters: rotated).logits(tokens: tokens, B: 2, T: 7),
+                                            model.logits(tokens: tokens, B: 2, T: 7))
+        #expect(error <= 1e-5, "logits differ by \(error) relative")
     }
 
     @Test func layerNormModelsAreRefused() {

@@ -80,6 +80,14 @@ import Training
         let windows = (0..<4).map { Array(try! TokenDataset(store: tiny["data"]!).tokens[($0 * 16)..<(($0 + 1) * 16)]) }
         let energy = ChannelSelection.activationStatistics(model: try rotated.decoder(), windows: windows)
         #expect(energy.prefix(8).reduce(0, +) > 4 * energy.suffix(8).reduce(0, +), "\(energy)")
+        // With the vocabulary blended in, still the same function, and the store says so.
+        let blended = try runKind(RotateStage(), params: params.merging(["vocabulary": .double(0.5)]) { $1 },
+                                  inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
+        let blendedStore = try ModelStore(store: blended["model"]!)
+        let blendedLoss = try heldOutLoss(blendedStore, data: heldout)
+        #expect(abs(denseLoss - blendedLoss) <= 1e-4 * denseLoss, "\(denseLoss) vs \(blendedLoss)")
+        #expect(blendedStore.source["rotated"]?.contains("blended with the embedding rows (share 0.5") == true, "\(blendedStore.source)")
+        #expect(rotated.source["rotated"]?.contains("blended") == false)
         let passed = try runKind(RotateStage(), params: ["basis": .string("none")], inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir)
         #expect(try ModelStore(store: passed["model"]!).parameters.values.array == dense.parameters.values.array)
     }
