@@ -15,7 +15,7 @@ import Training
 public struct FinetuneStage: StageKind {
     public init() {}
     public let name = "finetune"
-    public let version = 1
+    public let version = 2   // 2: the LM head's dW sums over chunks of 682 rows, not 170 (V = 49152), so trained bits differ
     public let doc = "Recovery fine-tuning: LoRA on every linear layer, merged at the end (or full); same widths out."
     public let params = [
         ParamDecl("lora_rank", .int(0...4096), default: .int(32), doc: "LoRA rank r (the paper's 32); 0 trains every weight (full fine-tuning)."),

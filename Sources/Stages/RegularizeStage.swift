@@ -15,7 +15,7 @@ import Training
 public struct RegularizeStage: StageKind {
     public init() {}
     public let name = "regularize"
-    public let version = 2
+    public let version = 3   // 3: the LM head's dW sums over chunks of 682 rows, not 170 (V = 49152), so trained bits differ
     public let doc = "DReSS: chooses P by rule, then trains with LM loss + λ·Σ‖slice‖ over P's slices so that pruning P later costs little (method none: P only, model unchanged)."
     public let params = [
         ParamDecl("method", .string(choices: ["dress", "none"]), default: .string("dress"),

@@ -16,7 +16,7 @@ import Training
 public struct TrainStage: StageKind {
     public init() {}
     public let name = "train"
-    public let version = 1
+    public let version = 2   // 2: the LM head's dW sums over chunks of 682 rows, not 170 (V = 49152), so trained bits differ
     public let doc = "Fine-tunes a model on a token dataset (full or LoRA merged at the end) with AdamW."
     public let params = trainingParams(steps: 100, lr: 1e-4, weightDecay: 0.01) + [
         ParamDecl("freeze", .string(), default: .string(""), doc: "Full training (lora_rank 0) only: comma-separated name patterns of frozen weights, e.g. embed/**."),
