@@ -17,6 +17,8 @@ struct EngineBenchmark {
         var config: ModelConfig
         /// Sequences per batch and tokens per sequence.
         var B: Int, T: Int
+        /// LM-head rows per chunk; nil: the decoder's default.
+        var headRows: Int? = nil
     }
 
     /// SmolLM2-135M's shape (design.md) with random weights, and a small config for a quick look.
@@ -46,6 +48,7 @@ struct EngineBenchmark {
         init(_ c: Case, seed: UInt64 = 0) {
             self.c = c
             model = Decoder.initialized(config: c.config, seed: seed)
+            if let rows = c.headRows { model.lmHeadChunkRows = rows }
             var rng = RNG(seed: seed, stream: 99)
             let n = c.B * c.T
             tokens = (0..<n).map { _ in Int32(rng.nextInt(below: c.config.vocabSize)) }
@@ -81,6 +84,8 @@ struct EngineBenchmark {
         var sgemmForward: Double, sgemmTrain: Double
         var plannedTrainingBytes: Int, peakTrainingBytes: Int
         var breakdown: OpProfile.Totals?, breakdownSeconds: Double, breakdownSteps: Int
+        /// LM-head rows per chunk the model ran with.
+        var headRows: Int
     }
 
     /// Measures one case: `repeats` rounds after one warm-up, each round raw sgemm on the forward's
@@ -132,7 +137,8 @@ struct EngineBenchmark {
                       sgemmForward: rawForward.flops / Samples(sgemmForward).median / 1e9,
                       sgemmTrain: rawTrain.flops / Samples(sgemmTrain).median / 1e9,
                       plannedTrainingBytes: planned, peakTrainingBytes: peak,
-                      breakdown: totals, breakdownSeconds: profiledSeconds, breakdownSteps: repeats)
+                      breakdown: totals, breakdownSeconds: profiledSeconds, breakdownSteps: repeats,
+                      headRows: s.model.lmHeadChunkRows)
     }
 
     /// The report of one case; `peak` is the FMA peak in GFLOP/s (nil when not measurable).
@@ -153,7 +159,7 @@ struct EngineBenchmark {
         let sgemmPeak = peak.map { "; \((r.sgemmTrain / $0).formatted(2)) and \((r.sgemmForward / $0).formatted(2)) of peak" } ?? ""
         var out = """
 
-            \(c.name), B=\(c.B) T=\(c.T), \(c.config.parameterCount / 1000) k parameters\(raised ? "\n  (peak raised to \(fastest.formatted(1)) GFLOP/s, a rate measured below: the FMA loop ran on a busy machine)" : "")
+            \(c.name), B=\(c.B) T=\(c.T), \(c.config.parameterCount / 1000) k parameters, LM head in chunks of \(r.headRows) rows\(raised ? "\n  (peak raised to \(fastest.formatted(1)) GFLOP/s, a rate measured below: the FMA loop ran on a busy machine)" : "")
               raw cblas_sgemm on this model's products: forward \(r.sgemmForward.formatted(1)) GFLOP/s, training step \(r.sgemmTrain.formatted(1)) GFLOP/s\(sgemmPeak)
             \(line("forward:      ", r.forward, flops: r.forwardFlops, sgemm: r.sgemmForward))
             \(line("training step:", r.train, flops: r.trainFlops, sgemm: r.sgemmTrain))
@@ -193,15 +199,22 @@ struct ShapeOptions: ParsableArguments {
     @Option(help: "Timed runs per measurement (medians and spreads are reported).")
     var repeats: Int = 5
 
+    @Option(name: .customLong("head-rows"),
+            help: "Rows of the LM head (and its loss) computed at once; default: the decoder's own choice (32M logits per chunk).")
+    var headRows: Int?
+
     func validate() throws {
         guard ["all", "small", "smollm2"].contains(only) else {
             throw ValidationError("--only must be all, small or smollm2 (got '\(only)').")
         }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1 (got \(repeats)).") }
+        if let headRows, headRows < 1 { throw ValidationError("--head-rows must be at least 1 (got \(headRows)).") }
     }
 
     /// The selected cases, in `EngineBenchmark.defaultCases` order.
-    var cases: [EngineBenchmark.Case] { EngineBenchmark.cases(only: only) }
+    var cases: [EngineBenchmark.Case] {
+        EngineBenchmark.cases(only: only).map { c in var c = c; c.headRows = headRows; return c }
+    }
 }
 
 extension BenchCommand {

@@ -107,7 +107,7 @@ extension BenchCommand {
             discussion: """
                 For each shape, Streamline and PyTorch (fp32, same B, T and thread count, random weights) alternate: \
                 a forward as perplexity evaluation runs it (no gradients) on each, then a training step with AdamW \
-                on each, --repeats times after a warm-up. Prints the medians and Streamline/PyTorch speed ratios. \
+                on each, --repeats times after a warm-up. Prints the median tokens/s of each and the median of the rounds' Streamline/PyTorch speed ratios, with their range, and the ratio of each side's fastest run. \
                 Targets (issue 13): SmolLM2 forward ≥ 1.4, training step ≥ 1.5; the small shape ≥ 1.2 for both. \
                 `make bench-peers` installs Debian's python3-torch and runs this.
                 """)
@@ -127,9 +127,9 @@ extension BenchCommand {
             let threads = Threading.threads
             let peer = try TorchPeer(python: python, script: script, threads: threads)
             let load = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
-            print("threads: \(threads), B×T as listed, fp32, median of \(shapes.repeats) interleaved runs; \(Date().formatted(.iso8601)), load average \(load)")
+            print("threads: \(threads), B×T as listed, fp32, \(shapes.repeats) interleaved rounds (ratio: median of the rounds' ratios, their range); \(Date().formatted(.iso8601)), load average \(load)")
             print(BLASKernels.summary)
-            var table = ["| shape | work | Streamline tokens/s | PyTorch tokens/s | ratio | target |", "|---|---|---|---|---|---|"]
+            var table = ["| shape | work | Streamline tokens/s | PyTorch tokens/s | ratio (rounds' range) | fastest ÷ fastest | target |", "|---|---|---|---|---|---|---|"]
             for c in shapes.cases {
                 let s = EngineBenchmark.Session(c)
                 let info = try peer.setUp(c, threads: threads)
@@ -151,10 +151,16 @@ extension BenchCommand {
                 for (work, mine, peers, goal) in [("forward", ours.forward, theirs.forward, target.forward),
                                                   ("training step + AdamW", ours.train, theirs.train, target.train)] {
                     let n = Double(c.B * c.T), a = Samples(mine), b = Samples(peers)
-                    let ratio = b.median / a.median
+                    // Each round's two runs are back to back and see the same load, so the ratio read is
+                    // the median of the rounds' own ratios; a load change between rounds moves both.
+                    let paired = Samples(zip(peers, mine).map { $0 / $1 })
+                    let ratio = paired.median
+                    // Each side's fastest run against the other's: the ratio with every slow outlier left out.
+                    let fastest = b.min / a.min
                     print("  \(work): Streamline \((n / a.median).formatted(0)) tokens/s (spread \((100 * a.spread).formatted(0))%), "
-                          + "PyTorch \((n / b.median).formatted(0)) (spread \((100 * b.spread).formatted(0))%): \(ratio.formatted(2))×  (target ≥ \(goal.formatted(1)))")
-                    table.append("| \(short) | \(work) | \((n / a.median).formatted(0)) | \((n / b.median).formatted(0)) | \(ratio.formatted(2))× | ≥ \(goal.formatted(1))× |")
+                          + "PyTorch \((n / b.median).formatted(0)) (spread \((100 * b.spread).formatted(0))%): \(ratio.formatted(2))× "
+                          + "(rounds \(paired.min.formatted(2))–\(paired.max.formatted(2)), fastest runs \(fastest.formatted(2))×; target ≥ \(goal.formatted(1)))")
+                    table.append("| \(short) | \(work) | \((n / a.median).formatted(0)) | \((n / b.median).formatted(0)) | \(ratio.formatted(2))× (\(paired.min.formatted(2))–\(paired.max.formatted(2))) | \(fastest.formatted(2))× | ≥ \(goal.formatted(1))× |")
                 }
                 fflush(nil)  // every stream: a shape takes minutes, show it now even when stdout is a file
             }
