@@ -59,9 +59,10 @@ func unpackBundle(_ bundle: URL, into staging: URL, limits: BundleLimits) throws
         let name = paxName ?? longName ?? header.name
         (longName, paxName, paxSize) = (nil, nil, nil)
         guard size >= 0 else { throw refuse("'\(name)' has an invalid size") }
-        // Metadata members are small; cap them so they cannot be a bomb of their own.
+        // Metadata members are small; cap them so they cannot be a bomb of their own. GNU's long link
+        // name ('K') is read past like the rest: the link it names is refused for what it is.
         switch header.type {
-        case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"):
+        case UInt8(ascii: "x"), UInt8(ascii: "g"), UInt8(ascii: "L"), UInt8(ascii: "K"):
             guard size <= 1 << 20 else { throw refuse("an extended header of \(size) bytes") }
             let data = try stream.read(Int(size), allowEnd: false)!
             try stream.skip(padding(size))

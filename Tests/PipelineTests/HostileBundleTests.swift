@@ -112,6 +112,14 @@ import Testing
         try FileManager.default.createSymbolicLink(at: out, withDestinationURL: s.victim.appendingPathComponent("precious.txt"))
         try s.expectRefused(try s.pack(output), "symbolic link")
 
+        // A target longer than a tar header's 100 bytes comes first as GNU's long link record ('K').
+        let far = try s.tree()
+        let farEntry = s.entry(far, s.four)
+        try FileManager.default.removeItem(at: farEntry)
+        try FileManager.default.createSymbolicLink(atPath: farEntry.path,
+                                                   withDestinationPath: s.victim.path + "/" + String(repeating: "d", count: 120))
+        try s.expectRefused(try s.pack(far, ["--format=gnu"]), "symbolic link")
+
         let fp = s.four.fingerprint
         try s.expectRefused(try writeTar(s.dir, [TarMember(name: "entries/\(fp.prefix(2))/\(fp)/out.h5", type: "1",
                                                            link: "../../../victim/precious.txt")]), "hard link")
