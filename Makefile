@@ -80,8 +80,8 @@ models:
 testdata:
 	@bash scripts/fetch-testdata.sh
 
-## corpora: Shakespeare, the King James Bible, the Python docs and the Debian Administrator's Handbook
-## into data/ (quick when present).
+## corpora: Shakespeare, the King James Bible, the Python docs, the Debian Administrator's Handbook and
+## 98 Wikipedia articles into data/ (quick when present).
 corpora:
 	@bash scripts/fetch-corpora.sh
 

@@ -5,6 +5,9 @@
 #   data/python-docs/  Python 3.11 documentation sources (.rst.txt) from Debian python3.11-doc
 #   data/debian-handbook/  The Debian Administrator's Handbook (English, 2022), one .txt per HTML page of
 #                      Debian debian-handbook, prose only: tags, code listings and page navigation removed
+#   data/wikipedia/    98 English Wikipedia articles (a 2016 dump's first article ids, Anarchism to
+#                      Azerbaijan), one .txt each, from the test data of the PyPI wheel gensim==4.4.0, markup
+#                      removed by scripts/wiki_prose.py, which leaves out anything WikiText-2's test split holds
 # Debian packages are downloaded and unpacked with dpkg-deb, never installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,5 +55,24 @@ if [ ! -d data/debian-handbook ]; then
     cp "$TMP"/handbook-root/usr/share/doc/debian-handbook/copyright data/debian-handbook.tmp/COPYRIGHT
     mv data/debian-handbook.tmp data/debian-handbook
     echo "fetch-corpora: data/debian-handbook fetched ($(find data/debian-handbook -name '*.txt' | wc -l) pages)"
+fi
+if [ ! -d data/wikipedia ]; then
+    # One pinned wheel whatever this machine's Python: only its data is used.
+    "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --implementation cp --python-version 3.11 \
+        --platform manylinux_2_28_x86_64 --dest "$TMP" gensim==4.4.0
+    DUMP=gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
+    (cd "$TMP" && "$PYTHON" -m zipfile -e gensim-4.4.0-*.whl gensim-wheel >/dev/null)
+    echo "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d  $TMP/gensim-wheel/$DUMP" | sha256sum --check --quiet
+    mkdir -p data/wikipedia.tmp
+    "$PYTHON" scripts/wiki_prose.py "$TMP/gensim-wheel/$DUMP" data/wikipedia.tmp Pipelines/data/wikitext-2-raw/wiki.test.raw
+    cat > data/wikipedia.tmp/COPYRIGHT <<'LICENCE'
+Text of 98 English Wikipedia articles by Wikipedia's contributors, from a dump of 2016
+(enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2 in the test data of gensim 4.4.0),
+markup removed by scripts/wiki_prose.py. Licensed under the Creative Commons Attribution-ShareAlike 3.0
+Unported licence (https://creativecommons.org/licenses/by-sa/3.0/); each article's authors are listed in
+its history at https://en.wikipedia.org/wiki/TITLE (the file name, underscores for spaces).
+LICENCE
+    mv data/wikipedia.tmp data/wikipedia
+    echo "fetch-corpora: data/wikipedia fetched ($(find data/wikipedia -name '*.txt' | wc -l) articles)"
 fi
 echo "fetch-corpora: data/ ready"
