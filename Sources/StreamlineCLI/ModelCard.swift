@@ -74,7 +74,12 @@ struct ModelCard {
         guard let modelInput = node.inputs.first(where: { $0.name == "model" }), let source = plan.node(modelInput.upstream),
               cache.record(source.fingerprint) != nil else { return nil }
         let reader = try TensorStoreReader(url: cache.outputURL(source.fingerprint, modelInput.output), expectingKind: ModelStore.storeKind)
-        var card = ModelCard(title: source.id, config: try reader.metadata("model_config", as: ModelConfig.self),
+        // Named as the folder a reader downloads (`exported/smollm2-25` → "smollm2-25"); the stage
+        // that made the model closes the "How it was made" list.
+        let folder: String? = if case .string(let destination)? = node.params["destination"], !destination.isEmpty {
+            URL(fileURLWithPath: destination).lastPathComponent
+        } else { nil }
+        var card = ModelCard(title: folder ?? source.id, config: try reader.metadata("model_config", as: ModelConfig.self),
                              storeDigest: modelInput.digest, dtype: node.params["dtype"]?.description ?? "float32")
         card.recipe = lineage(of: source, plan: plan, base: spec.baseDirectory)
         for evaluation in plan.nodes where evaluation.kind == "evaluate"

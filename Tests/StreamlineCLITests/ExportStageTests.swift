@@ -59,6 +59,7 @@ import TensorStore
         // The model card: what the model is, the stages behind it, its evaluation, the spec.
         let card = try String(contentsOf: folder.appendingPathComponent("README.md"), encoding: .utf8)
         #expect(card.hasPrefix("---\nlibrary_name: transformers\n"), "\(card)")
+        #expect(card.contains("\n# pruned\n"), "named as its folder, exported/pruned: \(card)")
         #expect(card.contains("| widths | hidden 24 (of 32), 2 layers, query/KV heads 4/2 of 8, FFN 64, vocabulary \(try TinyModel.tokenizer().vocabSize) |"), "\(card)")
         #expect(card.contains("1. `import` (`base`): source=tiny, sha256=") && card.contains("2. `prune` (`prune`); channels from `select`"), "\(card)")
         #expect(card.contains("| `speed` | `text.validation` |"), "\(card)")
