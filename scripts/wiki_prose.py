@@ -25,12 +25,15 @@ CLOSING_SECTIONS = {"see also", "references", "external links", "further reading
 SHINGLE = 12
 
 
-def strip_nested(text, opening, closing):
-    """Removes every balanced opening…closing span, innermost first, nesting included."""
+def strip_nested(text, opening, closing, start=None):
+    """Removes every span from `start` (default: `opening`) to the `closing` that balances it; inside a
+    span each `opening` nests one level deeper."""
+    start = start or opening
     out, depth, i = [], 0, 0
     while i < len(text):
-        if text.startswith(opening, i):
-            depth, i = depth + 1, i + len(opening)
+        entry = opening if depth else start
+        if text.startswith(entry, i):
+            depth, i = depth + 1, i + len(entry)
         elif depth and text.startswith(closing, i):
             depth, i = depth - 1, i + len(closing)
         else:
@@ -55,18 +58,7 @@ def plain(markup):
     text = strip_nested(text, "{{", "}}")
     text = strip_nested(text, "{|", "|}")
     # Files and images carry links inside their captions: remove them whole, brackets balanced.
-    text = re.sub(r"\[\[(?i:file|image):", "\x00", text)
-    while "\x00" in text:
-        start = text.index("\x00")
-        depth, i = 1, start + 1
-        while i < len(text) and depth:
-            if text.startswith("[[", i):
-                depth, i = depth + 1, i + 2
-            elif text.startswith("]]", i):
-                depth, i = depth - 1, i + 2
-            else:
-                i += 1
-        text = text[:start] + text[i:]
+    text = strip_nested(re.sub(r"\[\[(?i:file|image):", "\x00", text), "[[", "]]", start="\x00")
     text = re.sub(r"\[\[([^\[\]]*)\]\]", link_label, text)
     text = re.sub(r"\[(?:https?|ftp)://\S+ ([^\]]*)\]", r"\1", text)
     text = re.sub(r"\[?(?:https?|ftp)://\S+\]?", "", text)
