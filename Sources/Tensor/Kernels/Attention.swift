@@ -30,8 +30,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
             let b = item / NH, h = item % NH
             let head = AttentionHead(b: b, h: h, T: T, NH: NH, NKV: NKV, HD: HD)
             let pbh = probs + item * T * T
-            head.probabilities(pbh, q: q, k: k)
-            head.values(out: out, probs: pbh, v: v)
+            head.forward(out: out, probs: pbh, keepAll: true, q: q, k: k, v: v)
         }
     }
 }
@@ -58,8 +57,7 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, q: UnsafePointer<
         let pbh = scratch.baseAddress! + worker * perWorker
         for item in items {
             let head = AttentionHead(b: item / NH, h: item % NH, T: T, NH: NH, NKV: NKV, HD: HD)
-            head.probabilities(pbh, q: q, k: k)
-            head.values(out: out, probs: pbh, v: v)
+            head.forward(out: out, probs: pbh, keepAll: false, q: q, k: k, v: v)
         }
     }
 }
@@ -111,7 +109,7 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
             let (dkbh, dvbh, ldShare) = shared
                 ? (share, share + T * HD, HD) : (dk + head.kvOffset, dv + head.kvOffset, ldk)
             head.backward(dq: dq, dk: dkbh, dv: dvbh, ldkv: ldShare, dout: dout, q: q, k: k, v: v,
-                          probs: probs + item * T * T, dscores: dscores)
+                          probabilities: .stored(probs + item * T * T), dscores: dscores)
         }
     }
     if shared {
@@ -153,9 +151,8 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
             let b = item / NKV, kvh = item % NKV
             for h in kvh * group..<(kvh + 1) * group {
                 let head = AttentionHead(b: b, h: h, T: T, NH: NH, NKV: NKV, HD: HD)
-                head.probabilities(probs, q: q, k: k)
                 head.backward(dq: dq, dk: dk + head.kvOffset, dv: dv + head.kvOffset, ldkv: ldk, dout: dout,
-                              q: q, k: k, v: v, probs: probs, dscores: dscores)
+                              q: q, k: k, v: v, probabilities: .recomputed(into: probs), dscores: dscores)
             }
         }
     }
@@ -216,46 +213,67 @@ struct AttentionHead {
         scale = 1 / Float(HD).squareRoot()
     }
 
-    /// probs (T, T) = causal softmax(scale · Q·Kᵀ); zeros above the diagonal.
+    /// Rows r0..<r1 of probs (T, T) = causal softmax(scale · Q·Kᵀ): columns 0...t of row t, then zeros
+    /// up to `columns` (at least r1, the block products read that far).
     @inline(__always)
-    func probabilities(_ probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>) {
-        let qh = q + qOffset, kh = k + kvOffset
-        forEachCausalBlock(T) { r0, r1 in
-            // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
-            sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: qh + r0 * ldq, lda: ldq,
-                  B: kh, ldb: ldk, C: probs + r0 * T, ldc: T)
-        }
-        for t in 0..<T { softmaxRow(probs + t * T, probs + t * T, valid: t + 1, columns: T) }
+    func probabilityBlock(_ probs: UnsafeMutablePointer<Float>, r0: Int, r1: Int, columns: Int,
+                          q: UnsafePointer<Float>, k: UnsafePointer<Float>) {
+        // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
+        sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: q + qOffset + r0 * ldq, lda: ldq,
+              B: k + kvOffset, ldb: ldk, C: probs + r0 * T, ldc: T)
+        for t in r0..<r1 { softmaxRow(probs + t * T, probs + t * T, valid: t + 1, columns: columns) }
     }
 
-    /// out = P · V, written into the head's rows of the (B, T, NH, HD) `out`.
+    /// out = P · V into the head's rows of the (B, T, NH, HD) `out`, with P built in `probs` block by
+    /// block and used at once, while the block (≤ 64 × T floats) is still in cache. `keepAll`: zeros
+    /// above the whole diagonal, so `probs` ends as the full matrix the stored-probabilities backward
+    /// reads; otherwise each row is defined only up to its block's end.
     @inline(__always)
-    func values(out: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+    func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, keepAll: Bool,
+                 q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
         let oh = out + qOffset, vh = v + kvOffset
         forEachCausalBlock(T) { r0, r1 in
+            probabilityBlock(probs, r0: r0, r1: r1, columns: keepAll ? T : r1, q: q, k: k)
             // out[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
             sgemm(M: r1 - r0, N: HD, K: r1, A: probs + r0 * T, lda: T, B: vh, ldb: ldk, C: oh + r0 * ldq, ldc: ldq)
         }
     }
 
-    /// With dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) · scale: dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q.
-    /// dq and dout are (B, T, NH, HD) buffers (the head's rows are found in them); dk and dv point at
-    /// the head's own (T, HD) rows, `ldkv` floats apart. dscores: (T, T) scratch.
+    /// Where the backward finds the head's (T, T) probabilities.
+    enum Probabilities {
+        /// The forward's, kept.
+        case stored(UnsafePointer<Float>)
+        /// Rebuilt block by block in this scratch, with the forward's bits.
+        case recomputed(into: UnsafeMutablePointer<Float>)
+    }
+
+    /// With dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) · scale: dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, one
+    /// causal block of rows at a time, so P's and dS's blocks are used while in cache. dq and dout are
+    /// (B, T, NH, HD) buffers (the head's rows are found in them); dk and dv point at the head's own
+    /// (T, HD) rows, `ldkv` floats apart. dscores: (T, T) scratch. dV and dK gather the blocks in
+    /// increasing order, as separate passes would, so the bits do not depend on the interleaving.
     @inline(__always)
     func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
                   ldkv: Int, dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-                  v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dscores: UnsafeMutablePointer<Float>) {
+                  v: UnsafePointer<Float>, probabilities: Probabilities, dscores: UnsafeMutablePointer<Float>) {
         let qh = q + qOffset, dqh = dq + qOffset, doh = dout + qOffset, kh = k + kvOffset, vh = v + kvOffset
         forEachCausalBlock(T) { r0, r1 in
+            let probs: UnsafePointer<Float>
+            switch probabilities {
+            case .stored(let kept): probs = kept
+            case .recomputed(let scratch):
+                probabilityBlock(scratch, r0: r0, r1: r1, columns: r1, q: q, k: k)
+                probs = UnsafePointer(scratch)
+            }
             // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
             sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: doh + r0 * ldq, lda: ldq, B: vh, ldb: ldk,
                   C: dscores + r0 * T, ldc: T)
             // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
             sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: probs + r0 * T, lda: T, B: doh + r0 * ldq,
                   ldb: ldq, beta: 1, C: dv, ldc: ldkv)
-        }
-        for t in 0..<T { softmaxBackwardRow(dscores + t * T, probs: probs + t * T, valid: t + 1, scale: scale, T: T) }
-        forEachCausalBlock(T) { r0, r1 in
+            for t in r0..<r1 {
+                softmaxBackwardRow(dscores + t * T, probs: probs + t * T, valid: t + 1, scale: scale, T: T)
+            }
             // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
             sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kh, ldb: ldk,
                   beta: 1, C: dqh + r0 * ldq, ldc: ldq)
