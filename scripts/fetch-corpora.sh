@@ -8,6 +8,8 @@
 #   data/wikipedia/    98 English Wikipedia articles (a 2016 dump's first article ids, Anarchism to
 #                      Azerbaijan), one .txt each, from the test data of the PyPI wheel gensim==4.4.0, markup
 #                      removed by scripts/wiki_prose.py, which leaves out anything WikiText-2's test split holds
+#   data/wikipedia-wikitext-style/  the 8 held-out articles (Am*) in WikiText-2's spelling, by
+#                      scripts/wikitext_style.py (a diagnosis in docs/experiments/probe-wiki.yaml)
 # Debian packages are downloaded and unpacked with dpkg-deb, never installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,5 +76,9 @@ its history at https://en.wikipedia.org/wiki/TITLE (the file name, underscores f
 LICENCE
     mv data/wikipedia.tmp data/wikipedia
     echo "fetch-corpora: data/wikipedia fetched ($(find data/wikipedia -name '*.txt' | wc -l) articles)"
+fi
+if [ ! -d data/wikipedia-wikitext-style ]; then
+    "$PYTHON" scripts/wikitext_style.py data/wikipedia-wikitext-style.tmp data/wikipedia/Am*.txt >/dev/null
+    mv data/wikipedia-wikitext-style.tmp data/wikipedia-wikitext-style
 fi
 echo "fetch-corpora: data/ ready"
