@@ -122,8 +122,24 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     dump, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-    titles, grams = held_out(sys.argv[3:])
+    try:
+        titles, grams = held_out(sys.argv[3:])
+    except (OSError, UnicodeDecodeError) as error:
+        sys.exit(f"wiki_prose: cannot read a held-out text ({error}); pass the WikiText-2 test split "
+                 "as UTF-8 text (Pipelines/data/wikitext-2-raw/wiki.test.raw)")
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        kept, same_title, overlapping = write_articles(dump, out, titles, grams)
+    except (OSError, EOFError, ElementTree.ParseError, KeyError, AttributeError) as error:
+        sys.exit(f"wiki_prose: {dump} is not a readable MediaWiki XML dump ({type(error).__name__}: {error}); "
+                 "scripts/fetch-corpora.sh fetches the expected one and checks its sha256")
+    print(f"wiki_prose: {kept} articles; left out {same_title} with a held-out title and "
+          f"{overlapping} paragraphs sharing {SHINGLE} words with held-out text")
+
+
+def write_articles(dump, out, titles, grams):
+    """Writes each kept article of `dump` to out/NAME.txt; returns (kept, left out by title, paragraphs
+    left out for overlap)."""
     kept = same_title = overlapping = 0
     for title, namespace, markup in pages(dump):
         if namespace != "0" or markup.lstrip().lower().startswith("#redirect") or "(disambiguation)" in title:
@@ -142,8 +158,7 @@ def main():
         name = re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")
         (out / f"{name}.txt").write_text(body + "\n", encoding="utf-8")
         kept += 1
-    print(f"wiki_prose: {kept} articles; left out {same_title} with a held-out title and "
-          f"{overlapping} paragraphs sharing {SHINGLE} words with held-out text")
+    return kept, same_title, overlapping
 
 
 if __name__ == "__main__":
