@@ -45,7 +45,12 @@ def main(arguments):
     out.mkdir(parents=True, exist_ok=True)
     for name in arguments[1:]:
         path = pathlib.Path(name)
-        (out / path.name).write_text(rewrite(path.read_text(encoding="utf-8")), encoding="utf-8")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            sys.exit(f"wikitext_style: cannot read {path} ({error}); pass UTF-8 text files "
+                     "(fetch-corpora.sh passes data/wikipedia/Am*.txt)")
+        (out / path.name).write_text(rewrite(source), encoding="utf-8")
     print(f"wikitext_style: {len(arguments) - 1} files into {out}")
 
 
