@@ -36,13 +36,14 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, probs: UnsafeMuta
 }
 
 /// Floats of scratch each parallel worker of the kernels that do not keep probabilities
-/// (`attentionForward(…scratch:)`, `attentionBackward(…scratch:)`) uses: one head's (T, T)
-/// probabilities and its (T, T) score gradient.
-public func attentionScratchPerWorker(T: Int) -> Int { 2 * T * T }
+/// (`attentionForward(…scratch:)`, `attentionBackward(…scratch:)`) uses: one causal block's rows of
+/// the probabilities and of the score gradient, (min(T, 64), T) each; a block is all that is live.
+public func attentionScratchPerWorker(T: Int) -> Int { 2 * attentionBlockRows(T) * T }
 
-/// `attentionForward(out:probs:…)` without keeping the probabilities: each worker builds one head's
-/// (T, T) probabilities at a time in its share of `scratch`, so all B·NH heads run in one parallel
-/// loop in a few MB instead of (B, NH, T, T) (training recomputes them in `attentionBackward(…scratch:)`).
+/// `attentionForward(out:probs:…)` without keeping the probabilities: each worker builds one causal
+/// block of one head's probabilities at a time in its share of `scratch`, so all B·NH heads run in one
+/// parallel loop in under a MB instead of (B, NH, T, T) (training recomputes them in
+/// `attentionBackward(…scratch:)`).
 /// - out: (B, T, NH, HD); q: (B, T, NH, HD); k, v: (B, T, NKV, HD)
 /// - scratch: at least `attentionScratchPerWorker(T:)` floats; how many workers' shares it holds caps
 ///   the parallelism, never the result (heads are independent, so the bits do not depend on it)
@@ -62,13 +63,13 @@ public func attentionForward(out: UnsafeMutablePointer<Float>, q: UnsafePointer<
     }
 }
 
-/// Floats of scratch `attentionBackward` needs when the caller provides it: one (T, T) matrix per
-/// parallel worker, plus, when query heads share KV heads, each query head's (2, T, HD) share of dK
-/// and dV. Workers never exceed B·NH, so this counts one (T, T) matrix per head: an upper bound that
-/// does not depend on the thread budget, so a buffer sized once stays large enough if
-/// `Threading.configure` changes later (sizing by the current budget overflowed exactly then).
+/// Floats of scratch `attentionBackward` needs when the caller provides it: one causal block of the
+/// score gradient, (min(T, 64), T), per parallel worker, plus, when query heads share KV heads, each
+/// query head's (2, T, HD) share of dK and dV. Workers never exceed B·NH, so this counts one block per
+/// head: an upper bound that does not depend on the thread budget, so a buffer sized once stays large
+/// enough if `Threading.configure` changes later (sizing by the current budget overflowed exactly then).
 public func attentionBackwardScratchCount(B: Int, T: Int, NH: Int, NKV: Int, HD: Int) -> Int {
-    B * NH * T * T + (NH == NKV ? 0 : B * NH * 2 * T * HD)
+    B * NH * attentionBlockRows(T) * T + (NH == NKV ? 0 : B * NH * 2 * T * HD)
 }
 
 /// Backward of `attentionForward`; accumulates into dq, dk and dv.
@@ -93,13 +94,14 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
     // Read the thread budget once: the scratch layout and the split must agree.
     let workers = attentionWorkers(B * NH)
     let shared = NH != NKV
-    let count = workers * T * T + (shared ? B * NH * 2 * T * HD : 0)
+    let blockFloats = attentionBlockRows(T) * T
+    let count = workers * blockFloats + (shared ? B * NH * 2 * T * HD : 0)
     let owned: Tensor? = scratch == nil ? Tensor(zeros: [count]) : nil
     let scratchBase = scratch ?? owned!.data
-    let shares = scratchBase + workers * T * T  // (B·NH, 2, T, HD) per-query-head dK and dV when shared
+    let shares = scratchBase + workers * blockFloats  // (B·NH, 2, T, HD) per-query-head dK and dV when shared
     let group = NH / NKV, ldk = NKV * HD
     withHeadsInParallel(B * NH, workers: workers) { items, worker in
-        let dscores = scratchBase + worker * T * T  // (T, T), this worker's alone
+        let dscores = scratchBase + worker * blockFloats  // one block's (≤ 64, T), this worker's alone
         for item in items {
             let head = AttentionHead(b: item / NH, h: item % NH, T: T, NH: NH, NKV: NKV, HD: HD)
             // Where this head's dK and dV go: its own scratch share, or straight into dk/dv when it is
@@ -146,7 +148,7 @@ public func attentionBackward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutable
     attentionCheckHeads(NH: NH, NKV: NKV, "attentionBackward")
     let group = NH / NKV, ldk = NKV * HD, perWorker = attentionScratchPerWorker(T: T)
     withHeadsInParallel(B * NKV, workers: attentionWorkers(B * NKV, scratch: scratch, perWorker: perWorker)) { items, worker in
-        let probs = scratch.baseAddress! + worker * perWorker, dscores = probs + T * T
+        let probs = scratch.baseAddress! + worker * perWorker, dscores = probs + attentionBlockRows(T) * T
         for item in items {
             let b = item / NKV, kvh = item % NKV
             for h in kvh * group..<(kvh + 1) * group {
@@ -213,44 +215,48 @@ struct AttentionHead {
         scale = 1 / Float(HD).squareRoot()
     }
 
-    /// Rows r0..<r1 of probs (T, T) = causal softmax(scale · Q·Kᵀ): columns 0...t of row t, then zeros
-    /// up to `columns` (at least r1, the block products read that far).
+    /// Rows r0..<r1 of P = causal softmax(scale · Q·Kᵀ) into `block`, row t at block + (t − r0)·T:
+    /// columns 0...t of row t, then zeros up to `columns` (at least r1, the block products read that far).
     @inline(__always)
-    func probabilityBlock(_ probs: UnsafeMutablePointer<Float>, r0: Int, r1: Int, columns: Int,
+    func probabilityBlock(_ block: UnsafeMutablePointer<Float>, r0: Int, r1: Int, columns: Int,
                           q: UnsafePointer<Float>, k: UnsafePointer<Float>) {
         // scores[r0..<r1, 0..<r1] = scale · Q[r0..<r1] · K[0..<r1]ᵀ
         sgemm(transB: true, M: r1 - r0, N: r1, K: HD, alpha: scale, A: q + qOffset + r0 * ldq, lda: ldq,
-              B: k + kvOffset, ldb: ldk, C: probs + r0 * T, ldc: T)
-        for t in r0..<r1 { softmaxRow(probs + t * T, probs + t * T, valid: t + 1, columns: columns) }
+              B: k + kvOffset, ldb: ldk, C: block, ldc: T)
+        for row in 0..<(r1 - r0) {
+            softmaxRow(block + row * T, block + row * T, valid: r0 + row + 1, columns: columns)
+        }
     }
 
-    /// out = P · V into the head's rows of the (B, T, NH, HD) `out`, with P built in `probs` block by
-    /// block and used at once, while the block (≤ 64 × T floats) is still in cache. `keepAll`: zeros
-    /// above the whole diagonal, so `probs` ends as the full matrix the stored-probabilities backward
-    /// reads; otherwise each row is defined only up to its block's end.
+    /// out = P · V into the head's rows of the (B, T, NH, HD) `out`, with P built block by block and
+    /// used at once, while the block (≤ 64 × T floats) is still in cache. `keepAll`: `probs` is the
+    /// head's whole (T, T) matrix, each block written in its place with zeros above the diagonal, as
+    /// the stored-probabilities backward reads it; otherwise `probs` holds one block, (≤ 64, T), and
+    /// each block overwrites the last.
     @inline(__always)
     func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, keepAll: Bool,
                  q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>) {
         let oh = out + qOffset, vh = v + kvOffset
         forEachCausalBlock(T) { r0, r1 in
-            probabilityBlock(probs, r0: r0, r1: r1, columns: keepAll ? T : r1, q: q, k: k)
+            let block = keepAll ? probs + r0 * T : probs
+            probabilityBlock(block, r0: r0, r1: r1, columns: keepAll ? T : r1, q: q, k: k)
             // out[r0..<r1] = P[r0..<r1, 0..<r1] · V[0..<r1]
-            sgemm(M: r1 - r0, N: HD, K: r1, A: probs + r0 * T, lda: T, B: vh, ldb: ldk, C: oh + r0 * ldq, ldc: ldq)
+            sgemm(M: r1 - r0, N: HD, K: r1, A: block, lda: T, B: vh, ldb: ldk, C: oh + r0 * ldq, ldc: ldq)
         }
     }
 
-    /// Where the backward finds the head's (T, T) probabilities.
+    /// Where the backward finds the head's probabilities.
     enum Probabilities {
-        /// The forward's, kept.
+        /// The forward's whole (T, T) matrix, kept.
         case stored(UnsafePointer<Float>)
-        /// Rebuilt block by block in this scratch, with the forward's bits.
+        /// Rebuilt one block at a time in this (≤ 64, T) scratch, with the forward's bits.
         case recomputed(into: UnsafeMutablePointer<Float>)
     }
 
     /// With dP = dO·Vᵀ and dS = P ⊙ (dP − Σ P⊙dP) · scale: dV += Pᵀ·dO, dQ += dS·K, dK += dSᵀ·Q, one
     /// causal block of rows at a time, so P's and dS's blocks are used while in cache. dq and dout are
     /// (B, T, NH, HD) buffers (the head's rows are found in them); dk and dv point at the head's own
-    /// (T, HD) rows, `ldkv` floats apart. dscores: (T, T) scratch. dV and dK gather the blocks in
+    /// (T, HD) rows, `ldkv` floats apart. dscores: one block's (≤ 64, T) scratch. dV and dK gather the blocks in
     /// increasing order, as separate passes would, so the bits do not depend on the interleaving.
     @inline(__always)
     func backward(dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
@@ -258,27 +264,28 @@ struct AttentionHead {
                   v: UnsafePointer<Float>, probabilities: Probabilities, dscores: UnsafeMutablePointer<Float>) {
         let qh = q + qOffset, dqh = dq + qOffset, doh = dout + qOffset, kh = k + kvOffset, vh = v + kvOffset
         forEachCausalBlock(T) { r0, r1 in
-            let probs: UnsafePointer<Float>
+            // P's and dS's rows r0..<r1, row t at + (t − r0)·T.
+            let pBlock: UnsafePointer<Float>
             switch probabilities {
-            case .stored(let kept): probs = kept
+            case .stored(let kept): pBlock = kept + r0 * T
             case .recomputed(let scratch):
                 probabilityBlock(scratch, r0: r0, r1: r1, columns: r1, q: q, k: k)
-                probs = UnsafePointer(scratch)
+                pBlock = UnsafePointer(scratch)
             }
             // dP[r0..<r1, 0..<r1] = dO[r0..<r1] · V[0..<r1]ᵀ
             sgemm(transB: true, M: r1 - r0, N: r1, K: HD, A: doh + r0 * ldq, lda: ldq, B: vh, ldb: ldk,
-                  C: dscores + r0 * T, ldc: T)
+                  C: dscores, ldc: T)
             // dV[0..<r1] += P[r0..<r1, 0..<r1]ᵀ · dO[r0..<r1]
-            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: probs + r0 * T, lda: T, B: doh + r0 * ldq,
+            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: pBlock, lda: T, B: doh + r0 * ldq,
                   ldb: ldq, beta: 1, C: dv, ldc: ldkv)
-            for t in r0..<r1 {
-                softmaxBackwardRow(dscores + t * T, probs: probs + t * T, valid: t + 1, scale: scale, T: T)
+            for row in 0..<(r1 - r0) {
+                softmaxBackwardRow(dscores + row * T, probs: pBlock + row * T, valid: r0 + row + 1, scale: scale, T: T)
             }
             // dQ[r0..<r1] += dS[r0..<r1, 0..<r1] · K[0..<r1]
-            sgemm(M: r1 - r0, N: HD, K: r1, A: dscores + r0 * T, lda: T, B: kh, ldb: ldk,
+            sgemm(M: r1 - r0, N: HD, K: r1, A: dscores, lda: T, B: kh, ldb: ldk,
                   beta: 1, C: dqh + r0 * ldq, ldc: ldq)
             // dK[0..<r1] += dS[r0..<r1, 0..<r1]ᵀ · Q[r0..<r1]
-            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores + r0 * T, lda: T, B: qh + r0 * ldq,
+            sgemm(transA: true, M: r1, N: HD, K: r1 - r0, A: dscores, lda: T, B: qh + r0 * ldq,
                   ldb: ldq, beta: 1, C: dk, ldc: ldkv)
         }
     }
@@ -288,6 +295,10 @@ struct AttentionHead {
 /// square is computed. Measured (single thread, SmolLM2 heads, T = 512): 64 beat 128 and 256 by
 /// 5–20% and tied 32.
 let attentionBlock = 64
+
+/// Rows of the largest causal block for sequences of T tokens: what a block's scratch must hold.
+@inline(__always)
+func attentionBlockRows(_ T: Int) -> Int { min(T, attentionBlock) }
 
 /// Calls body(r0, r1) for row blocks [r0, r1) covering 0..<T.
 @inline(__always)
