@@ -7,7 +7,7 @@ import Foundation
 import Testing
 
 @Suite struct ShippedPipelinesTests {
-    static let specs = ["dress-sweep.yaml", "dress-tiny.yaml", "example-sweep.yaml", "quality.yaml", "quickstart.yaml", "ratio-sweep.yaml", "smollm2-25.yaml", "wikitext2.yaml"]
+    static let specs = ["dress-sweep.yaml", "dress-tiny.yaml", "example-sweep.yaml", "quality.yaml", "quickstart.yaml", "ratio-sweep.yaml", "smollm2-25.yaml", "smollm2-50.yaml", "wikitext2.yaml"]
 
     @Test func everyShippedSpecIsListedHere() throws {
         let shipped = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("Pipelines").path)
