@@ -5,6 +5,7 @@
 //     CACHE/entries/ab/abcd…/log.txt       the stage's log
 //     CACHE/locks/ab/abcd….lock            per-fingerprint lock (flock), holder "pid host" inside
 //     CACHE/scratch/abcd….HOST.PID/        work in progress; never read, removed later
+//     CACHE/resume/abcd….h5                a stopped stage's state to continue from; removed on publish
 //     CACHE/logs/abcd….log                 the latest attempt's log, kept when a stage fails
 //     CACHE/logs/slurm/ID.JOB.out|err      a Slurm job's stdout and stderr (Slurm/SlurmExecutor.swift)
 //     CACHE/runs/RUN.json                  what a Slurm run submitted (Slurm/SlurmRunRecord.swift)
@@ -101,6 +102,8 @@ public final class Cache: @unchecked Sendable {
     }
     public func outputURL(_ fp: String, _ output: String) -> URL { entryURL(fp).appendingPathComponent("\(output).h5") }
     public func logURL(_ fp: String) -> URL { root.appendingPathComponent("logs/\(fp).log") }
+    /// The resume point of `fp` (GracefulStop.swift, ResumePoint): read and written under its lock.
+    public func resumeURL(_ fp: String) -> URL { root.appendingPathComponent("resume/\(fp).h5") }
 
     /// The record of an entry, unverified (cheap: one small JSON file); nil when absent or unreadable.
     public func record(_ fp: String) -> CacheRecord? {
@@ -310,7 +313,8 @@ public final class Cache: @unchecked Sendable {
 
     /// Removes damaged entries (no readable record, a record naming another fingerprint, no outputs,
     /// an output missing or disagreeing with its index: what `lookup` never uses), the entries
-    /// `policy` selects, and scratch folders no live process owns. Entries being computed are left
+    /// `policy` selects, scratch folders no live process owns, and resume points that are stale (their
+    /// entry is published), cut short, or (by `policy`) unnamed and old. Entries being computed are left
     /// alone. `rehash` also re-hashes every entry's data (as `verify` does) to find damage the index
     /// cannot show. Returns what was (with `dryRun`, would be) removed, as cache-relative paths with why.
     public func gc(_ policy: GCPolicy, dryRun: Bool, rehash: Bool = false, now: Date = Date()) -> [String] {
@@ -335,6 +339,27 @@ public final class Cache: @unchecked Sendable {
             guard !isLocked(fp), !isOwnedByLiveProcess(name) else { continue }
             removed.append("scratch/\(name)")
             if !dryRun { try? fm.removeItem(at: scratch.appendingPathComponent(name)) }
+        }
+        // Resume points are hours of training: kept unless their entry is published, a write was
+        // cut short, or the policy removes unnamed work of that age.
+        let resume = root.appendingPathComponent("resume")
+        for name in ((try? fm.contentsOfDirectory(atPath: resume.path)) ?? []).sorted() {
+            let fp = String(name.prefix { $0 != "." })
+            guard isFingerprint(fp), !isLocked(fp) else { continue }
+            let url = resume.appendingPathComponent(name)
+            var why: String?
+            if name != "\(fp).h5" {
+                why = "an unfinished write"
+            } else if record(fp) != nil {
+                why = "its entry is published"
+            } else if case .removeUnnamed(let keep, let age) = policy, !keep.contains(fp) {
+                let written = (try? fm.attributesOfItem(atPath: url.path))?[.modificationDate] as? Date
+                let seconds = now.timeIntervalSince(written ?? .distantPast)
+                if seconds >= age { why = "not named, \(String(format: "%.1f", seconds / 86400)) days old" }
+            }
+            guard let why else { continue }
+            removed.append("resume/\(name)  \(why)")
+            if !dryRun { try? fm.removeItem(at: url) }
         }
         return removed
     }

@@ -50,14 +50,20 @@ public struct RunOptions: Sendable {
     /// Threads in all; each running stage gets `threads / jobs` (at least one).
     public var threads: Int
     public var keepGoing: Bool
+    /// Minutes between a training stage's resume points (0: only when stopped).
+    public var checkpointMinutes: Double
+    /// The default of `checkpointMinutes`: at most ten minutes of training lost to a kill -9 or a crash.
+    public static let defaultCheckpointMinutes = 10.0
 
-    public init(spec: URL, cache: URL, overrides: [String] = [], jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false) {
+    public init(spec: URL, cache: URL, overrides: [String] = [], jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false,
+                checkpointMinutes: Double = defaultCheckpointMinutes) {
         self.spec = spec
         self.cache = cache
         self.overrides = overrides
         self.jobs = max(1, jobs)
         self.threads = max(1, threads)
         self.keepGoing = keepGoing
+        self.checkpointMinutes = max(0, checkpointMinutes)
     }
 
     /// The arguments of the stage process for `node` (after the executable) that runs the node
@@ -74,6 +80,7 @@ public struct RunOptions: Sendable {
 
     private func commonStageArguments(_ threads: Int) -> [String] {
         ["--cache", cache.path, "--threads", String(threads), "--json"]
+            + (checkpointMinutes == Self.defaultCheckpointMinutes ? [] : ["--checkpoint-minutes", "\(checkpointMinutes)"])
     }
 }
 

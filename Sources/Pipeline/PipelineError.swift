@@ -81,6 +81,8 @@ public enum PipelineError: Error, Sendable, Equatable {
     case stageFailed(stage: String, detail: String, log: String?)
     /// A bundle file that is not one `cache export` wrote, or that breaks a rule of import.
     case badBundle(path: String, detail: String)
+    /// A stage stopped on request (SIGINT, SIGTERM) after saving (or failing to save) its resume point.
+    case stageStopped(stage: String, StageStopped)
     /// The run was interrupted (Ctrl-C).
     case interrupted
     /// A stage process whose runner died before it could publish.
@@ -170,8 +172,11 @@ extension PipelineError: CustomStringConvertible {
         case .badBundle(let path, let detail):
             return "Refused to import \(path): \(detail). Nothing was imported; "
                 + "import only bundles made by 'streamline cache export' that reached you intact."
+        case .stageStopped(let stage, let stopped):
+            return "Stage '\(stage)' \(stopped). Run the same command again to continue."
         case .interrupted:
-            return "Interrupted. Finished stages are cached; run the same command again to continue."
+            return "Interrupted. Finished stages are cached and a stopped training stage keeps its resume point; "
+                + "run the same command again to continue."
         case .runnerGone(let stage):
             return "Stage '\(stage)' was not published: the runner that started it is gone. "
                 + "Run the pipeline again to compute it."

@@ -272,6 +272,9 @@ public struct StageContext: Sendable {
     public var progress: @Sendable (StageProgress) -> Void
     /// Appends a line to the stage's log.
     public var log: @Sendable (String) -> Void
+    /// Where a long stage keeps the state to continue from, if it was stopped; nil when the caller
+    /// offers none (the stage then runs start to end).
+    public var resume: ResumePoint?
 
     public init(stageID: String, params: [String: ParamValue], seed: UInt64, inputs: [String: URL],
                 outputs: [String: URL], threads: Int,
@@ -290,6 +293,24 @@ public struct StageContext: Sendable {
     /// The parameters decoded as a kind's Codable `Params` struct (keys = declared names).
     public func decodeParams<P: Decodable>(_ type: P.Type) throws -> P {
         try JSONDecoder().decode(P.self, from: JSONEncoder().encode(params.mapValues(ScalarParam.init)))
+    }
+}
+
+/// A node's resume point: one file in the cache (`Cache.resumeURL`), written by a stage that can
+/// continue where it stopped (training: Stages/ResumableTraining.swift) and removed once the node's
+/// entry is published.
+public struct ResumePoint: Sendable {
+    /// The file; it exists only while a stopped attempt left one.
+    public var url: URL
+    /// Seconds between writes while the stage runs (`--checkpoint-minutes`); nil: only when stopped.
+    public var interval: Double?
+    /// Where stop requests arrive (`GracefulStop.shared` in a stage process).
+    public var stop: GracefulStop
+
+    public init(url: URL, interval: Double?, stop: GracefulStop = .shared) {
+        self.url = url
+        self.interval = interval
+        self.stop = stop
     }
 }
 

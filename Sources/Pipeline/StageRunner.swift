@@ -18,9 +18,11 @@ public enum StageOutcome: Sendable {
 }
 
 public enum StageRunner {
-    /// Runs `node` (planned against `cache`, so its inputs carry real digests when cached).
+    /// Runs `node` (planned against `cache`, so its inputs carry real digests when cached). A stage that
+    /// can resume writes its state every `checkpointEvery` seconds (nil: only when stopped, `stop`) and
+    /// continues from what an earlier attempt left.
     public static func run(_ node: PlanNode, plan: Plan, registry: StageRegistry, cache: Cache, threads: Int,
-                           toolVersion: String,
+                           toolVersion: String, checkpointEvery: Double? = 600, stop: GracefulStop = .shared,
                            progress: @escaping @Sendable (StageProgress) -> Void = { _ in }) throws -> StageOutcome {
         let (inputURLs, gathered) = try inputStores(of: node, plan: plan, registry: registry, cache: cache)
         let fp = node.fingerprint
@@ -31,7 +33,10 @@ public enum StageRunner {
         let kind = registry[node.kind]!
         let scratch = try cache.makeScratch(fp)
         try makeDirectory(cache.logURL(fp).deletingLastPathComponent())
-        let log = LogFile(url: cache.logURL(fp))
+        let resume = ResumePoint(url: cache.resumeURL(fp), interval: checkpointEvery, stop: stop)
+        // A resumed attempt's log continues the stopped one's, so the log holds every step.
+        let resuming = FileManager.default.fileExists(atPath: resume.url.path)
+        let log = LogFile(url: cache.logURL(fp), append: resuming)
         let started = timestamp()
         log.write("stage \(node.id) fingerprint \(fp) kind \(kind.name) v\(kind.version) on \(hostName()) pid \(getpid())")
         var outputs: [String: URL] = [:]
@@ -39,8 +44,13 @@ public enum StageRunner {
         var context = StageContext(stageID: node.id, params: node.params, seed: node.seed, inputs: inputURLs,
                                    outputs: outputs, threads: threads, progress: progress, log: { log.write($0) })
         context.gathered = gathered
+        context.resume = resume
         do {
             try kind.run(context)
+        } catch let stopped as StageStopped {
+            log.write(stopped.description)
+            try? FileManager.default.removeItem(at: scratch)
+            throw PipelineError.stageStopped(stage: node.id, stopped)
         } catch {
             log.write("failed: \(error)")
             try? FileManager.default.removeItem(at: scratch)
@@ -76,6 +86,7 @@ public enum StageRunner {
             throw PipelineError.runnerGone(stage: node.id)
         }
         try cache.publish(scratch: scratch, fingerprint: fp)
+        try? FileManager.default.removeItem(at: resume.url)
         return .computed(record)
     }
 }
@@ -114,9 +125,12 @@ final class LogFile: @unchecked Sendable {
     private let handle: FileHandle?
     private let lock = NSLock()
 
-    init(url: URL) {
-        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+    init(url: URL, append: Bool = false) {
+        if !append || !FileManager.default.fileExists(atPath: url.path) {
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
         handle = try? FileHandle(forWritingTo: url)
+        if append { _ = try? handle?.seekToEnd() }
     }
 
     func write(_ line: String) {

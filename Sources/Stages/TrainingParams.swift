@@ -184,12 +184,12 @@ func trainInStage(_ model: Decoder, on data: TokenSplit, training t: TrainingPar
                                      + (lora ? " or lora_alpha (now \(loraAlpha))" : "")
                                      + ", add warm-up or set clip_norm (now \(t.clip_norm), 0 = off).")
     do {
-        try trainer.run { report in
+        try trainResumably(trainer, context: context) { report in
             context.progress(StageProgress(step: report.step, totalSteps: report.steps, loss: Double(report.loss),
                                            tokensPerSecond: report.tokensPerSecond))
             if report.step % 10 == 0 || report.step == report.steps { context.log(report.description) }
         }
-    } catch {
+    } catch let error as TrainingError {
         throw divergence.stageError(error, while: activity)
     }
     if lora { model.mergeLoRA() }

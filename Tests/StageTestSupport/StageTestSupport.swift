@@ -19,9 +19,12 @@ public func temporaryProject(_ files: [String: String]) throws -> URL {
 public func temporaryFolder() throws -> URL { try temporaryProject([:]) }
 
 /// Runs `kind` in-process on `inputs` with its declared defaults overridden by `params`; returns the
-/// output store files (fresh names in `dir`).
+/// output store files (fresh names in `dir`). With `resume`, a training kind continues from and
+/// writes that resume point; `progress` and `log` see what the runner would.
 public func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], inputs: [String: URL] = [:],
-                    in dir: URL, seed: UInt64 = 1) throws -> [String: URL] {
+                    in dir: URL, seed: UInt64 = 1, resume: ResumePoint? = nil,
+                    progress: @escaping @Sendable (StageProgress) -> Void = { _ in },
+                    log: @escaping @Sendable (String) -> Void = { _ in }) throws -> [String: URL] {
     var resolved: [String: ParamValue] = [:]
     // As the planner resolves: defaults filled in, an omittedAtDefault parameter at its default left out.
     for decl in kind.params {
@@ -30,7 +33,10 @@ public func runKind(_ kind: any StageKind, params: [String: ParamValue] = [:], i
     let outputs = Dictionary(uniqueKeysWithValues: kind.outputs.map {
         ($0.name, dir.appendingPathComponent("\(kind.name.replacingOccurrences(of: "/", with: "-"))-\($0.name)-\(UUID().uuidString).h5"))
     })
-    try kind.run(StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1))
+    var context = StageContext(stageID: kind.name, params: resolved, seed: seed, inputs: inputs, outputs: outputs, threads: 1,
+                               progress: progress, log: log)
+    context.resume = resume
+    try kind.run(context)
     return outputs
 }
 

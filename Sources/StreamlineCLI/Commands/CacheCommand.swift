@@ -39,7 +39,10 @@ struct CacheCommand: ParsableCommand {
             discussion: """
                 By default every readable entry is kept: a shared cache holds other specs' work and runs with \
                 other -p values, which no single spec names. --older-than AGE also removes entries written \
-                longer than AGE ago that the spec (at its -p values) and every --keep-spec do not name.
+                longer than AGE ago that the spec (at its -p values) and every --keep-spec do not name. \
+                Resume points (a stopped training stage's state, CACHE/resume/) are kept while their stage is \
+                unfinished, removed once its entry is published or a write was cut short, and treated like \
+                entries by --older-than.
                 """)
         @OptionGroup var options: PipelineOptions
         @Flag(help: "Only print what would be removed.")

@@ -38,8 +38,10 @@ struct PipelineOptions: ParsableArguments {
     }
 
     /// How a run of these options runs its stages (threads and jobs apply to local runs).
-    func runOptions(jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false) -> RunOptions {
-        RunOptions(spec: specURL, cache: cacheURL, overrides: param, jobs: jobs, threads: threads, keepGoing: keepGoing)
+    func runOptions(jobs: Int = 1, threads: Int = 1, keepGoing: Bool = false,
+                    checkpointMinutes: Double = RunOptions.defaultCheckpointMinutes) -> RunOptions {
+        RunOptions(spec: specURL, cache: cacheURL, overrides: param, jobs: jobs, threads: threads, keepGoing: keepGoing,
+                   checkpointMinutes: checkpointMinutes)
     }
 
     /// A Slurm executor with the spec's `slurm:` settings, the Slurm tools on PATH and `SLURM_CONF`

@@ -25,6 +25,11 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "After a failure, keep running whatever does not depend on it.")
     var keepGoing = false
 
+    @Option(help: ArgumentHelp(
+        "Minutes between resume points of a training stage, so a crash or kill -9 loses at most that much "
+        + "(0: write one only when stopped by Ctrl-C, SIGTERM or a Slurm time limit).", valueName: "minutes"))
+    var checkpointMinutes: Double = RunOptions.defaultCheckpointMinutes
+
     @Flag(help: "Print only failures and the summary.")
     var quiet = false
 
@@ -42,6 +47,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard jobs >= 1, (threads ?? 1) >= 1 else { throw ValidationError("--jobs and --threads must be at least 1.") }
+        guard checkpointMinutes >= 0, checkpointMinutes.isFinite else { throw ValidationError("--checkpoint-minutes must be a number >= 0.") }
         if detach, executor == .local { throw ValidationError("--detach needs --executor slurm: a local run cannot outlive its runner.") }
     }
 
@@ -52,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         let cached = cache.usableEntries(of: nodes)
         let kind = executor ?? spec.executor ?? .local
         let runOptions = options.runOptions(jobs: jobs, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount,
-                                            keepGoing: keepGoing)
+                                            keepGoing: keepGoing, checkpointMinutes: checkpointMinutes)
         if detach, kind != .slurm { throw ValidationError("--detach needs --executor slurm (or 'executor: slurm' in the spec).") }
         let slurm = kind == .slurm ? options.slurmExecutor(spec.slurm) : nil
         let executor: any Executor = slurm ?? LocalExecutor(executable: runningExecutable)

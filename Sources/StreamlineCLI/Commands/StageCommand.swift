@@ -25,12 +25,17 @@ struct StageCommand: ParsableCommand {
     @Flag(help: "Print progress and the result as JSON lines (what the runner reads).")
     var json = false
 
+    @Option(help: ArgumentHelp(
+        "Minutes between resume points of a training stage (0: only when stopped by SIGINT or SIGTERM).", valueName: "minutes"))
+    var checkpointMinutes: Double = RunOptions.defaultCheckpointMinutes
+
     @Option(name: .customLong("node"), help: ArgumentHelp(
         "Run the node planned in this node file, as 'streamline run' does, instead of planning the spec.", valueName: "file"))
     var nodeFile: String?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1.") }
+        guard checkpointMinutes >= 0, checkpointMinutes.isFinite else { throw ValidationError("--checkpoint-minutes must be a number >= 0.") }
         if nodeFile != nil, !options.param.isEmpty {
             throw ValidationError("-p does not apply with --node: the node file holds the resolved parameters.")
         }
@@ -39,6 +44,8 @@ struct StageCommand: ParsableCommand {
     func run() throws {
         // Started by a runner: end with it, never publish for a run that is gone.
         RunnerWatch.start()
+        // SIGINT/SIGTERM: a training stage saves its resume point first; any other stage ends at once.
+        GracefulStop.shared.install()
         let cache = Cache(root: options.cacheURL)
         let plan: Plan, node: PlanNode
         if let nodeFile {
@@ -50,9 +57,18 @@ struct StageCommand: ParsableCommand {
         }
         Threading.configure(threads: threads)
         let json = self.json, nodeID = node.id
-        let outcome = try StageRunner.run(node, plan: plan, registry: StageCatalog.registry, cache: cache,
-                                          threads: threads, toolVersion: StreamlineVersion.string) { p in
-            if json { emitLine(StageMessage(event: "progress", id: nodeID, progress: p).line) }
+        let outcome: StageOutcome
+        do {
+            outcome = try StageRunner.run(node, plan: plan, registry: StageCatalog.registry, cache: cache, threads: threads,
+                                          toolVersion: StreamlineVersion.string,
+                                          checkpointEvery: checkpointMinutes > 0 ? checkpointMinutes * 60 : nil) { p in
+                if json { emitLine(StageMessage(event: "progress", id: nodeID, progress: p).line) }
+            }
+        } catch let error as PipelineError {
+            // Stopped on request: exit as a process ended by that signal would, after saying where it stopped.
+            guard case .stageStopped(_, let stopped) = error else { throw error }
+            FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
+            throw ExitCode(128 + stopped.signal)
         }
         let rec = outcome.record
         var computed = false

@@ -1,15 +1,16 @@
-// `streamline status`: each node cached, running, failed (a log but no entry) or not run, and for
-// nodes of the latest Slurm run of the spec (or `--run`) their job and its Slurm state. `--wait`
-// reattaches to that run and follows it like an attached `run --executor slurm`.
+// `streamline status`: each node cached, running, stopped (a resume point), failed (a log but no
+// entry) or not run, and for nodes of the latest Slurm run of the spec (or `--run`) their job and
+// its Slurm state. `--wait` reattaches to that run and follows it like an attached `run --executor slurm`.
 
 import ArgumentParser
 import Foundation
 import Pipeline
+import Stages
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show each stage's state in the cache (cached, running, failed, not run) and its Slurm job's state.")
+        abstract: "Show each stage's state in the cache (cached, running, stopped, failed, not run) and its Slurm job's state.")
 
     @OptionGroup var options: PipelineOptions
 
@@ -42,6 +43,14 @@ struct StatusCommand: AsyncParsableCommand {
         printStates(statuses, cache: cache, record: record, client: executor.client)
     }
 
+    /// "stopped after step K of N, resumes there", when an attempt left a resume point.
+    func resumable(_ node: PlanNode, _ cache: Cache) -> String? {
+        let url = cache.resumeURL(node.fingerprint)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        guard let progress = resumePointProgress(at: url) else { return "stopped (unreadable resume point \(url.path))" }
+        return "stopped after step \(progress.step) of \(progress.steps), resumes there"
+    }
+
     /// One line per node: its state in the cache, or its Slurm job's state when `record` submitted it.
     func printStates(_ statuses: [NodeStatus], cache: Cache, record: SlurmRunRecord?, client: SlurmClient) {
         let jobs = Dictionary((record?.jobs ?? []).map { ($0.id, $0.job) }, uniquingKeysWith: { $1 })
@@ -56,7 +65,7 @@ struct StatusCommand: AsyncParsableCommand {
         for s in statuses {
             let attempted = FileManager.default.fileExists(atPath: cache.logURL(s.node.fingerprint).path)
             var state = s.cached ? "cached" : cache.isLocked(s.node.fingerprint) ? "running"
-                : attempted ? "failed" : "not run"
+                : resumable(s.node, cache) ?? (attempted ? "failed" : "not run")
             if !s.cached, let job = jobs[s.node.id] {
                 state = "slurm job \(job) " + (infos[job].map { "\($0.state)" + ($0.nodes.isEmpty ? "" : " on \($0.nodes)") }
                     ?? unknown)

@@ -1,0 +1,83 @@
+// A training stage that survives being stopped. It writes the trainer's whole state (parameters,
+// AdamW moments, update count: Trainer+Checkpoint.swift) to the node's resume point every
+// `interval` seconds and when a signal asks it to stop, and a later attempt at the same node (same
+// fingerprint, so same inputs, parameters and seed) continues from it. Batches and learning rate
+// are functions of the update count and the model is fp32 throughout, so a resumed stage publishes
+// the same bytes as one that never stopped (StagesTests/ResumableTrainingTests.swift).
+// Not here: where the file lives and when it is removed (Pipeline: Cache.resumeURL, StageRunner).
+
+import Foundation
+import Model
+import Pipeline
+import TensorStore
+import Training
+
+/// Runs `trainer` to its last step, calling `report` after each; continues from `context.resume`'s
+/// file if an earlier attempt left one. Throws `StageStopped` when asked to stop (state saved),
+/// TrainingError when training fails.
+func trainResumably(_ trainer: Trainer<Decoder>, context: StageContext, report: (StepReport) -> Void) throws {
+    guard let point = context.resume else {
+        try trainer.run(progress: report)
+        return
+    }
+    let steps = trainer.config.steps
+    if FileManager.default.fileExists(atPath: point.url.path) {
+        do {
+            try trainer.resume(from: point.url, verify: true)
+        } catch {
+            throw DReSSStageError.failed(stage: context.stageID, step: "resuming from \(point.url.path)",
+                                         underlying: "\(error). Delete that file to start this stage over")
+        }
+        context.log("resuming after step \(trainer.optimizer.step) of \(steps) from \(point.url.path)")
+    }
+    var lastWrite = ContinuousClock.now
+    try point.stop.stoppable {
+        while trainer.optimizer.step < steps {
+            report(try trainer.step())
+            if let signal = point.stop.requested {
+                var stopped = StageStopped(signal: signal, step: trainer.optimizer.step, steps: steps, saved: nil)
+                do { try writeResumePoint(trainer, to: point.url) ; stopped.saved = point.url } catch {
+                    stopped.detail = "\(error)"
+                }
+                throw stopped
+            }
+            if let interval = point.interval, trainer.optimizer.step < steps,
+               ContinuousClock.now - lastWrite >= .seconds(interval) {
+                // A failed write costs only the protection it would have given: say so and train on.
+                do {
+                    let start = ContinuousClock.now
+                    try writeResumePoint(trainer, to: point.url)
+                    context.log(String(format: "resume point written after step %d (%.1f s)", trainer.optimizer.step,
+                                       Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000))
+                } catch {
+                    context.log("could not write the resume point after step \(trainer.optimizer.step): \(error)")
+                }
+                lastWrite = ContinuousClock.now
+            }
+        }
+    }
+}
+
+/// Writes the trainer's state beside `url`, flushes it to disk and renames it into place, so the
+/// file at `url` is always a complete state (a kill mid-write leaves the previous one).
+private func writeResumePoint(_ trainer: Trainer<Decoder>, to url: URL) throws {
+    let folder = url.deletingLastPathComponent()
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let partial = folder.appendingPathComponent("\(url.lastPathComponent).\(getpid()).partial")
+    defer { try? FileManager.default.removeItem(at: partial) }
+    try trainer.saveCheckpoint(to: partial)
+    let handle = try FileHandle(forUpdating: partial)
+    try handle.synchronize()
+    try handle.close()
+    guard rename(partial.path, url.path) == 0 else {
+        throw PipelineError.io(operation: "rename the resume point into", path: url.path, detail: String(cString: strerror(errno)))
+    }
+}
+
+/// Where the training state at `url` stands: updates done and the run's total (nil if unreadable).
+public func resumePointProgress(at url: URL) -> (step: Int, steps: Int)? {
+    guard let reader = try? TensorStoreReader(url: url, expectingKind: Trainer<Decoder>.checkpointKind),
+          let state = try? reader.metadata(AdamW.stateMetadataKey, as: AdamWStateRecord.self),
+          let config = try? reader.metadata(Trainer<Decoder>.configMetadataKey, as: TrainerConfig.self) else { return nil }
+    return (state.step, config.steps)
+}

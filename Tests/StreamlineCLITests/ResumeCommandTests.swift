@@ -1,0 +1,98 @@
+// Stopping a run mid-fine-tune loses nothing: the runner's SIGTERM reaches the stage process, which
+// finishes its step, writes the resume point and exits as the shell expects; the next `run` continues
+// from that step and publishes the bytes an uninterrupted run publishes; `cache gc` keeps the point
+// while it is work in progress and removes it once it is stale.
+
+import Foundation
+import StageTestSupport
+import Testing
+
+@Suite struct ResumeCommandTests {
+    static let spec = """
+        stages:
+          tiny:
+            kind: debug/tiny-lm
+            params: {hidden: 32, layers: 2, sentences: 100, train_steps: 10}
+          finetune:
+            kind: finetune
+            inputs: {model: "${stages.tiny.model}", data: "${stages.tiny.data}"}
+            params: {lora_rank: 0, steps: 300, batch_size: 2, seq_len: 32, lr: 0.001}
+
+        """
+
+    /// The progress steps of `id` among a run's JSON lines.
+    static func steps(of id: String, in jsonLines: String) -> [Int] {
+        jsonLines.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  object["event"] as? String == "progress", object["id"] as? String == id else { return nil }
+            return object["step"] as? Int
+        }
+    }
+
+    @Test func aStoppedFineTuneContinuesWhereItStoppedAndPublishesTheSameBytes() throws {
+        let dir = try temporaryProject(["pipeline.yaml": Self.spec])
+        let reference = try temporaryProject(["pipeline.yaml": Self.spec])
+        defer { for d in [dir, reference] { try? FileManager.default.removeItem(at: d) } }
+        #expect(try streamline(["run", "--json"], in: reference).status == 0)
+
+        // Stop the runner once the fine-tune is 20 steps in.
+        let running = try startStreamline(["run", "--json"], in: dir)
+        let reader = running.stdout.fileHandleForReading
+        var seen = ""
+        while Self.steps(of: "finetune", in: seen).last ?? 0 < 20 {
+            let chunk = reader.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        kill(running.process.processIdentifier, SIGTERM)
+        seen += String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
+        running.process.waitUntilExit()
+        #expect(running.process.terminationStatus == 143, "\(seen)")
+        let resumeFolder = dir.appendingPathComponent(".streamline-cache/resume")
+        let points = (try? FileManager.default.contentsOfDirectory(atPath: resumeFolder.path)) ?? []
+        #expect(points.count == 1 && points[0].hasSuffix(".h5"), "one resume point, no partial write: \(points)")
+        let stoppedAt = try #require(Self.steps(of: "finetune", in: seen).last)
+        #expect(stoppedAt >= 20 && stoppedAt < 300)
+
+        #expect(try streamline(["status"], in: dir).stdout.contains("finetune  stopped after step \(stoppedAt) of 300, resumes there"))
+        // Work in progress: gc keeps it.
+        #expect(!(try streamline(["cache", "gc"], in: dir).stdout.contains("resume/")))
+
+        let rerun = try streamline(["run", "--json"], in: dir)
+        #expect(rerun.status == 0, "\(rerun.stdout) \(rerun.stderr)")
+        let resumedSteps = Self.steps(of: "finetune", in: rerun.stdout)
+        #expect(resumedSteps.first == stoppedAt + 1, "the second run starts after the saved step, not at 1")
+        #expect(!FileManager.default.fileExists(atPath: resumeFolder.appendingPathComponent(points[0]).path),
+                "publishing the entry removes its resume point")
+        let log = try String(contentsOf: dir.appendingPathComponent(".streamline-cache/logs/\(points[0].dropLast(3)).log"), encoding: .utf8)
+        #expect(log.contains("stopped by SIGTERM after step") && log.contains("resuming after step"),
+                "one log holds both attempts: \(log.suffix(600))")
+
+        // Same node in both caches (same spec): its outputs' digests must agree.
+        let fp = String(points[0].dropLast(3))
+        func outputs(_ project: URL) throws -> [String: String] {
+            let record = project.appendingPathComponent(".streamline-cache/entries/\(fp.prefix(2))/\(fp)/record.json")
+            let object = try JSONSerialization.jsonObject(with: Data(contentsOf: record)) as? [String: Any]
+            return try #require(object?["outputs"] as? [String: String])
+        }
+        let ours = try outputs(dir), theirs = try outputs(reference)
+        #expect(!ours.isEmpty && ours == theirs)
+    }
+
+    @Test func gcRemovesStaleAndCutShortResumePoints() throws {
+        let dir = try temporaryProject([:])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let resume = dir.appendingPathComponent(".streamline-cache/resume")
+        try FileManager.default.createDirectory(at: resume, withIntermediateDirectories: true)
+        let fp = String(repeating: "a", count: 64)
+        for name in ["\(fp).h5", "\(fp).h5.123.partial", "notes.txt"] {
+            try Data("x".utf8).write(to: resume.appendingPathComponent(name))
+        }
+        let gc = try streamline(["cache", "gc"], in: dir)
+        #expect(gc.stdout.contains("resume/\(fp).h5.123.partial  an unfinished write"), "\(gc.stdout)")
+        #expect(!gc.stdout.contains("resume/\(fp).h5 "), "an unpublished point is work in progress")
+        let aged = try streamline(["cache", "gc", "--older-than", "0"], in: dir)
+        #expect(aged.stdout.contains("resume/\(fp).h5  not named"), "\(aged.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: resume.path) == ["notes.txt"], "files gc did not make are left alone")
+    }
+}
