@@ -115,8 +115,8 @@ public struct RegularizeStage: StageKind {
         let tokensPerStep = Double(t.batch_size * t.seq_len * max(1, t.accumulation))
         var lastStep = ContinuousClock.now
         do {
-            curves = try runRegularization(model: model, batches: data.sampler, channels: channels, config: config,
-                                           heldOut: data.heldOut, ranking: ranking) { event in
+            let run = try RegularizationRun(model: model, batches: data.sampler, channels: channels, config: config,
+                                            heldOut: data.heldOut, ranking: ranking) { event in
                 switch event {
                 case let .step(step, steps, loss):
                     let now = ContinuousClock.now
@@ -130,7 +130,12 @@ public struct RegularizeStage: StageKind {
                     context.log(evaluation.description)
                 }
             }
-        } catch {
+            // The checkpoint before the first update only when starting: a resumed run's curves hold it.
+            let resumed = FileManager.default.fileExists(atPath: context.resume?.url.path ?? "")
+            if !resumed { try run.start() }
+            try runResumably(run, context: context) { try run.update() }
+            curves = run.curves
+        } catch let error as TrainingError {
             throw divergence.stageError(error, while: "regularizing")
         }
         try divergence.checkFinal(model, steps: t.steps, probe: [data.sampler.batch(first: 0, count: t.batch_size)])

@@ -1,7 +1,7 @@
-// A training stage that survives being stopped. It writes the trainer's whole state (parameters,
-// AdamW moments, update count: Trainer+Checkpoint.swift) to the node's resume point every
-// `interval` seconds and when a signal asks it to stop, and a later attempt at the same node (same
-// fingerprint, so same inputs, parameters and seed) continues from it. Batches and learning rate
+// A training stage that survives being stopped. It writes the loop's whole state (parameters,
+// AdamW moments, update count, a regularization run's curves: Trainer+Checkpoint.swift) to the
+// node's resume point every `interval` seconds and when a signal asks it to stop, and a later attempt
+// at the same node (same fingerprint, so same inputs, parameters and seed) continues from it. Batches and learning rate
 // are functions of the update count and the model is fp32 throughout, so a resumed stage publishes
 // the same bytes as one that never stopped (StagesTests/ResumableTrainingTests.swift).
 // Not here: where the file lives and when it is removed (Pipeline: Cache.resumeURL, StageRunner).
@@ -16,56 +16,66 @@ import Training
 /// file if an earlier attempt left one. Throws `StageStopped` when asked to stop (state saved),
 /// TrainingError when training fails.
 func trainResumably(_ trainer: Trainer<Decoder>, context: StageContext, report: (StepReport) -> Void) throws {
+    try runResumably(trainer, context: context) { report(try trainer.step()) }
+}
+
+/// Calls `update` until `run` has done all its updates, with `context.resume`'s resume point: continued
+/// from when it exists, written every interval and when a stop is requested (then `StageStopped`).
+/// Returns whether the run continued from a resume point.
+@discardableResult
+func runResumably(_ run: some ResumableRun, context: StageContext, update: () throws -> Void) throws -> Bool {
     guard let point = context.resume else {
-        try trainer.run(progress: report)
-        return
+        while run.updatesDone < run.totalUpdates { try update() }
+        return false
     }
-    let steps = trainer.config.steps
-    if FileManager.default.fileExists(atPath: point.url.path) {
+    let steps = run.totalUpdates
+    let resumed = FileManager.default.fileExists(atPath: point.url.path)
+    if resumed {
         do {
-            try trainer.resume(from: point.url, verify: true)
+            try run.resume(from: point.url, verify: true)
         } catch {
             throw DReSSStageError.failed(stage: context.stageID, step: "resuming from \(point.url.path)",
                                          underlying: "\(error). Delete that file to start this stage over")
         }
-        context.log("resuming after step \(trainer.optimizer.step) of \(steps) from \(point.url.path)")
+        context.log("resuming after step \(run.updatesDone) of \(steps) from \(point.url.path)")
     }
     var lastWrite = ContinuousClock.now
     try point.stop.stoppable {
-        while trainer.optimizer.step < steps {
-            report(try trainer.step())
+        while run.updatesDone < steps {
+            try update()
             if let signal = point.stop.requested {
-                var stopped = StageStopped(signal: signal, step: trainer.optimizer.step, steps: steps, saved: nil)
-                do { try writeResumePoint(trainer, to: point.url) ; stopped.saved = point.url } catch {
+                var stopped = StageStopped(signal: signal, step: run.updatesDone, steps: steps, saved: nil)
+                do { try writeResumePoint(run, to: point.url); stopped.saved = point.url } catch {
                     stopped.detail = "\(error)"
                 }
                 throw stopped
             }
-            if let interval = point.interval, trainer.optimizer.step < steps,
+            if let interval = point.interval, run.updatesDone < steps,
                ContinuousClock.now - lastWrite >= .seconds(interval) {
                 // A failed write costs only the protection it would have given: say so and train on.
                 do {
                     let start = ContinuousClock.now
-                    try writeResumePoint(trainer, to: point.url)
-                    context.log(String(format: "resume point written after step %d (%.1f s)", trainer.optimizer.step,
+                    try writeResumePoint(run, to: point.url)
+                    context.log(String(format: "resume point written after step %d (%.1f s)", run.updatesDone,
                                        Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000))
                 } catch {
-                    context.log("could not write the resume point after step \(trainer.optimizer.step): \(error)")
+                    context.log("could not write the resume point after step \(run.updatesDone): \(error)")
                 }
                 lastWrite = ContinuousClock.now
             }
         }
     }
+    return resumed
 }
 
-/// Writes the trainer's state beside `url`, flushes it to disk and renames it into place, so the
+/// Writes the run's state beside `url`, flushes it to disk and renames it into place, so the
 /// file at `url` is always a complete state (a kill mid-write leaves the previous one).
-private func writeResumePoint(_ trainer: Trainer<Decoder>, to url: URL) throws {
+private func writeResumePoint(_ run: some ResumableRun, to url: URL) throws {
     let folder = url.deletingLastPathComponent()
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     let partial = folder.appendingPathComponent("\(url.lastPathComponent).\(getpid()).partial")
     defer { try? FileManager.default.removeItem(at: partial) }
-    try trainer.saveCheckpoint(to: partial)
+    try run.saveCheckpoint(to: partial)
     let handle = try FileHandle(forUpdating: partial)
     try handle.synchronize()
     try handle.close()

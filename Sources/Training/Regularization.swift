@@ -9,6 +9,7 @@
 import Foundation
 import Model
 import Tensor
+import TensorStore
 
 /// How the penalty acts on the weights.
 public enum PenaltyUpdate: String, Codable, Sendable, CaseIterable {
@@ -231,47 +232,90 @@ public enum RegularizationEvent: Sendable {
 }
 
 /// Trains `model` in place on LM loss + λ(step)·Σ‖slice‖ over the slices of `channels` and returns the
-/// curves. The penalty acts by `config.penaltyUpdate`: a proximal step after each AdamW update, or its
-/// gradient added before clipping. Sample numbers follow the update count (update t, micro-batch k reads samples
-/// (t·K + k)·B ..< +B of `batches`), so the run is a pure function of its inputs. `heldOut` batches
-/// (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model is not changed by them.
-/// The model's base weights must be trainable (`trainBase`) and no adapters attached.
+/// curves: a `RegularizationRun` from its first update to its last.
+public func runRegularization(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
+                              heldOut: [TokenBatch] = [], ranking: ChannelRanking? = nil,
+                              progress: @escaping (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) -> RegularizationCurves {
+    let run = try RegularizationRun(model: model, batches: batches, channels: channels, config: config, heldOut: heldOut,
+                                    ranking: ranking, progress: progress)
+    try run.start()
+    while run.updatesDone < config.steps { try run.update() }
+    return run.curves
+}
+
+/// One regularization run, update by update: LM loss + λ(step)·Σ‖slice‖ over the slices of `channels`.
+/// The penalty acts by `config.penaltyUpdate`: a proximal step after each AdamW update, or its gradient
+/// added before clipping. Sample numbers follow the update count (update t, micro-batch k reads samples
+/// (t·K + k)·B ..< +B of `batches`), so the run is a pure function of its inputs and can stop after any
+/// update and continue from `saveCheckpoint` (the curves so far travel with the weights and moments).
+/// `heldOut` batches (each (B′, T′), any sizes) are evaluated at checkpoints on a masked copy; the model
+/// is not changed by them. The model's base weights must be trainable (`trainBase`) and no adapters attached.
 /// With `ranking` (its largest set must be `channels`) the run is nested (NestedRegularization.swift):
 /// micro-batch s trains with served prefix s mod k removed, the penalty acts only on the smallest
 /// prefix (the channels every served ratio removes), and checkpoints also measure every prefix masked.
-public func runRegularization(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
-                              heldOut: [TokenBatch] = [], ranking: ChannelRanking? = nil,
-                              progress: (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) -> RegularizationCurves {
-    try config.validate()
-    guard batches.T == config.seqLen else {
-        throw .invalidSetting(key: "seq_len", value: "\(config.seqLen)", reason: "the batch source cuts windows of T = \(batches.T)")
-    }
-    guard channels.hiddenSize == model.config.hiddenSize else {
-        throw .invalidSetting(key: "channels", value: "width \(channels.hiddenSize)",
-                              reason: "the model's hidden size is \(model.config.hiddenSize)")
-    }
-    // Why no adapters: the masked copy would have to reproduce them, and DReSS trains the base weights.
-    guard model.adapters == nil else {
-        throw .invalidSetting(key: "adapters", value: "attached", reason: "regularize the base weights without LoRA adapters")
-    }
-    guard model.trainBase else {
-        throw .invalidSetting(key: "train_base", value: "false", reason: "the penalty acts on the base weights, which must train")
-    }
-    let trainer = config.trainerConfig
-    let schedule = trainer.schedule
-    let optimizer = AdamW(sets: model.trainableSets, config: trainer.optimizer)
-    let parameters = model.parameters, modelConfig = model.config
-    let B = config.batchSize, T = config.seqLen, K = config.accumulation
+public final class RegularizationRun: ResumableRun {
+    public let config: RegularizationConfig
+    /// What has been recorded so far.
+    public private(set) var curves: RegularizationCurves
+    private let model: Decoder
+    private let batches: any BatchSource
+    private let channels: ChannelSet
+    private let heldOut: [TokenBatch]
+    private let progress: (RegularizationEvent) -> Void
+    private let optimizer: AdamW
+    private var nested: NestedRun?
+    /// Penalty weights per slice (from the run's starting weights, so computed before any resume).
+    private let weights: SliceWeights?
 
-    var nested = try ranking.map { ranking throws(TrainingError) in
-        try NestedRun(ranking: ranking, channels: channels, config: modelConfig, parameters: parameters)
+    public init(model: Decoder, batches: any BatchSource, channels: ChannelSet, config: RegularizationConfig,
+                heldOut: [TokenBatch] = [], ranking: ChannelRanking? = nil,
+                progress: @escaping (RegularizationEvent) -> Void = { _ in }) throws(TrainingError) {
+        try config.validate()
+        guard batches.T == config.seqLen else {
+            throw .invalidSetting(key: "seq_len", value: "\(config.seqLen)", reason: "the batch source cuts windows of T = \(batches.T)")
+        }
+        guard channels.hiddenSize == model.config.hiddenSize else {
+            throw .invalidSetting(key: "channels", value: "width \(channels.hiddenSize)",
+                                  reason: "the model's hidden size is \(model.config.hiddenSize)")
+        }
+        // Why no adapters: the masked copy would have to reproduce them, and DReSS trains the base weights.
+        guard model.adapters == nil else {
+            throw .invalidSetting(key: "adapters", value: "attached", reason: "regularize the base weights without LoRA adapters")
+        }
+        guard model.trainBase else {
+            throw .invalidSetting(key: "train_base", value: "false", reason: "the penalty acts on the base weights, which must train")
+        }
+        let parameters = model.parameters, modelConfig = model.config
+        self.config = config
+        self.model = model
+        self.batches = batches
+        self.channels = channels
+        self.heldOut = heldOut
+        self.progress = progress
+        self.optimizer = AdamW(sets: model.trainableSets, config: config.trainerConfig.optimizer)
+        let nested = try ranking.map { ranking throws(TrainingError) in
+            try NestedRun(ranking: ranking, channels: channels, config: modelConfig, parameters: parameters)
+        }
+        self.nested = nested
+        let baseWeights = config.sliceWeights == .initial
+            ? SliceWeights.initialNorms(parameters: parameters, config: modelConfig, channels: channels) : nil
+        self.weights = nested.map { $0.penaltyWeights(baseWeights, channels: channels, config: modelConfig) } ?? baseWeights
+        self.curves = RegularizationCurves(
+            initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
     }
-    let baseWeights = config.sliceWeights == .initial
-        ? SliceWeights.initialNorms(parameters: parameters, config: modelConfig, channels: channels) : nil
-    let weights = nested.map { $0.penaltyWeights(baseWeights, channels: channels, config: modelConfig) } ?? baseWeights
-    var curves = RegularizationCurves(
-        initialEnergy: ChannelRegularizer.sliceEnergy(parameters: parameters, config: modelConfig, channels: channels).relative)
-    func checkpoint(_ step: Int) throws(TrainingError) {
+
+    /// Updates done (the schedule position).
+    public var updatesDone: Int { optimizer.step }
+    /// Updates in the whole run.
+    public var totalUpdates: Int { config.steps }
+
+    /// The held-out checkpoint before the first update (nothing after a resume: the curves hold it).
+    public func start() throws(TrainingError) {
+        if updatesDone == 0 { try checkpoint(0) }
+    }
+
+    /// Measures the held-out losses, records them and reports them.
+    private func checkpoint(_ step: Int) throws(TrainingError) {
         guard !heldOut.isEmpty else { return }
         var evaluation = try maskedEvaluation(model: model, channels: channels, heldOut: heldOut, step: step)
         if let nested {
@@ -285,8 +329,12 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
         curves.evaluations.append(evaluation)
         progress(.evaluation(evaluation))
     }
-    try checkpoint(0)
-    for t in 0..<config.steps {
+
+    /// One update (Trainer's five calls plus the penalty), then what the curves record at that step.
+    public func update() throws(TrainingError) {
+        let t = updatesDone, schedule = config.trainerConfig.schedule
+        let parameters = model.parameters, modelConfig = model.config
+        let B = config.batchSize, T = config.seqLen, K = config.accumulation
         let lr = schedule.lr(t), lambda = config.lambda.lambda(t)
         var lossSum = 0.0
         for set in optimizer.sets { set.zeroGrads() }                                         // zero grad
@@ -334,7 +382,25 @@ public func runRegularization(model: Decoder, batches: any BatchSource, channels
         }
         if step == config.steps || (config.evalEvery > 0 && step % config.evalEvery == 0) { try checkpoint(step) }
     }
-    return curves
+
+    /// Metadata key of the curves in a checkpoint.
+    public static var curvesMetadataKey: String { "regularization_curves" }
+
+    /// Writes the weights, the optimiser state, the trainer settings and the curves so far to a new
+    /// training-state store at `url` (Trainer+Checkpoint.swift's layout); returns its digest.
+    @discardableResult
+    public func saveCheckpoint(to url: URL) throws(TrainingError) -> String {
+        try writeTrainingState(optimizer: optimizer, config: config.trainerConfig, to: url) { writer in
+            try writer.setMetadata(Self.curvesMetadataKey, curves)
+        }
+    }
+
+    /// Loads a checkpoint written by `saveCheckpoint(to:)` for the same model and channels.
+    public func resume(from url: URL, verify: Bool = false) throws(TrainingError) {
+        curves = try readTrainingState(into: optimizer, from: url, verify: verify) { reader in
+            try reader.metadata(Self.curvesMetadataKey, as: RegularizationCurves.self)
+        }
+    }
 }
 
 /// Held-out loss of `model` (without adapters) as it is and of a copy with the slices of `channels` zeroed.

@@ -1,6 +1,7 @@
 // A training stage stopped part-way (a signal) or killed (only its last periodic resume point left)
 // continues on the next attempt and publishes the same bytes as an attempt that never stopped, for
-// full fine-tuning, LoRA and distillation; a damaged resume point is a clear error naming the file.
+// full fine-tuning, LoRA, distillation and regularization (plain and nested); a damaged resume point
+// is a clear error naming the file.
 
 import Foundation
 import StageTestSupport
@@ -76,6 +77,33 @@ import TensorStore
         #expect(lines.all.contains { $0.hasPrefix("resuming after step 5 of 8") }, "\(lines.all)")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path)
         #expect(leftovers == ["point.h5"], "no partial writes are left behind: \(leftovers)")
+    }
+
+    /// Regularize resumes too: the model and the channel store, curves and held-out checkpoints
+    /// included, come out as from an attempt that never stopped; plain and nested (a ratio sweep's run).
+    @Test(arguments: [false, true]) func aStoppedRegularizationResumesToTheSameBytes(nested: Bool) throws {
+        let dir = try temporaryProject([:])
+        let tiny = try DistillRotateStageTests.tiny(dir)
+        let params: [String: ParamValue] = ["steps": .int(8), "seq_len": .int(16), "lr": .double(1e-2), "lambda": .double(0.05),
+                                            "log_every": .int(1), "eval_every": .int(2), "heldout_fraction": .double(0.2)]
+            .merging(nested ? ["ratios": .string("0.125,0.25")] : [:]) { $1 }
+        func regularize(_ resume: ResumePoint? = nil, atStep: @escaping @Sendable (Int) -> Void = { _ in },
+                        log: @escaping @Sendable (String) -> Void = { _ in }) throws -> [String] {
+            let out = try runKind(RegularizeStage(), params: params, inputs: ["model": tiny["model"]!, "data": tiny["data"]!], in: dir,
+                                  resume: resume, progress: { atStep($0.step) }, log: log)
+            return try ["model", "channels"].map { try TensorStoreReader.digest(ofStoreAt: out[$0]!) }
+        }
+        let whole = try regularize()
+        let url = dir.appendingPathComponent("resume/point.h5")
+        let stop = GracefulStop()
+        #expect(throws: StageStopped.self) {
+            _ = try regularize(ResumePoint(url: url, interval: nil, stop: stop), atStep: { if $0 == 5 { stop.request(SIGINT) } })
+        }
+        let lines = LineBox()
+        let resumed = try regularize(ResumePoint(url: url, interval: nil, stop: GracefulStop()), log: { lines.append($0) })
+        #expect(resumed == whole, "model and channel store (curves included) as from an uninterrupted run")
+        #expect(lines.all.contains { $0.hasPrefix("resuming after step 5 of 8") }, "\(lines.all)")
+        #expect(!lines.all.contains { $0.hasPrefix("eval step 0 ") }, "the checkpoint before the first update is not measured again")
     }
 
     @Test func aDamagedResumePointIsAnErrorNamingTheFile() throws {
