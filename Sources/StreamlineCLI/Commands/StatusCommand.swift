@@ -64,11 +64,14 @@ struct StatusCommand: AsyncParsableCommand {
         let width = statuses.map(\.node.id.count).max() ?? 0
         for s in statuses {
             let attempted = FileManager.default.fileExists(atPath: cache.logURL(s.node.fingerprint).path)
+            let stopped = s.cached ? nil : resumable(s.node, cache)
             var state = s.cached ? "cached" : cache.isLocked(s.node.fingerprint) ? "running"
-                : resumable(s.node, cache) ?? (attempted ? "failed" : "not run")
+                : stopped ?? (attempted ? "failed" : "not run")
             if !s.cached, let job = jobs[s.node.id] {
-                state = "slurm job \(job) " + (infos[job].map { "\($0.state)" + ($0.nodes.isEmpty ? "" : " on \($0.nodes)") }
-                    ?? unknown)
+                let info = infos[job]
+                state = "slurm job \(job) " + (info.map { "\($0.state)" + ($0.nodes.isEmpty ? "" : " on \($0.nodes)") } ?? unknown)
+                // A job that ended (cancelled, out of time) may have left a resume point: say so.
+                if let stopped, info?.state.isFinal ?? true { state += "; \(stopped)" }
             }
             print("\(s.node.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(state)")
         }

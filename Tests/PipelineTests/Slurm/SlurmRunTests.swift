@@ -3,8 +3,9 @@
 // a tiny DReSS sweep gives the same fingerprints and output digests as a local run, and a re-run
 // submits only what is missing (detached, then followed by `status --wait`); a failure cancels its
 // dependants, named by the runner (and without --keep-going, the jobs that have not started);
-// `cancel` and Ctrl-C cancel exactly the run's jobs and leave no stage process; a local and a Slurm
-// runner on one cache compute each stage once.
+// `cancel` and Ctrl-C cancel exactly the run's jobs and leave no stage process; a cancelled
+// fine-tune continues from its resume point in the next run; a local and a Slurm runner on one cache
+// compute each stage once.
 
 import Foundation
 @testable import Pipeline
@@ -256,6 +257,44 @@ extension LocalSlurmClusterSuites {
             #expect(eventually { processes(mentioning: cache).isEmpty }, "a stage process outlived its cancelled job")
             // Neither cancel touched a job it did not submit.
             #expect(try cluster.client.states(of: [foreign])[foreign] == .running)
+        }
+
+        /// scancel sends the job SIGTERM (the job's shell `exec`s the stage): the fine-tune writes its
+        /// resume point and the next run's job continues from it; the same holds for a time limit.
+        @Test func aCancelledFineTuneJobContinuesInTheNextRun() throws {
+            try writeSpec("""
+                stages:
+                  tiny:
+                    kind: debug/tiny-lm
+                    params: {hidden: 16, layers: 1, heads: 2, kv_heads: 1, ffn: 32, sentences: 60, train_steps: 4}
+                  finetune:
+                    kind: finetune
+                    inputs: {model: "${stages.tiny.model}", data: "${stages.tiny.data}"}
+                    params: {lora_rank: 0, steps: 400, batch_size: 2, seq_len: 16, warmup: 0}
+
+                """)
+            #expect(try streamline(["run", "--executor", "slurm", "--detach"]).status == 0)
+            let run = try latestRun(".streamline-cache")
+            let logs = project.appendingPathComponent(".streamline-cache/logs")
+            func finetuneLog() -> String {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: logs.path)) ?? []
+                return names.lazy.compactMap { try? String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }
+                    .first { $0.contains("kind finetune") } ?? ""
+            }
+            #expect(eventually(seconds: 90) { finetuneLog().contains("step 20/400") }, "the fine-tune never reached step 20")
+            #expect(try streamline(["cancel"]).status == 0)
+            #expect(try eventually { try cluster.client.states(of: run.jobs.map(\.job)).values.allSatisfy(\.isFinal) })
+            #expect(eventually { finetuneLog().contains("stopped by SIGTERM after step") }, "\(finetuneLog().suffix(400))")
+            let status = try streamline(["status"])
+            #expect(status.stdout.contains("finetune  slurm job \(run.jobs[1].job) cancelled on n") && status.stdout.contains("; stopped after step"),
+                    "\(status.stdout)")
+
+            let rerun = try streamline(["run", "--executor", "slurm", "--json"])
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            #expect(ids(rerun.stdout, "finished", computed: true) == ["finetune"])
+            #expect(finetuneLog().contains("resuming after step"), "\(finetuneLog().suffix(400))")
+            let resume = project.appendingPathComponent(".streamline-cache/resume")
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: resume.path)) ?? []).isEmpty)
         }
 
         @Test func aLocalAndASlurmRunnerTogetherComputeEachStageOnce() throws {
