@@ -22,7 +22,8 @@ public enum StageRunner {
     /// can resume writes its state every `checkpointEvery` seconds (nil: only when stopped, `stop`) and
     /// continues from what an earlier attempt left.
     public static func run(_ node: PlanNode, plan: Plan, registry: StageRegistry, cache: Cache, threads: Int,
-                           toolVersion: String, checkpointEvery: Double? = 600, stop: GracefulStop = .shared,
+                           toolVersion: String, checkpointEvery: Double? = RunOptions.defaultCheckpointMinutes * 60,
+                           stop: GracefulStop = .shared,
                            progress: @escaping @Sendable (StageProgress) -> Void = { _ in }) throws -> StageOutcome {
         let (inputURLs, gathered) = try inputStores(of: node, plan: plan, registry: registry, cache: cache)
         let fp = node.fingerprint

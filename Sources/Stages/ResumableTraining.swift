@@ -1,9 +1,9 @@
 // A training stage that survives being stopped. It writes the loop's whole state (parameters,
 // AdamW moments, update count, a regularization run's curves: Trainer+Checkpoint.swift) to the
-// node's resume point every `interval` seconds and when a signal asks it to stop, and a later attempt
-// at the same node (same fingerprint, so same inputs, parameters and seed) continues from it. Batches and learning rate
-// are functions of the update count and the model is fp32 throughout, so a resumed stage publishes
-// the same bytes as one that never stopped (StagesTests/ResumableTrainingTests.swift).
+// node's resume point every `interval` seconds and when a signal asks it to stop, and a later
+// attempt at the same node (same fingerprint, so same inputs, parameters and seed) continues from it.
+// Batches and learning rate are functions of the update count and the model is fp32 throughout, so a
+// resumed stage publishes the same bytes as one that never stopped (StagesTests/ResumableTrainingTests.swift).
 // Not here: where the file lives and when it is removed (Pipeline: Cache.resumeURL, StageRunner).
 
 import Foundation
