@@ -44,7 +44,8 @@ import Testing
               logs                    Print the log of a stage's latest attempt (also kept
                                       when it failed).
               status                  Show each stage's state in the cache (cached,
-                                      running, failed, not run) and its Slurm job's state.
+                                      running, stopped, failed, not run) and its Slurm
+                                      job's state.
               cancel                  Cancel the Slurm jobs of a run submitted with 'run
                                       --executor slurm' (nothing else).
               cache                   List, verify, clean, export and import cache entries.
