@@ -31,6 +31,9 @@ public enum SkipReason: Sendable, Equatable {
     case stopped(after: String)
     /// The run was interrupted (Ctrl-C, SIGTERM, `cancel`).
     case interrupted
+    /// The run was interrupted and the stage stopped after update `step` of `steps`, leaving a resume
+    /// point: the next run continues from there.
+    case paused(step: Int, steps: Int)
 }
 
 /// Where a run's stages execute (`--executor`, or `executor:` in the spec).
@@ -165,9 +168,9 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                     if child.computed { summary.computed.append(child.id) } else { summary.cached.append(child.id) }
                     events(.finished(id: child.id, computed: child.computed, seconds: child.seconds))
                 } else if isCancelled {
-                    // Terminated by `cancel`: stopped, not broken.
+                    // Terminated by `cancel`: stopped, not broken (and perhaps resumable).
                     summary.skipped.append(child.id)
-                    events(.skipped(id: child.id, reason: .interrupted))
+                    events(.skipped(id: child.id, reason: child.paused.map { .paused(step: $0.step, steps: $0.totalSteps) } ?? .interrupted))
                 } else {
                     blocked[child.id] = child.id
                     summary.failed.append(child.id)
@@ -203,6 +206,8 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
         /// For a failure: the stage's own error line (StageErrorText), and the log holding all it printed.
         var detail: String
         var log: String?
+        /// Where a stopped stage left its resume point (its "stopped" message), if it did.
+        var paused: StageProgress? = nil
     }
 
     /// Runs one stage process, tied to this runner (`RunnerWatch`), and waits for it. A failed stage's
@@ -229,6 +234,7 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
         // A cancel that came between the start and this registration did not see the child: stop it now.
         if lock.withLock({ running[node.id] = process; return cancelled }) { process.terminate() }
         // Both pipes are drained on their own threads so a chatty child never blocks on a full pipe.
+        let paused = UncheckedBox<StageProgress?>(nil)
         let result: (Bool, String) = await withCheckedContinuation { continuation in
             let errorText = UncheckedBox("")
             let errDone = DispatchSemaphore(value: 0)
@@ -247,8 +253,12 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
                         let line = buffer[buffer.startIndex..<nl]
                         buffer.removeSubrange(buffer.startIndex...nl)
                         guard let msg = try? JSONDecoder().decode(StageMessage.self, from: line) else { continue }
-                        if let p = msg.progress { events(.progress(id: node.id, p)) }
-                        if msg.event == "done" { computed = msg.computed ?? false }
+                        switch msg.event {
+                        case "progress": if let p = msg.progress { events(.progress(id: node.id, p)) }
+                        case "done": computed = msg.computed ?? false
+                        case "stopped": paused.value = msg.progress
+                        default: break
+                        }
                     }
                 }
                 process.waitUntilExit()
@@ -266,7 +276,7 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
         let logged = stderr.isEmpty ? false : Self.append("stderr of the stage process (exit status \(status)):\n\(stderr)", to: log)
         return ChildResult(id: node.id, status: status, computed: false, seconds: seconds,
                            detail: StageErrorText.detail(stderr: stderr, status: process.terminationStatus, signaled: signaled),
-                           log: logged || FileManager.default.fileExists(atPath: log.path) ? log.path : nil)
+                           log: logged || FileManager.default.fileExists(atPath: log.path) ? log.path : nil, paused: paused.value)
     }
 
     /// Appends `text` to the file at `url` (created with its folder if missing); false if it cannot.
@@ -287,7 +297,7 @@ public final class LocalExecutor: Executor, @unchecked Sendable {
 
 /// One JSON line a stage process prints on stdout.
 public struct StageMessage: Codable, Sendable {
-    /// "progress" or "done".
+    /// "progress", "done", or "stopped" (stopped on request with a resume point; `progress` says where).
     public var event: String
     public var id: String
     public var progress: StageProgress?

@@ -53,6 +53,10 @@ import Testing
         #expect(points.count == 1 && points[0].hasSuffix(".h5"), "one resume point, no partial write: \(points)")
         let stoppedAt = try #require(Self.steps(of: "finetune", in: seen).last)
         #expect(stoppedAt >= 20 && stoppedAt < 300)
+        // The runner says where the stage stopped and that the next run continues there.
+        let skipped = seen.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .first { $0["event"] as? String == "skipped" && $0["id"] as? String == "finetune" }
+        #expect(skipped?["resumes_after"] as? Int == stoppedAt && skipped?["total"] as? Int == 300, "\(seen.suffix(400))")
 
         #expect(try streamline(["status"], in: dir).stdout.contains("finetune  stopped after step \(stoppedAt) of 300, resumes there"))
         // Work in progress: gc keeps it.

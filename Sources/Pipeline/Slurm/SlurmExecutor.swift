@@ -344,7 +344,7 @@ extension SkipReason {
     var recorded: String {
         switch self {
         case .failedUpstream(let id), .stopped(after: let id): return id
-        case .interrupted: return "interrupt"
+        case .interrupted, .paused: return "interrupt"
         }
     }
 }

@@ -67,6 +67,9 @@ struct StageCommand: ParsableCommand {
         } catch let error as PipelineError {
             // Stopped on request: exit as a process ended by that signal would, after saying where it stopped.
             guard case .stageStopped(_, let stopped) = error else { throw error }
+            if json, stopped.saved != nil {
+                emitLine(StageMessage(event: "stopped", id: node.id, progress: StageProgress(step: stopped.step, totalSteps: stopped.steps)).line)
+            }
             FileHandle.standardError.write(Data("Error: \(error)\n".utf8))
             throw ExitCode(128 + stopped.signal)
         }

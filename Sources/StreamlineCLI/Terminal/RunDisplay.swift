@@ -66,6 +66,8 @@ final class RunDisplay: @unchecked Sendable {
                 case .stopped(let failure):
                     say("skipped  \(id) (not started: the run stopped after \(failure) failed; --keep-going runs it)")
                 case .interrupted: say("skipped  \(id) (interrupted)")
+                case .paused(let step, let steps):
+                    say("stopped  \(id) after step \(step) of \(steps) (interrupted; the next run continues from there)")
                 }
             case .scheduled(let id, let job, let state):
                 if mode == .text { say("slurm    \(id)  job \(job) \(state)") }
@@ -141,6 +143,7 @@ final class RunDisplay: @unchecked Sendable {
             case .failedUpstream(let ancestor): object["because"] = ancestor
             case .stopped(let failure): object["stopped_after"] = failure
             case .interrupted: object["because"] = "interrupt"
+            case .paused(let step, let steps): object.merge(["because": "interrupt", "resumes_after": step, "total": steps]) { $1 }
             }
         case .scheduled(let id, let job, let state): object = ["event": "scheduled", "id": id, "job": job, "state": state]
         }
