@@ -83,6 +83,17 @@ import Testing
         #expect(!ours.isEmpty && ours == theirs)
     }
 
+    @Test(arguments: ["run", "stage"]) func aNegativeOrNonNumericIntervalIsRefused(command: String) throws {
+        let dir = try temporaryProject(["pipeline.yaml": Self.spec])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let target = command == "stage" ? ["tiny"] : []
+        let negative = try streamline([command] + target + ["--checkpoint-minutes=-1"], in: dir)
+        #expect(negative.status != 0 && negative.stderr.contains("--checkpoint-minutes must be a number >= 0."), "\(negative.stderr)")
+        let text = try streamline([command] + target + ["--checkpoint-minutes", "often"], in: dir)
+        #expect(text.status != 0 && text.stderr.contains("often"), "\(text.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(".streamline-cache/entries").path), "nothing ran")
+    }
+
     @Test func gcRemovesStaleAndCutShortResumePoints() throws {
         let dir = try temporaryProject([:])
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -52,6 +52,20 @@ struct SlurmExecutorTests {
         #expect(script == "# nothing to submit: every stage is cached")
     }
 
+    /// `run --checkpoint-minutes` reaches every stage process, local or Slurm; the default adds nothing.
+    @Test func aCheckpointIntervalReachesTheStageCommand() throws {
+        let spec = URL(fileURLWithPath: "/p.yaml"), cache = URL(fileURLWithPath: "/c")
+        let plan = try Planner.plan(parse(yaml), registry: testRegistry)
+        let node = try #require(plan.nodes.first)
+        let every = RunOptions(spec: spec, cache: cache, checkpointMinutes: 2.5)
+        #expect(every.stageArguments(node, threads: 2).suffix(2) == ["--checkpoint-minutes", "2.5"])
+        #expect(every.stageArguments(node, nodeFile: URL(fileURLWithPath: "/n.json"), threads: 2).suffix(2) == ["--checkpoint-minutes", "2.5"])
+        #expect(try executor().script(plan.nodes, cached: [], options: every).contains("--json --checkpoint-minutes 2.5'"))
+        let standard = RunOptions(spec: spec, cache: cache)
+        #expect(!standard.stageArguments(node, threads: 2).contains("--checkpoint-minutes"))
+        #expect(RunOptions(spec: spec, cache: cache, checkpointMinutes: -1).checkpointMinutes == 0, "a negative interval means never")
+    }
+
     @Test func logFileNamesKeepOnlySafeCharacters() {
         #expect(SlurmExecutor.fileName("prune[ratio=0.25,method=dress]") == "prune_ratio=0.25_method=dress_")
         #expect(SlurmExecutor.fileName("a[x=50%]") == "a_x=50__")
