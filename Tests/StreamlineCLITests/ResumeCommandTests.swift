@@ -83,6 +83,25 @@ import Testing
         #expect(!ours.isEmpty && ours == theirs)
     }
 
+    /// A resume point that cannot be written (here a file-size limit between the model's size and its
+    /// training state's, as on a nearly full disk) costs only the protection: the stage trains on,
+    /// says so in its log, publishes, and leaves no partial file.
+    @Test func aResumePointThatCannotBeWrittenDoesNotStopTraining() throws {
+        let spec = Self.spec.replacingOccurrences(of: "steps: 300,", with: "steps: 30,")
+        let dir = try temporaryProject(["pipeline.yaml": spec])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try streamline(["run", "tiny"], in: dir).status == 0)
+        // 200 KiB: the fine-tuned model (about 116 KB) fits, weights plus two moments (about 290 KB) do not.
+        let result = try WriteFailureTests.run(["run", "--checkpoint-minutes", "0.0001"], in: dir, limits: "trap '' XFSZ && ulimit -f 400")
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let logs = dir.appendingPathComponent(".streamline-cache/logs")
+        let log = try FileManager.default.contentsOfDirectory(atPath: logs.path).lazy
+            .compactMap { try? String(contentsOf: logs.appendingPathComponent($0), encoding: .utf8) }.first { $0.contains("kind finetune") } ?? ""
+        #expect(log.contains("could not write the resume point after step 1:") && log.contains("File too large"), "\(log.prefix(800))")
+        let resume = dir.appendingPathComponent(".streamline-cache/resume")
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: resume.path)) ?? []).isEmpty)
+    }
+
     @Test(arguments: ["run", "stage"]) func aNegativeOrNonNumericIntervalIsRefused(command: String) throws {
         let dir = try temporaryProject(["pipeline.yaml": Self.spec])
         defer { try? FileManager.default.removeItem(at: dir) }
