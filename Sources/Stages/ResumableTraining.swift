@@ -21,16 +21,13 @@ func trainResumably(_ trainer: Trainer<Decoder>, context: StageContext, report: 
 
 /// Calls `update` until `run` has done all its updates, with `context.resume`'s resume point: continued
 /// from when it exists, written every interval and when a stop is requested (then `StageStopped`).
-/// Returns whether the run continued from a resume point.
-@discardableResult
-func runResumably(_ run: some ResumableRun, context: StageContext, update: () throws -> Void) throws -> Bool {
+func runResumably(_ run: some ResumableRun, context: StageContext, update: () throws -> Void) throws {
     guard let point = context.resume else {
         while run.updatesDone < run.totalUpdates { try update() }
-        return false
+        return
     }
     let steps = run.totalUpdates
-    let resumed = FileManager.default.fileExists(atPath: point.url.path)
-    if resumed {
+    if FileManager.default.fileExists(atPath: point.url.path) {
         do {
             try run.resume(from: point.url, verify: true)
         } catch {
@@ -65,7 +62,6 @@ func runResumably(_ run: some ResumableRun, context: StageContext, update: () th
             }
         }
     }
-    return resumed
 }
 
 /// Writes the run's state beside `url`, flushes it to disk and renames it into place, so the
