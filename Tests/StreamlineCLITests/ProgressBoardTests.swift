@@ -17,6 +17,16 @@ import Testing
     ])
 }
 
+/// A stage resumed after step 168 of 1440 that has done 41 steps in 123 s: the ETA is 3 s per step
+/// for the 1231 left, not the rate of 209 steps in 123 s.
+@Test func aResumedStagesETACountsOnlyTheStepsThisAttemptDid() {
+    let progress = StageProgress(step: 209, totalSteps: 1440)
+    let resumed = ProgressBoard.lines([RunningStage(id: "finetune", progress: progress, elapsed: 123, stepsBefore: 168)], width: 120)
+    #expect(resumed == ["  finetune  [##..................] step 209/1440 ETA 3693s"])
+    let fresh = ProgressBoard.bar(StageProgress(step: 41, totalSteps: 1440), elapsed: 123)
+    #expect(fresh.hasSuffix("ETA 4197s"))
+}
+
 @Test func boardLinesAreCutToTheTerminalWidthWithAnEllipsis() {
     let stage = RunningStage(id: "finetune", progress: StageProgress(step: 46, totalSteps: 46, loss: 3.21), elapsed: 5)
     let lines = ProgressBoard.lines([stage], width: 30)

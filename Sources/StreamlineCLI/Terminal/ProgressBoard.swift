@@ -11,22 +11,27 @@ struct RunningStage: Equatable, Sendable {
     var progress: StageProgress?
     /// Seconds since the stage started (for the ETA).
     var elapsed: Double
+    /// Steps done before this attempt (a stage resumed after step 168 reports 169 first), so the ETA
+    /// divides the time by the steps this attempt did.
+    var stepsBefore: Int = 0
 }
 
 enum ProgressBoard {
     /// Lines for the running stages in the order given, each cut to `width` columns.
     static func lines(_ stages: [RunningStage], width: Int) -> [String] {
         stages.map { stage in
-            let detail = stage.progress.map { bar($0, elapsed: stage.elapsed) } ?? String(format: "running (%.0fs)", stage.elapsed)
+            let detail = stage.progress.map { bar($0, elapsed: stage.elapsed, stepsBefore: stage.stepsBefore) }
+                ?? String(format: "running (%.0fs)", stage.elapsed)
             return truncate("  \(stage.id)  \(detail)", to: width)
         }
     }
 
     /// `[####................] step 9/46 loss 3.2100 1234 tok/s ETA 41s`: shared by the live board and plain lines.
-    static func bar(_ p: StageProgress, elapsed: Double) -> String {
+    static func bar(_ p: StageProgress, elapsed: Double, stepsBefore: Int = 0) -> String {
         let fraction = min(1, Double(p.step) / Double(max(1, p.totalSteps)))
         let filled = Int(fraction * 20)
-        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let done = p.step - stepsBefore
+        let eta = done > 0 ? elapsed / Double(done) * Double(max(0, p.totalSteps - p.step)) : 0
         var text = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: 20 - filled) + "]"
         text += " step \(p.step)/\(p.totalSteps)"
         if let loss = p.loss { text += String(format: " loss %.4f", loss) }

@@ -16,6 +16,8 @@ final class RunDisplay: @unchecked Sendable {
     private var started: [String: Date] = [:]
     private var running: [String] = []
     private var latest: [String: StageProgress] = [:]
+    /// Steps a stage had done before this run's attempt (its first report's step − 1: a resumed stage).
+    private var stepsBefore: [String: Int] = [:]
     private var boardHeight = 0
     private var lastDraw = Date.distantPast
     /// Where text goes: standard output, or a test's buffer.
@@ -39,6 +41,7 @@ final class RunDisplay: @unchecked Sendable {
                 if mode == .text { say("start    \(id)") }
             case .progress(let id, let p):
                 guard mode == .text else { return }
+                if stepsBefore[id] == nil { stepsBefore[id] = max(0, p.step - 1) }
                 if style.live {
                     latest[id] = p
                     // A redraw per report would flood a slow terminal; ten a second reads as smooth.
@@ -50,7 +53,7 @@ final class RunDisplay: @unchecked Sendable {
                 // and a fast run still shows that it got to the end.
                 guard p.step == p.totalSteps || Date().timeIntervalSince(lastBar[id] ?? .distantPast) >= 1 else { return }
                 lastBar[id] = Date()
-                writeLine("  \(id)  \(ProgressBoard.bar(p, elapsed: Date().timeIntervalSince(started[id] ?? Date())))")
+                writeLine("  \(id)  \(ProgressBoard.bar(p, elapsed: Date().timeIntervalSince(started[id] ?? Date()), stepsBefore: stepsBefore[id] ?? 0))")
             case .finished(let id, let computed, let seconds):
                 stopped(id)
                 let line = "\(computed ? "done  " : "cached")   \(id)  (\(String(format: "%.1f", seconds)) s)"
@@ -101,7 +104,8 @@ final class RunDisplay: @unchecked Sendable {
         }
         let now = Date()
         let board = ProgressBoard.lines(running.map { RunningStage(id: $0, progress: latest[$0],
-                                                                   elapsed: now.timeIntervalSince(started[$0] ?? now)) },
+                                                                   elapsed: now.timeIntervalSince(started[$0] ?? now),
+                                                                   stepsBefore: stepsBefore[$0] ?? 0) },
                                         width: style.width)
         var text = boardHeight > 0 ? ANSI.up(boardHeight) + ANSI.clearBelow : ""
         if let line { text += line + "\n" }
