@@ -130,10 +130,8 @@ public struct RegularizeStage: StageKind {
                     context.log(evaluation.description)
                 }
             }
-            // The checkpoint before the first update only when starting: a resumed run's curves hold it.
-            let resumed = FileManager.default.fileExists(atPath: context.resume?.url.path ?? "")
-            if !resumed { try run.start() }
-            try runResumably(run, context: context) { try run.update() }
+            // `start` measures before the first update, and nothing after a resume (the curves hold it).
+            try runResumably(run, context: context, begin: { try run.start() }) { try run.update() }
             curves = run.curves
         } catch let error as TrainingError {
             throw divergence.stageError(error, while: "regularizing")

@@ -21,8 +21,11 @@ func trainResumably(_ trainer: Trainer<Decoder>, context: StageContext, report: 
 
 /// Calls `update` until `run` has done all its updates, with `context.resume`'s resume point: continued
 /// from when it exists, written every interval and when a stop is requested (then `StageStopped`).
-func runResumably(_ run: some ResumableRun, context: StageContext, update: () throws -> Void) throws {
+/// `begin` runs once the state is in place (after a resume, `run.updatesDone` says where it stands).
+func runResumably(_ run: some ResumableRun, context: StageContext, begin: () throws -> Void = {},
+                  update: () throws -> Void) throws {
     guard let point = context.resume else {
+        try begin()
         while run.updatesDone < run.totalUpdates { try update() }
         return
     }
@@ -36,6 +39,7 @@ func runResumably(_ run: some ResumableRun, context: StageContext, update: () th
         }
         context.log("resuming after step \(run.updatesDone) of \(steps) from \(point.url.path)")
     }
+    try begin()
     var lastWrite = ContinuousClock.now
     try point.stop.stoppable {
         while run.updatesDone < steps {
